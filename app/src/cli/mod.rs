@@ -1,0 +1,92 @@
+//! The headless commands.
+
+mod bench;
+mod data;
+mod model;
+mod sample;
+mod train;
+
+use clap::{Args, Parser, Subcommand};
+use ltlab_engine::data::{DataConfig, DatasetKind, Profile};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "ltlab", version, about = "A lab for long-tailed (class-imbalanced) diffusion")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Inspect datasets after the long-tail profile.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Inspect model presets.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Train a model (a new run, or `--resume DIR`).
+    Train(train::TrainArgs),
+    /// Sample per-class grids from a run's EMA model.
+    Sample(sample::SampleArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Data(c) => data::run(c),
+        Command::Model(c) => model::run(c),
+        Command::Train(a) => train::run(a),
+        Command::Sample(a) => sample::run(a),
+        Command::Bench(c) => bench::run(c),
+    }
+}
+
+/// The dataset options shared by several commands.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// synthetic, fashion-mnist, mnist, cifar10, cifar100 or folder.
+    #[arg(long, default_value = "synthetic")]
+    dataset: String,
+    /// Folder with the dataset's files (fashion-mnist defaults to Debian's path).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// ρ = 1/IR in (0, 1], e.g. 0.01 for IR 100.
+    #[arg(long, default_value_t = 0.01)]
+    imbalance: f64,
+    /// Long-tail profile: exp or step.
+    #[arg(long, default_value = "exp")]
+    profile: String,
+    /// Seed of the per-class selection.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Resize images to this side length.
+    #[arg(long)]
+    image_size: Option<usize>,
+}
+
+impl DataArgs {
+    pub fn config(&self) -> anyhow::Result<DataConfig> {
+        let mut c = DataConfig::new(DatasetKind::parse(&self.dataset)?, self.imbalance);
+        c.root = self.root.clone();
+        c.profile = Profile::parse(&self.profile)?;
+        c.seed = self.seed;
+        c.image_size = self.image_size;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// A progress bar with ETA for long work.
+pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} elapsed, ETA {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(what.to_string());
+    pb
+}

@@ -1,0 +1,89 @@
+use clap::Args;
+use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
+use ltlab_engine::diffusion::SamplerKind;
+use ltlab_engine::grid;
+use ltlab_engine::train::Trainer;
+use ltlab_engine::train::checkpoint::Checkpoint;
+use ltlab_engine::train::run_dir::RunDir;
+use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// The run directory.
+    #[arg(long)]
+    run: PathBuf,
+    /// Checkpoint step (default: the newest).
+    #[arg(long)]
+    step: Option<u64>,
+    /// Fixed-noise images per class.
+    #[arg(long, default_value_t = 8)]
+    per_class: usize,
+    /// ddpm, ddim:K, or ddim:K:ref (the reference code's ending without the x̂₀ step).
+    #[arg(long, default_value = "ddim:50")]
+    sampler: String,
+    /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅).
+    #[arg(long, default_value_t = 0.0)]
+    omega: f64,
+    /// Backend to sample on (default: the run's).
+    #[arg(long)]
+    backend: Option<String>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+struct SampleJob {
+    args: SampleArgs,
+    sampler: SamplerKind,
+}
+
+impl WithBackend for SampleJob {
+    type Output = anyhow::Result<()>;
+    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+        let a = &self.args;
+        let dir = RunDir::open(&a.run)?;
+        let cfg = dir.read_config()?;
+        let (step, path) = match a.step {
+            Some(s) => {
+                let p = dir.checkpoint_path(s);
+                if !p.is_file() {
+                    let have: Vec<String> = dir.checkpoints().iter().map(|(s, _)| s.to_string()).collect();
+                    anyhow::bail!("option `step`: {} has no checkpoint at step {s} (have: {})", a.run.display(), have.join(", "));
+                }
+                (s, p)
+            }
+            None => dir.latest_checkpoint().ok_or_else(|| anyhow::anyhow!("{}: no checkpoints yet", a.run.display()))?,
+        };
+        let data = cfg.data.load()?;
+        let trainer = Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?;
+        let counts = trainer.data.counts();
+        let order = grid::head_first(&counts);
+        let total = self.sampler.evaluations(trainer.schedule.len()) as u64;
+        let pb = super::progress_bar(total, "sample");
+        let images = trainer
+            .sample_classes(&order, a.per_class, self.sampler, a.omega, &mut |done, all| {
+                pb.set_length(all as u64);
+                pb.set_position(done as u64);
+                true
+            })?
+            .expect("not cancelled");
+        pb.finish_and_clear();
+        let rows: Vec<Vec<usize>> = (0..order.len()).map(|r| (r * a.per_class..(r + 1) * a.per_class).collect()).collect();
+        let row_counts: Vec<usize> = order.iter().map(|&c| counts[c]).collect();
+        grid::write_png(&a.out, &images, trainer.data.channels, trainer.data.size, &rows, &row_counts)?;
+        println!("wrote {} (step {step}, {}, ω = {})", a.out.display(), self.sampler.label(), a.omega);
+        Ok(())
+    }
+}
+
+pub fn run(a: SampleArgs) -> anyhow::Result<()> {
+    let sampler = SamplerKind::parse(&a.sampler)?;
+    if a.per_class == 0 {
+        anyhow::bail!("option `per-class`: must be at least 1");
+    }
+    let backend = match &a.backend {
+        Some(b) => BackendKind::parse(b)?,
+        None => RunDir::open(&a.run)?.read_config()?.backend,
+    };
+    dispatch(backend, SampleJob { args: a, sampler })?
+}

@@ -1,0 +1,69 @@
+//! The backend is a run setting, not a code fork: training code is generic over Burn's
+//! `AutodiffBackend`, and [`dispatch`] picks the concrete backend at run time.
+
+use crate::error::{Error, Result};
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// Pure-Rust CPU backend (rayon + SIMD, deterministic).
+    #[default]
+    Flex,
+    /// Any GPU through wgpu (Vulkan/Metal/DX12); cargo feature `wgpu`.
+    Wgpu,
+    /// NVIDIA GPUs; cargo feature `cuda`.
+    Cuda,
+}
+
+impl BackendKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "flex" | "cpu" => Ok(Self::Flex),
+            "wgpu" => Ok(Self::Wgpu),
+            "cuda" => Ok(Self::Cuda),
+            other => Err(Error::option("backend", format!("unknown backend `{other}`; expected flex, wgpu or cuda"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+pub type Flex = burn::backend::Flex;
+
+/// Work that runs on whichever backend the user chose.
+pub trait WithBackend {
+    type Output;
+    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output;
+}
+
+fn not_built(feature: &str) -> Error {
+    Error::option(
+        "backend",
+        format!("this binary was built without the `{feature}` feature; rebuild with `cargo build --release --features {feature}`"),
+    )
+}
+
+pub fn dispatch<W: WithBackend>(kind: BackendKind, work: W) -> Result<W::Output> {
+    match kind {
+        BackendKind::Flex => {
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            Ok(work.run::<burn::backend::Autodiff<Flex>>(Default::default(), format!("cpu ({threads} threads)")))
+        }
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => Ok(work.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu default device".into())),
+        #[cfg(not(feature = "wgpu"))]
+        BackendKind::Wgpu => Err(not_built("wgpu")),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => Ok(work.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default(), "cuda:0".into())),
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => Err(not_built("cuda")),
+    }
+}

@@ -1,0 +1,17 @@
+//! ltlab's training engine: data, model, diffusion, training loop, checkpoints.
+//! No UI code; the lab and the CLI talk to it through [`train::engine`].
+
+pub mod backend;
+pub mod data;
+pub mod diffusion;
+pub mod error;
+pub mod grid;
+pub mod model;
+pub mod rng;
+pub mod train;
+
+pub use error::{Error, Result};
+
+/// The version recorded in every run.
+pub const CODE_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use burn;

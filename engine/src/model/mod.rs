@@ -1,0 +1,7 @@
+//! The DDPM U-Net of SPEC §2 and its presets.
+
+pub mod presets;
+pub mod unet;
+
+pub use presets::Preset;
+pub use unet::{ClassCond, UNet, UNetConfig, UNetOutput, timestep_embedding};

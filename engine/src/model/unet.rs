@@ -1,0 +1,343 @@
+//! The class-conditional DDPM U-Net (SPEC §2), the architecture of the reference CIFAR code.
+
+use burn::module::{Initializer, Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig,
+    PaddingConfig2d,
+};
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Colour channels of the images (1 or 3).
+    pub image_channels: usize,
+    pub num_classes: usize,
+    /// Channels of the first level; level i has `base_channels · channel_mults[i]`.
+    pub base_channels: usize,
+    pub channel_mults: Vec<usize>,
+    /// ResBlocks per level on the way down; the way up has one more (it also consumes the
+    /// downsample's skip).
+    pub res_blocks: usize,
+    /// Levels whose ResBlocks carry self-attention (0 = full resolution).
+    pub attn_levels: Vec<usize>,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Time-embedding width = `time_mult · base_channels`.
+    #[config(default = 4)]
+    pub time_mult: usize,
+    /// GroupNorm groups (reduced to a divisor of the channel count where needed).
+    #[config(default = 32)]
+    pub norm_groups: usize,
+}
+
+/// Which class term the embedding gets.
+#[derive(Debug, Clone)]
+pub enum ClassCond<B: Backend> {
+    /// No class term at all (the unconditional model; there is no learned null token).
+    Uncond,
+    Labels(Tensor<B, 1, Int>),
+    /// Per-sample label drop: the class term is multiplied by `keep` (1 = conditional).
+    Masked { labels: Tensor<B, 1, Int>, keep: Tensor<B, 1> },
+}
+
+#[derive(Debug, Clone)]
+pub struct UNetOutput<B: Backend> {
+    /// The predicted noise ε.
+    pub eps: Tensor<B, 4>,
+    /// Output of the second middle ResBlock, if asked for.
+    pub bottleneck: Option<Tensor<B, 4>>,
+}
+
+fn xavier(gain: f64) -> Initializer {
+    Initializer::XavierUniform { gain }
+}
+
+fn zero_bias<B: Backend>(bias: &mut Option<Param<Tensor<B, 1>>>) {
+    if let Some(b) = bias.take() {
+        let n = b.dims()[0];
+        let device = b.device();
+        *bias = Some(Param::from_tensor(Tensor::zeros([n], &device)));
+    }
+}
+
+/// Xavier-uniform conv with zero bias; `gain` ≈ 0 makes layers that start near zero.
+fn conv<B: Backend>(cin: usize, cout: usize, k: usize, stride: usize, gain: f64, device: &B::Device) -> Conv2d<B> {
+    let mut c = Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+        .with_initializer(xavier(gain))
+        .init(device);
+    zero_bias(&mut c.bias);
+    c
+}
+
+fn linear<B: Backend>(din: usize, dout: usize, device: &B::Device) -> Linear<B> {
+    let mut l = LinearConfig::new(din, dout).with_initializer(xavier(1.0)).init(device);
+    zero_bias(&mut l.bias);
+    l
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn norm<B: Backend>(groups: usize, ch: usize, device: &B::Device) -> GroupNorm<B> {
+    GroupNormConfig::new(gcd(groups, ch), ch).init(device)
+}
+
+/// Single-head self-attention over positions, with a residual connection.
+#[derive(Module, Debug)]
+pub struct AttnBlock<B: Backend> {
+    norm: GroupNorm<B>,
+    q: Conv2d<B>,
+    k: Conv2d<B>,
+    v: Conv2d<B>,
+    proj: Conv2d<B>,
+}
+
+impl<B: Backend> AttnBlock<B> {
+    fn new(ch: usize, groups: usize, device: &B::Device) -> Self {
+        Self {
+            norm: norm(groups, ch, device),
+            q: conv(ch, ch, 1, 1, 1.0, device),
+            k: conv(ch, ch, 1, 1, 1.0, device),
+            v: conv(ch, ch, 1, 1, 1.0, device),
+            proj: conv(ch, ch, 1, 1, 1e-5, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, c, h, w] = x.dims();
+        let hn = self.norm.forward(x.clone());
+        let q = self.q.forward(hn.clone()).reshape([b, c, h * w]).swap_dims(1, 2); // B, HW, C
+        let k = self.k.forward(hn.clone()).reshape([b, c, h * w]); // B, C, HW
+        let v = self.v.forward(hn).reshape([b, c, h * w]).swap_dims(1, 2); // B, HW, C
+        let weights = softmax(q.matmul(k).mul_scalar((c as f64).powf(-0.5)), 2);
+        let out = weights.matmul(v).swap_dims(1, 2).reshape([b, c, h, w]);
+        x + self.proj.forward(out)
+    }
+}
+
+/// GN → SiLU → conv, plus the time/class embedding, GN → SiLU → dropout → conv, residual.
+#[derive(Module, Debug)]
+pub struct ResBlock<B: Backend> {
+    norm1: GroupNorm<B>,
+    conv1: Conv2d<B>,
+    emb_proj: Linear<B>,
+    norm2: GroupNorm<B>,
+    dropout: Dropout,
+    conv2: Conv2d<B>,
+    shortcut: Option<Conv2d<B>>,
+    attn: Option<AttnBlock<B>>,
+}
+
+impl<B: Backend> ResBlock<B> {
+    fn new(cin: usize, cout: usize, emb: usize, attn: bool, cfg: &UNetConfig, device: &B::Device) -> Self {
+        Self {
+            norm1: norm(cfg.norm_groups, cin, device),
+            conv1: conv(cin, cout, 3, 1, 1.0, device),
+            emb_proj: linear(emb, cout, device),
+            norm2: norm(cfg.norm_groups, cout, device),
+            dropout: DropoutConfig::new(cfg.dropout).init(),
+            conv2: conv(cout, cout, 3, 1, 1e-5, device),
+            shortcut: (cin != cout).then(|| conv(cin, cout, 1, 1, 1.0, device)),
+            attn: attn.then(|| AttnBlock::new(cout, cfg.norm_groups, device)),
+        }
+    }
+
+    /// `emb_act` is SiLU(embedding), shared by all blocks.
+    fn forward(&self, x: Tensor<B, 4>, emb_act: Tensor<B, 2>) -> Tensor<B, 4> {
+        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let [b, c] = [h.dims()[0], h.dims()[1]];
+        let h = h + self.emb_proj.forward(emb_act).reshape([b, c, 1, 1]);
+        let h = self.conv2.forward(self.dropout.forward(silu(self.norm2.forward(h))));
+        let skip = match &self.shortcut {
+            Some(s) => s.forward(x),
+            None => x,
+        };
+        let out = h + skip;
+        match &self.attn {
+            Some(a) => a.forward(out),
+            None => out,
+        }
+    }
+}
+
+/// One step of the down path: a ResBlock or a stride-2 downsample, each pushed on the skip stack.
+#[derive(Module, Debug)]
+pub enum DownLayer<B: Backend> {
+    Res(ResBlock<B>),
+    Down(Conv2d<B>),
+}
+
+/// One step of the up path: a ResBlock on concat(h, skip) or a ×2 nearest upsample + conv.
+#[derive(Module, Debug)]
+pub enum UpLayer<B: Backend> {
+    Res(ResBlock<B>),
+    Up(Conv2d<B>),
+}
+
+#[derive(Module, Debug)]
+pub struct UNet<B: Backend> {
+    time_fc1: Linear<B>,
+    time_fc2: Linear<B>,
+    class_emb: Embedding<B>,
+    head: Conv2d<B>,
+    down: Vec<DownLayer<B>>,
+    mid1: ResBlock<B>,
+    mid2: ResBlock<B>,
+    up: Vec<UpLayer<B>>,
+    tail_norm: GroupNorm<B>,
+    tail: Conv2d<B>,
+    base_channels: usize,
+    num_classes: usize,
+    levels: usize,
+}
+
+/// The fixed sinusoidal embedding of integer timesteps (interleaved sin/cos, as the
+/// reference code builds its frozen table), computed on the host.
+pub fn timestep_embedding<B: Backend>(t: &[usize], dim: usize, device: &B::Device) -> Tensor<B, 2> {
+    let half = dim / 2;
+    let mut data = Vec::with_capacity(t.len() * dim);
+    for &ti in t {
+        for i in 0..half {
+            let freq = (-((2 * i) as f64) / dim as f64 * 10000f64.ln()).exp();
+            let a = ti as f64 * freq;
+            data.push(a.sin() as f32);
+            data.push(a.cos() as f32);
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [t.len(), dim]), device)
+}
+
+impl UNetConfig {
+    pub fn time_dim(&self) -> usize {
+        self.base_channels * self.time_mult
+    }
+
+    /// Checks that `size` survives the downsampling (each level but the last halves it).
+    pub fn check_image_size(&self, size: usize) -> Result<(), String> {
+        let factor = 1usize << (self.channel_mults.len() - 1);
+        if size == 0 || size % factor != 0 {
+            Err(format!(
+                "image size {size} is not supported by this model: it has {} levels, so the size must be a multiple of {factor}",
+                self.channel_mults.len()
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> UNet<B> {
+        let ch = self.base_channels;
+        let emb = self.time_dim();
+        let levels = self.channel_mults.len();
+        let mut skip_channels = vec![ch];
+        let mut now = ch;
+        let mut down = Vec::new();
+        for (i, m) in self.channel_mults.iter().enumerate() {
+            let out = ch * m;
+            for _ in 0..self.res_blocks {
+                down.push(DownLayer::Res(ResBlock::new(now, out, emb, self.attn_levels.contains(&i), self, device)));
+                now = out;
+                skip_channels.push(now);
+            }
+            if i + 1 < levels {
+                down.push(DownLayer::Down(conv(now, now, 3, 2, 1.0, device)));
+                skip_channels.push(now);
+            }
+        }
+        let mid1 = ResBlock::new(now, now, emb, true, self, device);
+        let mid2 = ResBlock::new(now, now, emb, false, self, device);
+        let mut up = Vec::new();
+        for (i, m) in self.channel_mults.iter().enumerate().rev() {
+            let out = ch * m;
+            for _ in 0..=self.res_blocks {
+                let skip = skip_channels.pop().expect("one skip per up block");
+                up.push(UpLayer::Res(ResBlock::new(now + skip, out, emb, self.attn_levels.contains(&i), self, device)));
+                now = out;
+            }
+            if i > 0 {
+                up.push(UpLayer::Up(conv(now, now, 3, 1, 1.0, device)));
+            }
+        }
+        debug_assert!(skip_channels.is_empty());
+        UNet {
+            time_fc1: linear(ch, emb, device),
+            time_fc2: linear(emb, emb, device),
+            class_emb: EmbeddingConfig::new(self.num_classes, emb).init(device),
+            head: conv(self.image_channels, ch, 3, 1, 1.0, device),
+            down,
+            mid1,
+            mid2,
+            up,
+            tail_norm: norm(self.norm_groups, now, device),
+            tail: conv(now, self.image_channels, 3, 1, 1e-5, device),
+            base_channels: ch,
+            num_classes: self.num_classes,
+            levels,
+        }
+    }
+}
+
+impl<B: Backend> UNet<B> {
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// ε(x_t, t, y); with `want_bottleneck` also the output of the second middle block.
+    pub fn forward(&self, x: Tensor<B, 4>, t: &[usize], cond: &ClassCond<B>, want_bottleneck: bool) -> UNetOutput<B> {
+        let device = x.device();
+        let [b, _, _, _] = x.dims();
+        assert_eq!(t.len(), b, "one timestep per image");
+        let temb = timestep_embedding::<B>(t, self.base_channels, &device);
+        let mut emb = self.time_fc2.forward(silu(self.time_fc1.forward(temb)));
+        let class_term = |labels: &Tensor<B, 1, Int>| {
+            let e = self.class_emb.forward(labels.clone().reshape([b, 1]));
+            let d = e.dims()[2];
+            e.reshape([b, d])
+        };
+        match cond {
+            ClassCond::Uncond => {}
+            ClassCond::Labels(labels) => emb = emb + class_term(labels),
+            ClassCond::Masked { labels, keep } => emb = emb + class_term(labels) * keep.clone().reshape([b, 1]),
+        }
+        let emb_act = silu(emb);
+
+        let mut h = self.head.forward(x);
+        let mut skips = vec![h.clone()];
+        for layer in &self.down {
+            h = match layer {
+                DownLayer::Res(r) => r.forward(h, emb_act.clone()),
+                DownLayer::Down(c) => c.forward(h),
+            };
+            skips.push(h.clone());
+        }
+        h = self.mid1.forward(h, emb_act.clone());
+        h = self.mid2.forward(h, emb_act.clone());
+        let bottleneck = want_bottleneck.then(|| h.clone());
+        for layer in &self.up {
+            h = match layer {
+                UpLayer::Res(r) => {
+                    let skip = skips.pop().expect("one skip per up block");
+                    r.forward(Tensor::cat(vec![h, skip], 1), emb_act.clone())
+                }
+                UpLayer::Up(c) => {
+                    let [_, _, hh, ww] = h.dims();
+                    let up = interpolate(h, [hh * 2, ww * 2], InterpolateOptions::new(InterpolateMode::Nearest));
+                    c.forward(up)
+                }
+            };
+        }
+        let eps = self.tail.forward(silu(self.tail_norm.forward(h)));
+        UNetOutput { eps, bottleneck }
+    }
+
+    pub fn levels(&self) -> usize {
+        self.levels
+    }
+}

@@ -1,0 +1,222 @@
+//! The full description of a training run, read from and written as TOML.
+
+use super::optim::OptimConfig;
+use crate::backend::BackendKind;
+use crate::data::{DataConfig, sampler::BatchSampler};
+use crate::diffusion::SamplerKind;
+use crate::error::{Error, Result};
+use crate::model::Preset;
+use ltlab_types::DatasetSummary;
+use serde::{Deserialize, Serialize};
+
+/// How classifier-free guidance drops labels during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelDrop {
+    /// The whole batch goes unconditional with probability p (all reference code).
+    PerBatch,
+    /// Each sample independently (what the CORAL and CCUA papers write).
+    PerSample,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Run name (folder name under the runs directory).
+    pub name: String,
+    #[serde(default)]
+    pub seed: u64,
+    /// Total optimisation steps.
+    pub steps: u64,
+    pub batch: usize,
+    #[serde(default)]
+    pub backend: BackendKind,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub diffusion: DiffusionConfig,
+    #[serde(default = "d_batch_sampler")]
+    pub batch_sampler: BatchSampler,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Written by ltlab into a run's config.toml: what the run actually saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<RunRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub preset: Preset,
+    /// Overrides the preset's dropout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffusionConfig {
+    #[serde(default = "d_t")]
+    pub timesteps: usize,
+    #[serde(default = "d_b0")]
+    pub beta_start: f64,
+    #[serde(default = "d_b1")]
+    pub beta_end: f64,
+    /// Probability of dropping the label (CFG).
+    #[serde(default = "d_p")]
+    pub label_drop_p: f64,
+    #[serde(default = "d_drop")]
+    pub label_drop: LabelDrop,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Steps between checkpoints (and at the last step).
+    #[serde(default = "d_ckpt")]
+    pub checkpoint_every: u64,
+    /// Steps between EMA sample grids; 0 disables (a grid is still written at the end).
+    #[serde(default = "d_sample")]
+    pub sample_every: u64,
+    /// Fixed-noise columns per class in the grids.
+    #[serde(default = "d_per_class")]
+    pub grid_per_class: usize,
+    #[serde(default = "d_grid_sampler")]
+    pub grid_sampler: SamplerKind,
+    #[serde(default)]
+    pub grid_omega: f64,
+    /// Keep only the newest N checkpoints; 0 keeps all.
+    #[serde(default)]
+    pub keep_checkpoints: usize,
+}
+
+/// Facts about a run, recorded when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub dataset: DatasetSummary,
+    pub parameters: usize,
+    pub code_version: String,
+    pub backend: String,
+    pub device: String,
+}
+
+fn d_batch_sampler() -> BatchSampler {
+    BatchSampler::Uniform
+}
+fn d_t() -> usize {
+    1000
+}
+fn d_b0() -> f64 {
+    1e-4
+}
+fn d_b1() -> f64 {
+    0.02
+}
+fn d_p() -> f64 {
+    0.1
+}
+fn d_drop() -> LabelDrop {
+    LabelDrop::PerBatch
+}
+fn d_ckpt() -> u64 {
+    1000
+}
+fn d_sample() -> u64 {
+    1000
+}
+fn d_per_class() -> usize {
+    8
+}
+fn d_grid_sampler() -> SamplerKind {
+    SamplerKind::Ddim { steps: 50, final_x0: true }
+}
+
+impl Default for DiffusionConfig {
+    fn default() -> Self {
+        Self { timesteps: d_t(), beta_start: d_b0(), beta_end: d_b1(), label_drop_p: d_p(), label_drop: d_drop() }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: d_ckpt(),
+            sample_every: d_sample(),
+            grid_per_class: d_per_class(),
+            grid_sampler: d_grid_sampler(),
+            grid_omega: 0.0,
+            keep_checkpoints: 0,
+        }
+    }
+}
+
+/// The presets shipped in `assets/presets/`, embedded so the binary works from anywhere.
+pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
+    ("demo-synthetic", include_str!("../../../assets/presets/demo-synthetic.toml")),
+    ("demo-fashion-mnist", include_str!("../../../assets/presets/demo-fashion-mnist.toml")),
+    ("cifar10-lt-ddpm", include_str!("../../../assets/presets/cifar10-lt-ddpm.toml")),
+    ("cifar100-lt-ddpm", include_str!("../../../assets/presets/cifar100-lt-ddpm.toml")),
+];
+
+impl TrainConfig {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let cfg: TrainConfig =
+            toml::from_str(text).map_err(|e| Error::data(origin, format!("not a valid run config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// A built-in preset by name, or a TOML file by path.
+    pub fn load(name_or_path: &str) -> Result<Self> {
+        if let Some((_, text)) = BUILTIN_PRESETS.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::from_toml(text, &format!("preset {name_or_path}"));
+        }
+        let path = std::path::Path::new(name_or_path);
+        if !path.is_file() {
+            let names: Vec<&str> = BUILTIN_PRESETS.iter().map(|(n, _)| *n).collect();
+            return Err(Error::option(
+                "config",
+                format!("`{name_or_path}` is neither a file nor a built-in preset ({})", names.join(", ")),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, name_or_path)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serialises")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
+        if self.batch == 0 {
+            return Err(Error::option("batch", "must be at least 1"));
+        }
+        if self.steps == 0 {
+            return Err(Error::option("steps", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.diffusion.label_drop_p) {
+            return Err(Error::option("diffusion.label_drop_p", format!("{} is not a probability", self.diffusion.label_drop_p)));
+        }
+        if self.diffusion.timesteps < 2 {
+            return Err(Error::option("diffusion.timesteps", "must be at least 2"));
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return Err(Error::option("lr", format!("{} must be a positive number", self.optim.lr)));
+        }
+        if !(0.0..1.0).contains(&self.optim.ema_decay) {
+            return Err(Error::option("optim.ema_decay", format!("{} must be in [0, 1)", self.optim.ema_decay)));
+        }
+        if self.log.checkpoint_every == 0 {
+            return Err(Error::option("log.checkpoint_every", "must be at least 1"));
+        }
+        if let Some(d) = self.model.dropout {
+            if !(0.0..1.0).contains(&d) {
+                return Err(Error::option("model.dropout", format!("{d} must be in [0, 1)")));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! The engine thread: runs a training job and talks to its host only through channels
+//! (commands in, events out), so the lab never blocks on training.
+
+use super::checkpoint::Checkpoint;
+use super::config::{RunRecord, TrainConfig};
+use super::run_dir::RunDir;
+use super::trainer::Trainer;
+use crate::backend::{WithBackend, dispatch};
+use crate::error::{Error, Result};
+use crate::grid;
+use burn::tensor::backend::AutodiffBackend;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use ltlab_types::{Command, Event};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+/// What to train.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// A new run written to `out`.
+    New { config: TrainConfig, out: PathBuf },
+    /// Continue the run in `dir` from its newest checkpoint, optionally to a new total.
+    Resume { dir: PathBuf, steps: Option<u64> },
+}
+
+pub struct EngineHandle {
+    pub commands: Sender<Command>,
+    pub events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Waits for the engine thread to end.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts training on a background thread.
+pub fn spawn(launch: Launch) -> EngineHandle {
+    let (cmd_tx, cmd_rx) = unbounded();
+    let (ev_tx, ev_rx) = unbounded();
+    let thread = std::thread::Builder::new()
+        .name("ltlab-engine".into())
+        .spawn(move || {
+            let mut last_checkpoint = None;
+            if let Err(e) = run(launch, &cmd_rx, &ev_tx, &mut last_checkpoint) {
+                let _ = ev_tx.send(Event::Failed { message: e.to_string(), last_checkpoint });
+            }
+        })
+        .expect("spawn engine thread");
+    EngineHandle { commands: cmd_tx, events: ev_rx, thread: Some(thread) }
+}
+
+fn run(launch: Launch, commands: &Receiver<Command>, events: &Sender<Event>, last_checkpoint: &mut Option<u64>) -> Result<()> {
+    let (config, dir, resume) = match launch {
+        Launch::New { config, out } => {
+            config.validate()?;
+            (config, RunDir::create(&out)?, false)
+        }
+        Launch::Resume { dir, steps } => {
+            let dir = RunDir::open(&dir)?;
+            let mut config = dir.read_config()?;
+            if let Some(s) = steps {
+                config.steps = s;
+            }
+            (config, dir, true)
+        }
+    };
+    let backend = config.backend;
+    dispatch(backend, Job { config, dir, resume, commands, events, last_checkpoint })?
+}
+
+struct Job<'a> {
+    config: TrainConfig,
+    dir: RunDir,
+    resume: bool,
+    commands: &'a Receiver<Command>,
+    events: &'a Sender<Event>,
+    last_checkpoint: &'a mut Option<u64>,
+}
+
+impl WithBackend for Job<'_> {
+    type Output = Result<()>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Result<()> {
+        let Job { mut config, dir, resume, commands, events, last_checkpoint } = self;
+        let data = config.data.load()?;
+        let summary = data.summary();
+        let mut trainer = if resume {
+            let (step, path) = dir
+                .latest_checkpoint()
+                .ok_or_else(|| Error::data(dir.checkpoints_dir(), "no checkpoint to resume from"))?;
+            if let Some(rec) = &config.record {
+                if rec.dataset.fingerprint != summary.fingerprint {
+                    return Err(Error::data(
+                        &dir.path,
+                        format!("the dataset changed since the run started (fingerprint {} now, {} recorded)", summary.fingerprint, rec.dataset.fingerprint),
+                    ));
+                }
+            }
+            dir.truncate_metrics(step)?;
+            *last_checkpoint = Some(step);
+            Trainer::<B>::restore(config.clone(), data, device, &Checkpoint::read(&path)?)?
+        } else {
+            Trainer::<B>::new(config.clone(), data, device)?
+        };
+        config.record = Some(RunRecord {
+            dataset: summary,
+            parameters: trainer.parameters(),
+            code_version: crate::CODE_VERSION.to_string(),
+            backend: config.backend.name().to_string(),
+            device: device_name,
+        });
+        trainer.cfg = config.clone();
+        dir.write_config(&config)?;
+        let send = |e: Event| {
+            let _ = events.send(e);
+        };
+        send(Event::Started { run_dir: dir.path.display().to_string(), first_step: trainer.step, total_steps: config.steps });
+
+        let mut paused = false;
+        let mut stopped = false;
+        while trainer.step < config.steps && !stopped {
+            // Drain commands; while paused, block until one arrives.
+            loop {
+                let cmd = if paused { commands.recv().ok() } else { commands.try_recv().ok() };
+                match cmd {
+                    Some(Command::Pause) if !paused => {
+                        paused = true;
+                        send(Event::Paused { step: trainer.step });
+                    }
+                    Some(Command::Resume) if paused => {
+                        paused = false;
+                        send(Event::Resumed { step: trainer.step });
+                    }
+                    Some(Command::Stop) => {
+                        stopped = true;
+                        paused = false;
+                    }
+                    Some(Command::SampleNow) => send(write_grid(&trainer, &dir)?),
+                    Some(_) => {}
+                    None if paused => stopped = true, // host hung up
+                    None => break,
+                }
+                if !paused && stopped {
+                    break;
+                }
+            }
+            if stopped {
+                break;
+            }
+            let rec = match trainer.train_step() {
+                Ok(rec) => rec,
+                Err(Error::NonFinite { step, value, .. }) => {
+                    let checkpoint = match *last_checkpoint {
+                        Some(s) => format!("the last good checkpoint is {}", dir.checkpoint_path(s).display()),
+                        None => "no checkpoint was written before it".to_string(),
+                    };
+                    return Err(Error::NonFinite { step, value, checkpoint });
+                }
+                Err(e) => return Err(e),
+            };
+            dir.append_metrics(&rec)?;
+            let step = rec.step;
+            send(Event::Step(rec));
+            if step % config.log.checkpoint_every == 0 || step == config.steps {
+                send(save_checkpoint(&trainer, &dir, last_checkpoint)?);
+            }
+            if (config.log.sample_every > 0 && step % config.log.sample_every == 0) || step == config.steps {
+                send(write_grid(&trainer, &dir)?);
+            }
+        }
+        if stopped && *last_checkpoint != Some(trainer.step) && trainer.step > 0 {
+            send(save_checkpoint(&trainer, &dir, last_checkpoint)?);
+        }
+        send(Event::Finished { step: trainer.step, stopped });
+        Ok(())
+    }
+}
+
+fn save_checkpoint<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir, last: &mut Option<u64>) -> Result<Event> {
+    let path = dir.checkpoint_path(trainer.step);
+    trainer.checkpoint().save(&path)?;
+    *last = Some(trainer.step);
+    dir.prune_checkpoints(trainer.cfg.log.keep_checkpoints)?;
+    Ok(Event::CheckpointSaved { step: trainer.step, path: path.display().to_string() })
+}
+
+/// The EMA per-class grid of the current step: rows = classes, head first.
+pub fn write_grid<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir) -> Result<Event> {
+    let log = &trainer.cfg.log;
+    let counts = trainer.data.counts();
+    let order = grid::head_first(&counts);
+    let images = trainer
+        .sample_classes(&order, log.grid_per_class, log.grid_sampler, log.grid_omega, &mut |_, _| true)?
+        .expect("not cancelled");
+    let rows: Vec<Vec<usize>> = (0..order.len()).map(|r| (r * log.grid_per_class..(r + 1) * log.grid_per_class).collect()).collect();
+    let row_counts: Vec<usize> = order.iter().map(|&c| counts[c]).collect();
+    let path = dir.samples_path(trainer.step);
+    grid::write_png(&path, &images, trainer.data.channels, trainer.data.size, &rows, &row_counts)?;
+    Ok(Event::SamplesWritten { step: trainer.step, path: path.display().to_string() })
+}

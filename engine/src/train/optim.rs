@@ -1,0 +1,205 @@
+//! Adam with PyTorch's update rule, global-norm gradient clipping and the parameter EMA.
+//!
+//! Burn has no global-norm clipping and no EMA, and its optimizer state is keyed by random
+//! parameter ids; here everything is keyed by parameter path so checkpoints are plain
+//! safetensors and resume is exact.
+
+use super::params::{self, NamedParam};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Linear warm-up: lr · min(step + 1, warmup) / warmup.
+    #[serde(default = "d_warmup")]
+    pub warmup: u64,
+    /// Global gradient-norm clip (PyTorch's clip_grad_norm_); 0 disables.
+    #[serde(default = "d_clip")]
+    pub grad_clip: f64,
+    #[serde(default = "d_ema")]
+    pub ema_decay: f64,
+    #[serde(default = "d_b1")]
+    pub beta1: f64,
+    #[serde(default = "d_b2")]
+    pub beta2: f64,
+    /// PyTorch's default (Burn's Adam defaults to 1e−5).
+    #[serde(default = "d_eps")]
+    pub eps: f64,
+}
+
+fn d_lr() -> f64 {
+    2e-4
+}
+fn d_warmup() -> u64 {
+    5000
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_ema() -> f64 {
+    0.9999
+}
+fn d_b1() -> f64 {
+    0.9
+}
+fn d_b2() -> f64 {
+    0.999
+}
+fn d_eps() -> f64 {
+    1e-8
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self { lr: d_lr(), warmup: d_warmup(), grad_clip: d_clip(), ema_decay: d_ema(), beta1: d_b1(), beta2: d_b2(), eps: d_eps() }
+    }
+}
+
+impl OptimConfig {
+    pub fn lr_at(&self, step: u64) -> f64 {
+        if self.warmup == 0 { self.lr } else { self.lr * ((step + 1).min(self.warmup) as f64 / self.warmup as f64) }
+    }
+}
+
+/// Adam moments by parameter path.
+pub struct AdamState<B: Backend> {
+    pub m: HashMap<String, Tensor<B, 1>>,
+    pub v: HashMap<String, Tensor<B, 1>>,
+}
+
+impl<B: Backend> Default for AdamState<B> {
+    fn default() -> Self {
+        Self { m: HashMap::new(), v: HashMap::new() }
+    }
+}
+
+struct GradSquares<'a, B: AutodiffBackend> {
+    grads: &'a B::Gradients,
+    total: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradSquares<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = param.val().grad(self.grads) {
+            let s = g.powi_scalar(2).sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+}
+
+/// The global L2 norm of all gradients (one device sync).
+pub fn grad_norm<B: AutodiffBackend, M: Module<B>>(module: &M, grads: &B::Gradients) -> f64 {
+    let mut v = GradSquares::<B> { grads, total: None };
+    module.visit(&mut v);
+    v.total.map(|t| t.into_scalar().elem::<f64>().sqrt()).unwrap_or(0.0)
+}
+
+struct AdamMapper<'a, B: AutodiffBackend> {
+    grads: &'a B::Gradients,
+    state: &'a mut AdamState<B::InnerBackend>,
+    path: Vec<String>,
+    /// lr, bias corrections and the clip factor folded into scalars.
+    lr: f64,
+    bc1: f64,
+    bc2: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    grad_scale: f64,
+    /// Updated values, handed to the EMA.
+    updated: HashMap<String, Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = tensor.grad(self.grads) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let path = self.path.join(".");
+        let dims = tensor.dims();
+        let n: usize = dims.iter().product();
+        let g = grad.reshape([n]).mul_scalar(self.grad_scale);
+        let p = tensor.inner().reshape([n]);
+        let m = match self.state.m.remove(&path) {
+            Some(m) => m.mul_scalar(self.beta1) + g.clone().mul_scalar(1.0 - self.beta1),
+            None => g.clone().mul_scalar(1.0 - self.beta1),
+        };
+        let v = match self.state.v.remove(&path) {
+            Some(v) => v.mul_scalar(self.beta2) + g.powi_scalar(2).mul_scalar(1.0 - self.beta2),
+            None => g.powi_scalar(2).mul_scalar(1.0 - self.beta2),
+        };
+        // PyTorch: p -= lr · (m / bc1) / (√(v / bc2) + eps)
+        let denom = v.clone().div_scalar(self.bc2).sqrt().add_scalar(self.eps);
+        let new = p - m.clone().div(denom).mul_scalar(self.lr / self.bc1);
+        self.state.m.insert(path.clone(), m);
+        self.state.v.insert(path.clone(), v);
+        self.updated.insert(path, new.clone());
+        let t = Tensor::<B, D>::from_inner(new.reshape(dims)).require_grad();
+        Param::from_mapped_value(id, t, mapper)
+    }
+}
+
+/// One Adam step on `module` (gradients scaled by `grad_scale` for clipping). `adam_t` is the
+/// 1-based step count for the bias correction. Returns the module and its updated values.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step<B: AutodiffBackend, M: Module<B>>(
+    module: M,
+    grads: &B::Gradients,
+    state: &mut AdamState<B::InnerBackend>,
+    cfg: &OptimConfig,
+    lr: f64,
+    adam_t: u64,
+    grad_scale: f64,
+) -> (M, HashMap<String, Tensor<B::InnerBackend, 1>>) {
+    let mut mapper = AdamMapper::<B> {
+        grads,
+        state,
+        path: Vec::new(),
+        lr,
+        bc1: 1.0 - cfg.beta1.powi(adam_t as i32),
+        bc2: 1.0 - cfg.beta2.powi(adam_t as i32),
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.eps,
+        grad_scale,
+        updated: HashMap::new(),
+    };
+    let module = module.map(&mut mapper);
+    (module, mapper.updated)
+}
+
+/// The clip factor of PyTorch's clip_grad_norm_: max_norm / (norm + 1e−6), capped at 1.
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
+    if max_norm <= 0.0 { 1.0 } else { (max_norm / (norm + 1e-6)).min(1.0) }
+}
+
+/// ema ← decay·ema + (1 − decay)·param for every parameter in `updated`.
+pub fn ema_update<B: Backend, M: Module<B>>(ema: M, updated: HashMap<String, Tensor<B, 1>>, decay: f64) -> M {
+    let values = params::collect(&ema)
+        .into_iter()
+        .map(|p| {
+            let value = match updated.get(&p.path) {
+                Some(new) => p.value.mul_scalar(decay) + new.clone().mul_scalar(1.0 - decay),
+                None => p.value,
+            };
+            (p.path.clone(), NamedParam { path: p.path, shape: p.shape, value })
+        })
+        .collect();
+    params::load(ema, values).expect("the EMA has the model's parameters")
+}

@@ -1,0 +1,229 @@
+//! End-to-end tests of the `ltlab` binary: real files, real processes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn ltlab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ltlab"))
+}
+
+fn run(args: &[&str]) -> Output {
+    ltlab().args(args).output().expect("ltlab runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "failed: {}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+}
+
+/// Writes CIFAR binary files with `per_class` images per class (labels cycle 0..C).
+fn write_cifar(dir: &Path, cifar100: bool, per_class: usize) {
+    let (classes, files): (usize, Vec<&str>) = if cifar100 {
+        (100, vec!["train.bin"])
+    } else {
+        (10, vec!["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"])
+    };
+    let total = classes * per_class;
+    let per_file = total / files.len();
+    let mut k = 0usize;
+    for f in files {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join(f)).unwrap());
+        for _ in 0..per_file {
+            let label = (k % classes) as u8;
+            if cifar100 {
+                w.write_all(&[label / 5]).unwrap(); // coarse label first
+            }
+            w.write_all(&[label]).unwrap();
+            let px: Vec<u8> = (0..3072).map(|i| ((i + k * 7) % 251) as u8).collect();
+            w.write_all(&px).unwrap();
+            k += 1;
+        }
+    }
+}
+
+fn counts(v: &serde_json::Value) -> Vec<u64> {
+    v["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect()
+}
+
+#[test]
+fn cifar10_and_cifar100_long_tail_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    write_cifar(dir.path(), false, 5000);
+    let root = dir.path().to_str().unwrap();
+    let v = json(&run(&["data", "summary", "--dataset", "cifar10", "--root", root, "--imbalance", "0.01", "--json"]));
+    assert_eq!(counts(&v), vec![5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]);
+    assert_eq!(v["total"], 12_406);
+    assert_eq!(v["class_names"][0], "airplane");
+    let q0 = v["q"][0].as_f64().unwrap();
+    assert!((q0 - 5000.0 / 12406.0).abs() < 1e-12);
+    // Same seed, same selection; another seed, another selection.
+    let again = json(&run(&["data", "summary", "--dataset", "cifar10", "--root", root, "--imbalance", "0.01", "--json"]));
+    assert_eq!(v["fingerprint"], again["fingerprint"]);
+    let other = json(&run(&["data", "summary", "--dataset", "cifar10", "--root", root, "--imbalance", "0.01", "--seed", "1", "--json"]));
+    assert_ne!(v["fingerprint"], other["fingerprint"]);
+    let v = json(&run(&["data", "summary", "--dataset", "cifar10", "--root", root, "--imbalance", "0.001", "--json"]));
+    assert_eq!(v["total"], 9_324);
+
+    let dir100 = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir100.path().join("cifar-100-binary")).unwrap();
+    write_cifar(&dir100.path().join("cifar-100-binary"), true, 500);
+    let v = json(&run(&["data", "summary", "--dataset", "cifar100", "--root", dir100.path().to_str().unwrap(), "--imbalance", "0.01", "--json"]));
+    assert_eq!(v["total"], 10_847);
+    assert_eq!(counts(&v)[0], 500);
+}
+
+#[test]
+fn paper_model_has_reference_parameter_count() {
+    let v = json(&run(&["model", "info", "--preset", "paper", "--classes", "10", "--json"]));
+    assert_eq!(v["parameters"], 35_751_427);
+    assert_eq!(v["parameters_without_class_embedding"], 35_746_307);
+}
+
+fn assert_fails(args: &[&str], needles: &[&str]) {
+    let o = run(args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{args:?} should fail");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: `{n}` not in: {err}");
+    }
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    // Truncated CIFAR file: names the file and the record size.
+    std::fs::write(dir.path().join("data_batch_1.bin"), vec![0u8; 3073 * 3 + 100]).unwrap();
+    assert_fails(&["data", "summary", "--dataset", "cifar10", "--root", root], &["data_batch_1.bin", "3073-byte", "100 extra bytes"]);
+    // Wrong IDX magic.
+    let idx = tempfile::tempdir().unwrap();
+    let mut img = vec![0, 0, 8, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2];
+    img.extend([0u8; 4]);
+    std::fs::write(idx.path().join("train-images-idx3-ubyte"), &img).unwrap();
+    std::fs::write(idx.path().join("train-labels-idx1-ubyte"), [0, 0, 8, 1, 0, 0, 0, 1, 0]).unwrap();
+    assert_fails(&["data", "summary", "--dataset", "fashion-mnist", "--root", idx.path().to_str().unwrap()], &["train-images-idx3-ubyte", "magic 0x00000801", "0x00000803"]);
+    // Missing root.
+    assert_fails(&["data", "summary", "--dataset", "cifar10", "--root", "/nonexistent/cifar"], &["/nonexistent/cifar", "does not exist"]);
+    assert_fails(&["data", "summary", "--dataset", "cifar10"], &["--root"]);
+    // ρ outside (0, 1].
+    assert_fails(&["data", "summary", "--imbalance", "1.5"], &["imbalance", "(0, 1]"]);
+    assert_fails(&["data", "summary", "--imbalance", "0"], &["imbalance"]);
+    // A class emptied by the profile.
+    let folder = tempfile::tempdir().unwrap();
+    for class in ["cat", "dog"] {
+        let d = folder.path().join(class);
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..3 {
+            image::RgbImage::from_pixel(5, 5, image::Rgb([i * 40, 0, 0])).save(d.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let froot = folder.path().to_str().unwrap();
+    let v = json(&run(&["data", "summary", "--dataset", "folder", "--root", froot, "--imbalance", "0.34", "--json"]));
+    assert_eq!(counts(&v), vec![3, 1]);
+    assert_fails(&["data", "summary", "--dataset", "folder", "--root", froot, "--imbalance", "0.1"], &["leaves class 1 (`dog`) empty"]);
+    // An unreadable image names the file.
+    std::fs::write(folder.path().join("cat").join("broken.png"), b"not a png").unwrap();
+    assert_fails(&["data", "summary", "--dataset", "folder", "--root", froot, "--imbalance", "1"], &["broken.png", "cannot decode"]);
+    // Unknown presets, datasets, samplers, backends; unsupported image size.
+    assert_fails(&["model", "info", "--preset", "huge", "--classes", "10"], &["unknown model preset `huge`"]);
+    assert_fails(&["data", "summary", "--dataset", "imagenet"], &["unknown dataset `imagenet`"]);
+    assert_fails(&["model", "info", "--preset", "paper", "--classes", "10", "--image-size", "28"], &["image size 28", "multiple of 8"]);
+    assert_fails(&["train", "--config", "no-such-preset"], &["no-such-preset", "demo-synthetic"]);
+    assert_fails(&["train", "--sampler", "brs:2"], &["brs:F"]);
+    assert_fails(&["train", "--backend", "tpu"], &["unknown backend `tpu`"]);
+    // A config file with a typo names the file and the key.
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "name = 'x'\nsteps = 1\nbatch = 2\nbatchsize = 3\n[data]\ndataset = 'synthetic'\nimbalance = 0.1\n[model]\npreset = 'tiny'\n").unwrap();
+    assert_fails(&["train", "--config", cfg.to_str().unwrap()], &["bad.toml", "batchsize"]);
+    // Resume of something that is not a run.
+    assert_fails(&["train", "--resume", root], &["not a run directory"]);
+}
+
+/// A tiny, fast run on 8×8 synthetic images (small preset: dropout on).
+fn tiny_run_args<'a>(out: &'a str, steps: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "train", "--config", "demo-synthetic", "--preset", "small", "--image-size", "8", "--batch", "4", "--steps", steps,
+        "--checkpoint-every", "3", "--sample-every", "0", "--out", out, "--json",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn killed_run_resumes_with_identical_losses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full: PathBuf = tmp.path().join("full");
+    let o = run(&tiny_run_args(full.to_str().unwrap(), "10", &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = metrics(&full);
+    assert_eq!(want.len(), 10);
+    assert!(full.join("samples/step-00000010.png").is_file());
+
+    // Same run, killed right after its checkpoint at step 3 was announced.
+    let part = tmp.path().join("part");
+    let mut child = ltlab()
+        .args(tiny_run_args(part.to_str().unwrap(), "10", &[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().contains("\"CheckpointSaved\":{\"step\":3") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(part.join("checkpoints/step-00000003.safetensors").is_file());
+    assert!(!part.join("checkpoints/step-00000010.safetensors").exists(), "the run was not interrupted");
+
+    let o = run(&["train", "--resume", part.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = metrics(&part);
+    assert_eq!(got.len(), 10, "one record per step, no duplicates");
+    for (a, b) in got.iter().zip(&want) {
+        assert_eq!(a["step"], b["step"]);
+        assert_eq!(a["losses"], b["losses"], "step {}", a["step"]);
+        assert_eq!(a["grad_norm"], b["grad_norm"], "step {}", a["step"]);
+    }
+    let a = std::fs::read(part.join("checkpoints/step-00000010.safetensors")).unwrap();
+    let b = std::fs::read(full.join("checkpoints/step-00000010.safetensors")).unwrap();
+    assert!(a == b, "final checkpoints differ");
+
+    // Continue to a new total, then sample from it with both samplers.
+    let o = run(&["train", "--resume", part.to_str().unwrap(), "--steps", "12", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics(&part).len(), 12);
+    let png = tmp.path().join("s.png");
+    for sampler in ["ddim:5", "ddpm"] {
+        let o = run(&["sample", "--run", part.to_str().unwrap(), "--step", "9", "--per-class", "2", "--sampler", sampler, "--omega", "1.5", "--out", png.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let img = image::open(&png).unwrap();
+        assert_eq!(img.height() as usize, 10 * 9 + 1);
+    }
+    assert_fails(&["sample", "--run", part.to_str().unwrap(), "--step", "5", "--out", png.to_str().unwrap()], &["no checkpoint at step 5", "3, 6, 9, 12"]);
+}
+
+#[test]
+fn non_finite_loss_stops_cleanly_and_keeps_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nan");
+    let o = run(&tiny_run_args(out.to_str().unwrap(), "40", &["--lr", "1e30", "--checkpoint-every", "1"]));
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("not finite") && err.contains("last good checkpoint"), "{err}");
+    let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().collect();
+    assert!(!ckpts.is_empty());
+}
