@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ltlab` binary: real files, real processes.
 
+use ltlab_engine::train::checkpoint::Checkpoint;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -146,10 +147,10 @@ fn bad_input_gives_clear_errors() {
 }
 
 /// A tiny, fast run on 8×8 synthetic images (small preset: dropout on).
-fn tiny_run_args<'a>(out: &'a str, steps: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+fn tiny_run_args<'a>(out: &'a str, steps: &'a str, checkpoint_every: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
         "train", "--config", "demo-synthetic", "--preset", "small", "--image-size", "8", "--batch", "4", "--steps", steps,
-        "--checkpoint-every", "3", "--sample-every", "0", "--out", out, "--json",
+        "--checkpoint-every", checkpoint_every, "--sample-every", "0", "--out", out, "--json",
     ];
     a.extend_from_slice(extra);
     a
@@ -163,7 +164,7 @@ fn metrics(dir: &Path) -> Vec<serde_json::Value> {
 fn killed_run_resumes_with_identical_losses() {
     let tmp = tempfile::tempdir().unwrap();
     let full: PathBuf = tmp.path().join("full");
-    let o = run(&tiny_run_args(full.to_str().unwrap(), "10", &[]));
+    let o = run(&tiny_run_args(full.to_str().unwrap(), "10", "3", &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let want = metrics(&full);
     assert_eq!(want.len(), 10);
@@ -172,7 +173,7 @@ fn killed_run_resumes_with_identical_losses() {
     // Same run, killed right after its checkpoint at step 3 was announced.
     let part = tmp.path().join("part");
     let mut child = ltlab()
-        .args(tiny_run_args(part.to_str().unwrap(), "10", &[]))
+        .args(tiny_run_args(part.to_str().unwrap(), "10", "3", &[]))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -197,29 +198,30 @@ fn killed_run_resumes_with_identical_losses() {
         assert_eq!(a["losses"], b["losses"], "step {}", a["step"]);
         assert_eq!(a["grad_norm"], b["grad_norm"], "step {}", a["step"]);
     }
-    let a = std::fs::read(part.join("checkpoints/step-00000010.safetensors")).unwrap();
-    let b = std::fs::read(full.join("checkpoints/step-00000010.safetensors")).unwrap();
-    assert!(a == b, "final checkpoints differ");
+    let read = |d: &Path| Checkpoint::read(&d.join("checkpoints/step-00000010.safetensors")).unwrap();
+    let (a, b) = (read(&part), read(&full));
+    assert_eq!(a.step, b.step);
+    assert!(a.tensors == b.tensors, "final checkpoints differ (model, EMA, Adam state or fixed noise)");
 
     // Continue to a new total, then sample from it with both samplers.
     let o = run(&["train", "--resume", part.to_str().unwrap(), "--steps", "12", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(metrics(&part).len(), 12);
     let png = tmp.path().join("s.png");
-    for sampler in ["ddim:5", "ddpm"] {
+    for sampler in ["ddim:5", "ddim:3:ref"] {
         let o = run(&["sample", "--run", part.to_str().unwrap(), "--step", "9", "--per-class", "2", "--sampler", sampler, "--omega", "1.5", "--out", png.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
         let img = image::open(&png).unwrap();
         assert_eq!(img.height() as usize, 10 * 9 + 1);
     }
-    assert_fails(&["sample", "--run", part.to_str().unwrap(), "--step", "5", "--out", png.to_str().unwrap()], &["no checkpoint at step 5", "3, 6, 9, 12"]);
+    assert_fails(&["sample", "--run", part.to_str().unwrap(), "--step", "5", "--out", png.to_str().unwrap()], &["no checkpoint at step 5", "3, 6, 9, 10, 12"]);
 }
 
 #[test]
 fn non_finite_loss_stops_cleanly_and_keeps_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("nan");
-    let o = run(&tiny_run_args(out.to_str().unwrap(), "40", &["--lr", "1e30", "--checkpoint-every", "1"]));
+    let o = run(&tiny_run_args(out.to_str().unwrap(), "40", "1", &["--lr", "1e30"]));
     let err = stderr(&o);
     assert!(!o.status.success());
     assert!(!err.contains("panicked"), "{err}");

@@ -2,7 +2,7 @@ use clap::Args;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
 use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::grid;
-use ltlab_engine::train::Trainer;
+use ltlab_engine::train::trainer::{Trainer, Weights};
 use ltlab_engine::train::checkpoint::Checkpoint;
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
@@ -25,6 +25,9 @@ pub struct SampleArgs {
     /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅).
     #[arg(long, default_value_t = 0.0)]
     omega: f64,
+    /// Sample with the EMA weights (default) or the raw trained weights.
+    #[arg(long, default_value = "ema", value_parser = ["ema", "raw"])]
+    weights: String,
     /// Backend to sample on (default: the run's).
     #[arg(long)]
     backend: Option<String>,
@@ -61,7 +64,7 @@ impl WithBackend for SampleJob {
         let total = self.sampler.evaluations(trainer.schedule.len()) as u64;
         let pb = super::progress_bar(total, "sample");
         let images = trainer
-            .sample_classes(&order, a.per_class, self.sampler, a.omega, &mut |done, all| {
+            .sample_classes(&order, a.per_class, self.sampler, a.omega, if a.weights == "raw" { Weights::Raw } else { Weights::Ema }, &mut |done, all| {
                 pb.set_length(all as u64);
                 pb.set_position(done as u64);
                 true

@@ -341,3 +341,119 @@ impl<B: Backend> UNet<B> {
         self.levels
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+    use crate::train::params;
+    type B = burn::backend::Flex;
+
+    /// Parameter count of the architecture by formula, independent of the module code.
+    fn count_by_formula(cfg: &UNetConfig) -> usize {
+        let (ch, emb) = (cfg.base_channels, cfg.time_dim());
+        let conv = |i: usize, o: usize, k: usize| i * o * k * k + o;
+        let gn = |c: usize| 2 * c;
+        let attn = |c: usize| gn(c) + 4 * conv(c, c, 1);
+        let res = |i: usize, o: usize, a: bool| {
+            gn(i) + conv(i, o, 3) + emb * o + o + gn(o) + conv(o, o, 3) + if i != o { conv(i, o, 1) } else { 0 } + if a { attn(o) } else { 0 }
+        };
+        let mut n = ch * emb + emb + emb * emb + emb + cfg.num_classes * emb + conv(cfg.image_channels, ch, 3);
+        let (mut skips, mut now) = (vec![ch], ch);
+        let levels = cfg.channel_mults.len();
+        for (l, m) in cfg.channel_mults.iter().enumerate() {
+            for _ in 0..cfg.res_blocks {
+                n += res(now, ch * m, cfg.attn_levels.contains(&l));
+                now = ch * m;
+                skips.push(now);
+            }
+            if l + 1 < levels {
+                n += conv(now, now, 3);
+                skips.push(now);
+            }
+        }
+        n += res(now, now, true) + res(now, now, false);
+        for (l, m) in cfg.channel_mults.iter().enumerate().rev() {
+            for _ in 0..=cfg.res_blocks {
+                n += res(now + skips.pop().unwrap(), ch * m, cfg.attn_levels.contains(&l));
+                now = ch * m;
+            }
+            if l > 0 {
+                n += conv(now, now, 3);
+            }
+        }
+        n + gn(now) + conv(now, cfg.image_channels, 3)
+    }
+
+    #[test]
+    fn parameter_counts_match_formula() {
+        for (preset, ch, size) in [(Preset::Tiny, 1, 28), (Preset::Small, 3, 32), (Preset::Tiny, 3, 16)] {
+            let cfg = preset.config(ch, 7, size).unwrap();
+            let model: UNet<B> = cfg.init(&Default::default());
+            assert_eq!(params::count(&model), count_by_formula(&cfg), "{preset:?}");
+        }
+        // The reference configuration, by formula: 35,746,307 + 512·10.
+        let paper = Preset::Paper.config(3, 10, 32).unwrap();
+        assert_eq!(paper.attn_levels, vec![1]);
+        assert_eq!(count_by_formula(&paper), 35_751_427);
+    }
+
+    #[test]
+    fn forward_shapes_and_bottleneck() {
+        let dev = Default::default();
+        let cfg = Preset::Small.config(3, 4, 16).unwrap();
+        let model: UNet<B> = cfg.init(&dev);
+        let x = Tensor::<B, 4>::random([2, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let labels = Tensor::<B, 1, Int>::from_ints([0, 3], &dev);
+        let out = model.forward(x, &[5, 999], &ClassCond::Labels(labels), true);
+        assert_eq!(out.eps.dims(), [2, 3, 16, 16]);
+        assert_eq!(out.bottleneck.unwrap().dims(), [2, 128, 4, 4]);
+    }
+
+    #[test]
+    fn masked_class_term_interpolates_between_uncond_and_cond() {
+        let dev = Default::default();
+        let cfg = Preset::Tiny.config(1, 3, 8).unwrap();
+        let mut model: UNet<B> = cfg.init(&dev);
+        // Un-zero the tail so the output depends on the class.
+        model.tail = conv(32, 1, 3, 1, 1.0, &dev);
+        let x = Tensor::<B, 4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let labels = Tensor::<B, 1, Int>::from_ints([1, 2], &dev);
+        let t = [10, 700];
+        let cond = model.forward(x.clone(), &t, &ClassCond::Labels(labels.clone()), false).eps;
+        let uncond = model.forward(x.clone(), &t, &ClassCond::Uncond, false).eps;
+        let keep = Tensor::<B, 1>::from_floats([1.0, 0.0], &dev);
+        let mixed = model.forward(x, &t, &ClassCond::Masked { labels, keep }, false).eps;
+        let diff = |a: Tensor<B, 4>, b: Tensor<B, 4>| a.sub(b).abs().max().into_scalar();
+        assert!(diff(cond.clone(), uncond.clone()) > 1e-4, "the class term must matter");
+        assert!(diff(mixed.clone().narrow(0, 0, 1), cond.narrow(0, 0, 1)) < 1e-6);
+        assert!(diff(mixed.narrow(0, 1, 1), uncond.narrow(0, 1, 1)) < 1e-6);
+    }
+
+    #[test]
+    fn nearest_upsample_repeats_pixels() {
+        let dev = Default::default();
+        let x = Tensor::<B, 4>::from_floats([[[[1.0, 2.0], [3.0, 4.0]]]], &dev);
+        let up = interpolate(x, [4, 4], InterpolateOptions::new(InterpolateMode::Nearest));
+        let v: Vec<f32> = up.into_data().to_vec().unwrap();
+        assert_eq!(v, vec![1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.]);
+    }
+
+    #[test]
+    fn timestep_embedding_by_hand() {
+        let e: Vec<f32> = timestep_embedding::<B>(&[0, 1], 4, &Default::default()).into_data().to_vec().unwrap();
+        let want = [0.0, 1.0, 0.0, 1.0, 1f64.sin(), 1f64.cos(), 0.01f64.sin(), 0.01f64.cos()];
+        for (a, b) in e.iter().zip(want) {
+            assert!((*a as f64 - b).abs() < 1e-6, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn output_starts_near_zero() {
+        let dev = Default::default();
+        let model: UNet<B> = Preset::Tiny.config(3, 2, 8).unwrap().init(&dev);
+        let x = Tensor::<B, 4>::random([1, 3, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let eps = model.forward(x, &[3], &ClassCond::Uncond, false).eps;
+        assert!(eps.abs().max().into_scalar() < 1e-2);
+    }
+}

@@ -92,6 +92,7 @@ impl Checkpoint {
             let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             tensors.push((name, view.shape().to_vec(), data));
         }
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Self { step, seed, tensors })
     }
 

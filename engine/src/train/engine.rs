@@ -4,7 +4,7 @@
 use super::checkpoint::Checkpoint;
 use super::config::{RunRecord, TrainConfig};
 use super::run_dir::RunDir;
-use super::trainer::Trainer;
+use super::trainer::{Trainer, Weights};
 use crate::backend::{WithBackend, dispatch};
 use crate::error::{Error, Result};
 use crate::grid;
@@ -195,7 +195,7 @@ pub fn write_grid<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir) -> Res
     let counts = trainer.data.counts();
     let order = grid::head_first(&counts);
     let images = trainer
-        .sample_classes(&order, log.grid_per_class, log.grid_sampler, log.grid_omega, &mut |_, _| true)?
+        .sample_classes(&order, log.grid_per_class, log.grid_sampler, log.grid_omega, Weights::Ema, &mut |_, _| true)?
         .expect("not cancelled");
     let rows: Vec<Vec<usize>> = (0..order.len()).map(|r| (r * log.grid_per_class..(r + 1) * log.grid_per_class).collect()).collect();
     let row_counts: Vec<usize> = order.iter().map(|&c| counts[c]).collect();

@@ -203,3 +203,96 @@ pub fn ema_update<B: Backend, M: Module<B>>(ema: M, updated: HashMap<String, Ten
         .collect();
     params::load(ema, values).expect("the EMA has the model's parameters")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Autodiff;
+    use burn::module::AutodiffModule;
+    type I = burn::backend::Flex;
+    type B = Autodiff<I>;
+
+    #[derive(Module, Debug)]
+    struct Toy<B: Backend> {
+        w: Param<Tensor<B, 2>>,
+        b: Param<Tensor<B, 1>>,
+    }
+
+    fn toy(dev: &burn::tensor::Device<B>) -> Toy<B> {
+        Toy {
+            w: Param::from_tensor(Tensor::from_floats([[1.0, -2.0], [0.5, 3.0]], dev).require_grad()),
+            b: Param::from_tensor(Tensor::from_floats([0.25], dev).require_grad()),
+        }
+    }
+
+    /// loss = Σ c ⊙ w + 2·b, so ∇w = c and ∇b = 2 whatever the values.
+    fn loss(m: &Toy<B>, dev: &burn::tensor::Device<B>) -> Tensor<B, 1> {
+        let c = Tensor::<B, 2>::from_floats([[3.0, -4.0], [0.0, 12.0]], dev);
+        (m.w.val() * c).sum() + m.b.val().mul_scalar(2.0).sum()
+    }
+
+    #[test]
+    fn grad_norm_and_clip_by_hand() {
+        let dev = Default::default();
+        let m = toy(&dev);
+        let grads = loss(&m, &dev).backward();
+        // √(9 + 16 + 0 + 144 + 4) = √173
+        assert!((grad_norm(&m, &grads) - 173f64.sqrt()).abs() < 1e-5);
+        assert!((clip_scale(173f64.sqrt(), 1.0) - 1.0 / (173f64.sqrt() + 1e-6)).abs() < 1e-12);
+        assert_eq!(clip_scale(0.5, 1.0), 1.0);
+        assert_eq!(clip_scale(5.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn adam_matches_pytorch_rule_by_hand() {
+        let dev = Default::default();
+        let cfg = OptimConfig { lr: 0.1, ..Default::default() };
+        let mut m = toy(&dev);
+        let mut state = AdamState::default();
+        let scale = 0.5;
+        // Reference in f64: the gradient is constant, so moments are closed-form.
+        let g0 = [3.0, -4.0, 0.0, 12.0].map(|g| g * scale);
+        let mut p = [1.0, -2.0, 0.5, 3.0];
+        let (mut mm, mut vv) = ([0.0f64; 4], [0.0f64; 4]);
+        for step in 1..=3u64 {
+            let grads = loss(&m, &dev).backward();
+            let (next, updated) = adam_step(m, &grads, &mut state, &cfg, cfg.lr, step, scale);
+            m = next;
+            assert_eq!(updated.len(), 2);
+            for k in 0..4 {
+                mm[k] = 0.9 * mm[k] + 0.1 * g0[k];
+                vv[k] = 0.999 * vv[k] + 0.001 * g0[k] * g0[k];
+                let mhat = mm[k] / (1.0 - 0.9f64.powi(step as i32));
+                let vhat = vv[k] / (1.0 - 0.999f64.powi(step as i32));
+                p[k] -= 0.1 * mhat / (vhat.sqrt() + 1e-8);
+            }
+        }
+        let got: Vec<f32> = m.w.val().into_data().to_vec().unwrap();
+        for (a, b) in got.iter().zip(p) {
+            assert!((*a as f64 - b).abs() < 1e-5, "{got:?} vs {p:?}");
+        }
+        // b: constant gradient 2·0.5 = 1 → each step moves by lr (Adam's sign-like first steps).
+        let b: f32 = m.b.val().into_scalar();
+        assert!((b as f64 - (0.25 - 0.3)).abs() < 1e-5, "{b}");
+        assert!(m.w.val().is_require_grad(), "parameters stay trainable");
+    }
+
+    #[test]
+    fn ema_by_hand() {
+        let dev = Default::default();
+        let ema = toy(&dev).valid();
+        let updated = HashMap::from([("w".to_string(), Tensor::<I, 1>::from_floats([2.0, 0.0, 0.0, 0.0], &dev))]);
+        let ema = ema_update(ema, updated, 0.75);
+        let w: Vec<f32> = ema.w.val().into_data().to_vec().unwrap();
+        assert_eq!(w, vec![0.75 * 1.0 + 0.25 * 2.0, 0.75 * -2.0, 0.75 * 0.5, 0.75 * 3.0]);
+        assert_eq!(ema.b.val().into_scalar(), 0.25, "parameters without an update are kept");
+    }
+
+    #[test]
+    fn warmup_is_linear() {
+        let c = OptimConfig { lr: 2e-4, warmup: 4, ..Default::default() };
+        assert_eq!(c.lr_at(0), 0.5e-4);
+        assert_eq!(c.lr_at(3), 2e-4);
+        assert_eq!(c.lr_at(100), 2e-4);
+    }
+}

@@ -19,6 +19,15 @@ use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+/// Which weights to sample with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// The parameter EMA (what evaluation and grids use).
+    Ema,
+    /// The raw trained parameters.
+    Raw,
+}
+
 pub struct Trainer<B: AutodiffBackend> {
     pub cfg: TrainConfig,
     pub data: Dataset,
@@ -152,7 +161,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
-    /// EMA samples for `per_class` fixed-noise slots of every class: the images (N×C×S×S in
+    /// Samples for `per_class` fixed-noise slots of every class: the images (N×C×S×S in
     /// [−1, 1], class-major) or `None` if cancelled.
     pub fn sample_classes(
         &self,
@@ -160,6 +169,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         per_class: usize,
         sampler: SamplerKind,
         omega: f64,
+        weights: Weights,
         progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<Option<Vec<f32>>> {
         let labels: Vec<usize> = classes.iter().flat_map(|&c| std::iter::repeat_n(c, per_class)).collect();
@@ -174,7 +184,15 @@ impl<B: AutodiffBackend> Trainer<B> {
             size: self.data.size,
             batch: 256,
         };
-        let out = sample(&self.ema, &self.schedule, &req, &self.device, progress)?;
+        let raw;
+        let model = match weights {
+            Weights::Ema => &self.ema,
+            Weights::Raw => {
+                raw = self.model.valid();
+                &raw
+            }
+        };
+        let out = sample(model, &self.schedule, &req, &self.device, progress)?;
         Ok(out.map(|x| x.into_data().convert::<f32>().to_vec().expect("f32")))
     }
 
@@ -190,4 +208,96 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> Result<UNetConfig> {
         m.dropout = d;
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DataConfig, DatasetKind};
+    use crate::train::config::{DiffusionConfig, LogConfig, ModelConfig};
+    use crate::data::sampler::BatchSampler;
+    use crate::model::Preset;
+    type B = burn::backend::Autodiff<burn::backend::Flex>;
+
+    fn config(label_drop: LabelDrop) -> TrainConfig {
+        let mut data = DataConfig::new(DatasetKind::Synthetic, 0.5);
+        data.image_size = Some(8);
+        data.synthetic_per_class = 4;
+        data.hflip = true;
+        TrainConfig {
+            name: "t".into(),
+            seed: 3,
+            steps: 10,
+            batch: 3,
+            backend: Default::default(),
+            data,
+            model: ModelConfig { preset: Preset::Tiny, dropout: None },
+            optim: Default::default(),
+            diffusion: DiffusionConfig { label_drop, label_drop_p: 0.5, ..Default::default() },
+            batch_sampler: BatchSampler::Balanced,
+            log: LogConfig { grid_per_class: 2, ..Default::default() },
+            record: None,
+        }
+    }
+
+    fn trainer(label_drop: LabelDrop) -> Trainer<B> {
+        let cfg = config(label_drop);
+        let data = cfg.data.load().unwrap();
+        Trainer::new(cfg, data, Default::default()).unwrap()
+    }
+
+    #[test]
+    fn checkpoint_roundtrip_continues_exactly() {
+        for drop in [LabelDrop::PerBatch, LabelDrop::PerSample] {
+            let mut a = trainer(drop);
+            for _ in 0..2 {
+                a.train_step().unwrap();
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.safetensors");
+            a.checkpoint().save(&path).unwrap();
+            let ck = Checkpoint::read(&path).unwrap();
+            assert_eq!(ck.step, 2);
+            let mut b = Trainer::<B>::restore(a.cfg.clone(), a.data.clone(), Default::default(), &ck).unwrap();
+            for _ in 0..2 {
+                let (ra, rb) = (a.train_step().unwrap(), b.train_step().unwrap());
+                assert_eq!(ra.losses, rb.losses);
+                assert_eq!(ra.grad_norm, rb.grad_norm);
+                assert_eq!(ra.step, rb.step);
+            }
+        }
+    }
+
+    #[test]
+    fn step_record_buckets_and_lr() {
+        let mut t = trainer(LabelDrop::PerBatch);
+        let r = t.train_step().unwrap();
+        assert_eq!(r.step, 1);
+        assert_eq!(r.loss_by_t.len(), T_BUCKETS);
+        let filled = r.loss_by_t.iter().flatten().count();
+        assert!((1..=3).contains(&filled), "3 samples fill 1 to 3 buckets");
+        assert_eq!(r.lr, t.cfg.optim.lr_at(0));
+        // Untrained ε-prediction ≈ 0, so the MSE is ≈ E[ε²] = 1.
+        assert!((r.losses["mse"] - 1.0).abs() < 0.5, "{:?}", r.losses);
+    }
+
+    #[test]
+    fn corrupt_checkpoint_is_rejected_with_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.safetensors");
+        std::fs::write(&p, b"garbage").unwrap();
+        let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(e.contains("bad.safetensors") && e.contains("safetensors"), "{e}");
+    }
+
+    #[test]
+    fn checkpoint_of_another_preset_is_rejected() {
+        let mut a = trainer(LabelDrop::PerBatch);
+        a.train_step().unwrap();
+        let ck = a.checkpoint();
+        let mut cfg = a.cfg.clone();
+        cfg.model.preset = Preset::Small;
+        let e = Trainer::<B>::restore(cfg, a.data.clone(), Default::default(), &ck).err().unwrap().to_string();
+        assert!(e.contains("parameter"), "{e}");
+    }
 }

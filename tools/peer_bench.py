@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Side-by-side training benchmark: ltlab's `bench train` and the same U-Net in PyTorch.
+
+The PyTorch model below is written from ltlab's SPEC §2 (same presets, same layers, same
+initialisation) and trained with the same step: random t, ε-MSE, per-batch label drop, Adam,
+global-norm clipping, EMA. Both run on the same machine in one invocation, one after the
+other, and the ratio is reported.
+
+    python tools/peer_bench.py --ltlab target/release/ltlab --preset small --batch 32 --device cpu
+
+Needs `pip install torch numpy`. With --device cuda it benchmarks PyTorch eager on the GPU and
+ltlab with --backend cuda.
+"""
+import argparse
+import json
+import math
+import subprocess
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PRESETS = {
+    # base channels, multipliers, res blocks (down; up has one more), dropout
+    "paper": (128, [1, 2, 2, 2], 2, 0.1),
+    "small": (64, [1, 2, 2], 1, 0.1),
+    "tiny": (32, [1, 2, 2], 1, 0.0),
+}
+
+
+def attn_levels(preset, image_size, levels):
+    if preset == "paper":
+        return [l for l in range(levels) if image_size >> l == 16]
+    if preset == "small":
+        return [levels - 1]
+    return []
+
+
+def groups(c, g=32):
+    return math.gcd(c, g)
+
+
+def conv(cin, cout, k=3, stride=1, gain=1.0):
+    m = nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+    nn.init.xavier_uniform_(m.weight, gain=gain)
+    nn.init.zeros_(m.bias)
+    return m
+
+
+def linear(i, o):
+    m = nn.Linear(i, o)
+    nn.init.xavier_uniform_(m.weight)
+    nn.init.zeros_(m.bias)
+    return m
+
+
+class Attn(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups(c), c)
+        self.q, self.k, self.v = conv(c, c, 1), conv(c, c, 1), conv(c, c, 1)
+        self.proj = conv(c, c, 1, gain=1e-5)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        hn = self.norm(x)
+        q = self.q(hn).reshape(b, c, h * w).transpose(1, 2)
+        k = self.k(hn).reshape(b, c, h * w)
+        v = self.v(hn).reshape(b, c, h * w).transpose(1, 2)
+        a = torch.softmax(q @ k * c ** -0.5, dim=-1)
+        return x + self.proj((a @ v).transpose(1, 2).reshape(b, c, h, w))
+
+
+class Res(nn.Module):
+    def __init__(self, cin, cout, emb, attn, dropout):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups(cin), cin)
+        self.conv1 = conv(cin, cout)
+        self.emb = linear(emb, cout)
+        self.norm2 = nn.GroupNorm(groups(cout), cout)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = conv(cout, cout, gain=1e-5)
+        self.short = conv(cin, cout, 1) if cin != cout else nn.Identity()
+        self.attn = Attn(cout) if attn else nn.Identity()
+
+    def forward(self, x, e):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(e)[:, :, None, None]
+        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        return self.attn(h + self.short(x))
+
+
+class UNet(nn.Module):
+    def __init__(self, preset, channels, classes, image_size):
+        super().__init__()
+        ch, mults, nres, dropout = PRESETS[preset]
+        emb = 4 * ch
+        attn = attn_levels(preset, image_size, len(mults))
+        self.ch = ch
+        self.time = nn.Sequential(linear(ch, emb), nn.SiLU(), linear(emb, emb))
+        self.cls = nn.Embedding(classes, emb)
+        self.head = conv(channels, ch)
+        self.down = nn.ModuleList()
+        skips, now = [ch], ch
+        for l, m in enumerate(mults):
+            for _ in range(nres):
+                self.down.append(Res(now, ch * m, emb, l in attn, dropout))
+                now = ch * m
+                skips.append(now)
+            if l + 1 < len(mults):
+                self.down.append(conv(now, now, stride=2))
+                skips.append(now)
+        self.mid = nn.ModuleList([Res(now, now, emb, True, dropout), Res(now, now, emb, False, dropout)])
+        self.up = nn.ModuleList()
+        for l in reversed(range(len(mults))):
+            for _ in range(nres + 1):
+                self.up.append(Res(now + skips.pop(), ch * mults[l], emb, l in attn, dropout))
+                now = ch * mults[l]
+            if l > 0:
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(now, now)))
+        self.tail = nn.Sequential(nn.GroupNorm(groups(now), now), nn.SiLU(), conv(now, channels, gain=1e-5))
+
+    def temb(self, t):
+        i = torch.arange(self.ch // 2, device=t.device, dtype=torch.float32)
+        freq = torch.exp(-2 * i / self.ch * math.log(10000.0))
+        a = t.float()[:, None] * freq[None]
+        return torch.stack([a.sin(), a.cos()], dim=-1).reshape(len(t), self.ch)
+
+    def forward(self, x, t, y):
+        e = self.time(self.temb(t))
+        if y is not None:
+            e = e + self.cls(y)
+        e = F.silu(e)
+        h = self.head(x)
+        hs = [h]
+        for layer in self.down:
+            h = layer(h, e) if isinstance(layer, Res) else layer(h)
+            hs.append(h)
+        for layer in self.mid:
+            h = layer(h, e)
+        for layer in self.up:
+            h = layer(torch.cat([h, hs.pop()], 1), e) if isinstance(layer, Res) else layer(h)
+        return self.tail(h)
+
+
+def torch_bench(preset, batch, image_size, steps, warmup, device, threads):
+    if device == "cpu" and threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = UNet(preset, 3, 10, image_size).to(device)
+    ema = UNet(preset, 3, 10, image_size).to(device)
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999), eps=1e-8)
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    ab = torch.cumprod(1 - betas, 0).float().to(device)
+    x0 = torch.rand(batch * 4, 3, image_size, image_size, device=device) * 2 - 1
+    labels = torch.randint(0, 10, (batch * 4,), device=device)
+
+    def step(i):
+        idx = torch.randint(0, len(x0), (batch,), device=device)
+        x, y = x0[idx], labels[idx]
+        t = torch.randint(0, 1000, (batch,), device=device)
+        eps = torch.randn_like(x)
+        a = ab[t][:, None, None, None]
+        xt = a.sqrt() * x + (1 - a).sqrt() * eps
+        y = None if torch.rand(()) < 0.1 else y
+        loss = F.mse_loss(model(xt, t, y), eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(0.9999).add_(pm, alpha=1e-4)
+        # ltlab reads its loss and grad norm back every step; do the same.
+        return loss.item(), norm.item()
+
+    for i in range(warmup):
+        step(i)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - start
+    params = sum(p.numel() for p in model.parameters())
+    return {"images_per_s": steps * batch / secs, "seconds_per_step": secs / steps, "parameters": params}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ltlab", default="target/release/ltlab")
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (0: its default)")
+    ap.add_argument("--skip-ltlab", action="store_true")
+    a = ap.parse_args()
+
+    results = {}
+    if not a.skip_ltlab:
+        backend = "flex" if a.device == "cpu" else "cuda"
+        cmd = [a.ltlab, "bench", "train", "--preset", a.preset, "--batch", str(a.batch), "--backend", backend,
+               "--steps", str(a.steps), "--warmup", str(a.warmup), "--image-size", str(a.image_size), "--json"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        results["ltlab"] = json.loads(out.strip().splitlines()[-1])
+    results["pytorch"] = torch_bench(a.preset, a.batch, a.image_size, a.steps, a.warmup, a.device, a.threads)
+    results["pytorch"]["version"] = torch.__version__
+    results["pytorch"]["threads"] = torch.get_num_threads()
+    if "ltlab" in results:
+        if results["ltlab"]["parameters"] != results["pytorch"]["parameters"]:
+            print(f"warning: parameter counts differ: {results['ltlab']['parameters']} vs {results['pytorch']['parameters']}")
+        results["ratio_ltlab_over_pytorch_images_per_s"] = results["ltlab"]["images_per_s"] / results["pytorch"]["images_per_s"]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
