@@ -44,6 +44,7 @@ pub trait WithBackend {
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output;
 }
 
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
 fn not_built(feature: &str) -> Error {
     Error::option(
         "backend",
