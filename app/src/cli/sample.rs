@@ -19,7 +19,8 @@ pub struct SampleArgs {
     /// Fixed-noise images per class.
     #[arg(long, default_value_t = 8)]
     per_class: usize,
-    /// ddpm, ddim:K, or ddim:K:ref (the reference code's ending without the x̂₀ step).
+    /// ddpm[:clip] or ddim:K[:ref][:clip] (`ref`: the reference code's ending without the final
+    /// x̂₀ step; `clip`: clip x̂₀ to [−1, 1] at every step).
     #[arg(long, default_value = "ddim:50")]
     sampler: String,
     /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅).

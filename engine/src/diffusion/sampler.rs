@@ -11,42 +11,64 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum SamplerKind {
     /// T ancestral steps.
-    Ddpm,
+    Ddpm {
+        /// Clip x̂₀ to [−1, 1] at every step (improved-diffusion's `clip_denoised`); off in the
+        /// reference code, which clips only the output. Keeps young models from drifting.
+        #[serde(default)]
+        clip_x0: bool,
+    },
     /// `steps` deterministic DDIM steps (η = 0) at t = T − T/k, …, T/k, 0. With `final_x0` the
     /// last step goes to the x̂₀ prediction (ltlab's default); without it the result is x at
     /// t = 0 (the reference code).
-    Ddim { steps: usize, final_x0: bool },
+    Ddim {
+        steps: usize,
+        final_x0: bool,
+        #[serde(default)]
+        clip_x0: bool,
+    },
 }
 
 impl SamplerKind {
-    /// Parses `ddpm`, `ddim:K` or `ddim:K:ref` (the reference code's ending).
+    /// Parses `ddpm[:clip]` or `ddim:K[:ref][:clip]` (`ref`: the reference code's ending
+    /// without the final x̂₀ step; `clip`: clip x̂₀ at every step).
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = || Error::option("sampler", format!("`{s}`: expected ddpm, ddim:K or ddim:K:ref with K ≥ 1"));
-        if s == "ddpm" {
-            return Ok(Self::Ddpm);
-        }
-        let rest = s.strip_prefix("ddim:").ok_or_else(bad)?;
-        let (k, final_x0) = match rest.strip_suffix(":ref") {
-            Some(k) => (k, false),
-            None => (rest, true),
+        let bad = || Error::option("sampler", format!("`{s}`: expected ddpm[:clip] or ddim:K[:ref][:clip] with K ≥ 1"));
+        let mut parts = s.split(':');
+        let kind = parts.next().unwrap_or_default();
+        let steps = match kind {
+            "ddpm" => None,
+            "ddim" => Some(parts.next().and_then(|k| k.parse::<usize>().ok()).filter(|&k| k >= 1).ok_or_else(bad)?),
+            _ => return Err(bad()),
         };
-        let steps = k.parse::<usize>().ok().filter(|&k| k >= 1).ok_or_else(bad)?;
-        Ok(Self::Ddim { steps, final_x0 })
+        let (mut reference, mut clip_x0) = (false, false);
+        for flag in parts {
+            match flag {
+                "ref" if steps.is_some() && !reference => reference = true,
+                "clip" if !clip_x0 => clip_x0 = true,
+                _ => return Err(bad()),
+            }
+        }
+        Ok(match steps {
+            None => Self::Ddpm { clip_x0 },
+            Some(steps) => Self::Ddim { steps, final_x0: !reference, clip_x0 },
+        })
     }
 
     pub fn label(&self) -> String {
-        match self {
-            Self::Ddpm => "ddpm".into(),
-            Self::Ddim { steps, final_x0: true } => format!("ddim:{steps}"),
-            Self::Ddim { steps, final_x0: false } => format!("ddim:{steps}:ref"),
+        let clip = |c: bool| if c { ":clip" } else { "" };
+        match *self {
+            Self::Ddpm { clip_x0 } => format!("ddpm{}", clip(clip_x0)),
+            Self::Ddim { steps, final_x0, clip_x0 } => {
+                format!("ddim:{steps}{}{}", if final_x0 { "" } else { ":ref" }, clip(clip_x0))
+            }
         }
     }
 
     /// Model evaluations per image.
     pub fn evaluations(&self, t: usize) -> usize {
-        match self {
-            Self::Ddpm => t,
-            Self::Ddim { steps, final_x0 } => steps + usize::from(*final_x0),
+        match *self {
+            Self::Ddpm { .. } => t,
+            Self::Ddim { steps, final_x0, .. } => steps.min(t) - usize::from(!final_x0),
         }
     }
 }
@@ -105,6 +127,11 @@ fn step_noise(seed: u64, id: u64, t: usize, len: usize) -> Vec<f32> {
     rng::normal_vec(&mut rng::rng(seed ^ id.rotate_left(17), Stream::Sampling, t as u64), len)
 }
 
+/// x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t.
+fn predict_x0<B: Backend>(x: Tensor<B, 4>, eps: Tensor<B, 4>, alpha_bar: f64) -> Tensor<B, 4> {
+    (x - eps.mul_scalar((1.0 - alpha_bar).sqrt())).div_scalar(alpha_bar.sqrt())
+}
+
 /// Samples images with `eps_fn(x, t)` giving ε̂ for a chunk; the images in [−1, 1], N×C×S×S.
 /// `progress(done, total)` is called after every model evaluation; returning `false` cancels
 /// (then `Ok(None)`).
@@ -136,12 +163,19 @@ pub fn sample_with<B: Backend>(
         let shape = [m, req.channels, req.size, req.size];
         let mut x = Tensor::<B, 4>::from_data(TensorData::new(init, shape), device);
         match req.sampler {
-            SamplerKind::Ddpm => {
+            SamplerKind::Ddpm { clip_x0 } => {
                 for t in (0..schedule.len()).rev() {
                     let ts = vec![t; m];
                     let eps = eps_fn(x.clone(), &ts, labels);
                     let c = schedule.ddpm_step_coefs(t);
-                    x = x.mul_scalar(c.c_xt) + eps.mul_scalar(c.c_eps);
+                    x = if clip_x0 {
+                        let (ab, ab_prev, beta) = (schedule.alpha_bar[t], schedule.alpha_bar_at(t as isize - 1), schedule.betas[t]);
+                        let x0 = predict_x0(x.clone(), eps, ab).clamp(-1.0, 1.0);
+                        // Posterior mean of q(x_{t−1} | x_t, x̂₀).
+                        x0.mul_scalar(ab_prev.sqrt() * beta / (1.0 - ab)) + x.mul_scalar((1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab))
+                    } else {
+                        x.mul_scalar(c.c_xt) + eps.mul_scalar(c.c_eps)
+                    };
                     if c.sigma > 0.0 {
                         let mut z = Vec::with_capacity(m * len);
                         for &id in ids {
@@ -155,7 +189,7 @@ pub fn sample_with<B: Backend>(
                     }
                 }
             }
-            SamplerKind::Ddim { steps, final_x0 } => {
+            SamplerKind::Ddim { steps, final_x0, clip_x0 } => {
                 let ts = ddim_timesteps(schedule.len(), steps);
                 for (i, &t) in ts.iter().enumerate() {
                     let next = match ts.get(i + 1) {
@@ -164,8 +198,16 @@ pub fn sample_with<B: Backend>(
                         None => break, // reference: stop at x at t = 0
                     };
                     let eps = eps_fn(x.clone(), &vec![t; m], labels);
-                    let (cx, ce) = schedule.ddim_step_coefs(t, next);
-                    x = x.mul_scalar(cx) + eps.mul_scalar(ce);
+                    x = if clip_x0 {
+                        // x' = √ᾱ'·x̂₀ + √(1−ᾱ')·ε̂ with x̂₀ clipped and ε̂ made consistent with it.
+                        let ab = schedule.alpha_bar[t];
+                        let x0 = predict_x0(x.clone(), eps, ab).clamp(-1.0, 1.0);
+                        let eps = (x - x0.clone().mul_scalar(ab.sqrt())).div_scalar((1.0 - ab).sqrt());
+                        x0.mul_scalar(next.sqrt()) + eps.mul_scalar((1.0 - next).sqrt())
+                    } else {
+                        let (cx, ce) = schedule.ddim_step_coefs(t, next);
+                        x.mul_scalar(cx) + eps.mul_scalar(ce)
+                    };
                     done += 1;
                     if !progress(done, total) {
                         return Ok(None);
@@ -213,11 +255,17 @@ mod tests {
 
     #[test]
     fn parse_samplers() {
-        assert_eq!(SamplerKind::parse("ddpm").unwrap(), SamplerKind::Ddpm);
-        assert_eq!(SamplerKind::parse("ddim:50").unwrap(), SamplerKind::Ddim { steps: 50, final_x0: true });
-        assert_eq!(SamplerKind::parse("ddim:10:ref").unwrap(), SamplerKind::Ddim { steps: 10, final_x0: false });
-        assert!(SamplerKind::parse("ddim:0").is_err());
-        assert!(SamplerKind::parse("euler").is_err());
+        assert_eq!(SamplerKind::parse("ddpm").unwrap(), SamplerKind::Ddpm { clip_x0: false });
+        assert_eq!(SamplerKind::parse("ddpm:clip").unwrap(), SamplerKind::Ddpm { clip_x0: true });
+        assert_eq!(SamplerKind::parse("ddim:50").unwrap(), SamplerKind::Ddim { steps: 50, final_x0: true, clip_x0: false });
+        assert_eq!(SamplerKind::parse("ddim:10:ref").unwrap(), SamplerKind::Ddim { steps: 10, final_x0: false, clip_x0: false });
+        assert_eq!(SamplerKind::parse("ddim:10:ref:clip").unwrap(), SamplerKind::Ddim { steps: 10, final_x0: false, clip_x0: true });
+        for s in ["ddim:10:clip", "ddim:7:ref", "ddpm:clip", "ddim:3"] {
+            assert_eq!(SamplerKind::parse(s).unwrap().label(), s);
+        }
+        for bad in ["ddim:0", "euler", "ddim", "ddpm:ref", "ddim:5:clip:clip", "ddim:5:x"] {
+            assert!(SamplerKind::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -226,13 +274,13 @@ mod tests {
         assert_eq!(ddim_timesteps(10, 3), vec![6, 3, 0]);
     }
 
-    /// ε̂ = 0.5·x: run the DDIM loop by hand in f64 and compare.
+    /// ε̂ = 0.5·x: run the DDIM loop by hand in f64 and compare, with and without x̂₀ clipping.
     #[test]
     fn ddim_loop_by_hand() {
         let s = Schedule::linear(10, 0.05, 0.3);
         let dev = Default::default();
-        for final_x0 in [true, false] {
-            let r = req(SamplerKind::Ddim { steps: 3, final_x0 });
+        for (final_x0, clip_x0) in [(true, false), (false, false), (true, true)] {
+            let r = req(SamplerKind::Ddim { steps: 3, final_x0, clip_x0 });
             let out = sample_with::<B>(&s, &r, &dev, |x, _, _| x.mul_scalar(0.5), &mut |_, _| true).unwrap().unwrap();
             let got: Vec<f32> = out.into_data().to_vec().unwrap();
             for (k, &id) in r.ids.iter().enumerate() {
@@ -242,12 +290,29 @@ mod tests {
                     let next = if i + 1 < ts.len() { s.alpha_bar[ts[i + 1]] } else if final_x0 { 1.0 } else { break };
                     let ab = s.alpha_bar[t];
                     let eps = 0.5 * x;
-                    x = next.sqrt() / ab.sqrt() * x + ((1.0 - next).sqrt() - next.sqrt() * (1.0 - ab).sqrt() / ab.sqrt()) * eps;
+                    let mut x0 = (x - (1.0 - ab).sqrt() * eps) / ab.sqrt();
+                    if clip_x0 {
+                        x0 = x0.clamp(-1.0, 1.0);
+                    }
+                    let eps = (x - ab.sqrt() * x0) / (1.0 - ab).sqrt();
+                    x = next.sqrt() * x0 + (1.0 - next).sqrt() * eps;
                 }
                 let want = x.clamp(-1.0, 1.0);
-                assert!((got[k] as f64 - want).abs() < 1e-5, "final_x0={final_x0}: {} vs {want}", got[k]);
+                assert!((got[k] as f64 - want).abs() < 1e-5, "final_x0={final_x0} clip={clip_x0}: {} vs {want}", got[k]);
             }
         }
+    }
+
+    #[test]
+    fn clipping_changes_the_trajectory() {
+        // ε̂ = 0 makes x̂₀ = x/√ᾱ, far outside [−1, 1] at large t: clipped and unclipped differ.
+        let s = Schedule::linear(10, 0.05, 0.3);
+        let run = |clip_x0| {
+            let r = req(SamplerKind::Ddpm { clip_x0 });
+            let out = sample_with::<B>(&s, &r, &Default::default(), |x, _, _| x.zeros_like(), &mut |_, _| true).unwrap().unwrap();
+            out.into_data().to_vec::<f32>().unwrap()
+        };
+        assert_ne!(run(true), run(false));
     }
 
     /// ε̂ = 0: every DDPM step is x ← c_xt·x + σ·z, reproduced by hand with the same noise.
@@ -255,7 +320,7 @@ mod tests {
     fn ddpm_loop_by_hand() {
         let s = Schedule::linear(5, 0.1, 0.3);
         let dev = Default::default();
-        let r = req(SamplerKind::Ddpm);
+        let r = req(SamplerKind::Ddpm { clip_x0: false });
         let mut calls = 0;
         let out = sample_with::<B>(&s, &r, &dev, |x, t, _| {
             calls += 1;
@@ -282,7 +347,7 @@ mod tests {
     #[test]
     fn cancel_stops_early() {
         let s = Schedule::linear(5, 0.1, 0.3);
-        let r = req(SamplerKind::Ddpm);
+        let r = req(SamplerKind::Ddpm { clip_x0: false });
         let out = sample_with::<B>(&s, &r, &Default::default(), |x, _, _| x, &mut |done, _| done < 2).unwrap();
         assert!(out.is_none());
     }

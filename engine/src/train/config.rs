@@ -130,7 +130,7 @@ fn d_per_class() -> usize {
     8
 }
 fn d_grid_sampler() -> SamplerKind {
-    SamplerKind::Ddim { steps: 50, final_x0: true }
+    SamplerKind::Ddim { steps: 50, final_x0: true, clip_x0: false }
 }
 
 impl Default for DiffusionConfig {
