@@ -150,7 +150,8 @@ fn bad_input_gives_clear_errors() {
 fn tiny_run_args<'a>(out: &'a str, steps: &'a str, checkpoint_every: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
         "train", "--config", "demo-synthetic", "--preset", "small", "--image-size", "8", "--batch", "4", "--steps", steps,
-        "--checkpoint-every", checkpoint_every, "--sample-every", "0", "--out", out, "--json",
+        "--checkpoint-every", checkpoint_every, "--sample-every", "0", "--grid-per-class", "1", "--grid-sampler", "ddim:10:clip",
+        "--out", out, "--json",
     ];
     a.extend_from_slice(extra);
     a

@@ -1,7 +1,7 @@
 use clap::Args;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
 use ltlab_engine::diffusion::SamplerKind;
-use ltlab_engine::grid;
+use ltlab_engine::train::engine::write_class_grid;
 use ltlab_engine::train::trainer::{Trainer, Weights};
 use ltlab_engine::train::checkpoint::Checkpoint;
 use ltlab_engine::train::run_dir::RunDir;
@@ -60,21 +60,15 @@ impl WithBackend for SampleJob {
         };
         let data = cfg.data.load()?;
         let trainer = Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?;
-        let counts = trainer.data.counts();
-        let order = grid::head_first(&counts);
         let total = self.sampler.evaluations(trainer.schedule.len()) as u64;
         let pb = super::progress_bar(total, "sample");
-        let images = trainer
-            .sample_classes(&order, a.per_class, self.sampler, a.omega, if a.weights == "raw" { Weights::Raw } else { Weights::Ema }, &mut |done, all| {
-                pb.set_length(all as u64);
-                pb.set_position(done as u64);
-                true
-            })?
-            .expect("not cancelled");
+        let weights = if a.weights == "raw" { Weights::Raw } else { Weights::Ema };
+        write_class_grid(&trainer, &a.out, a.per_class, self.sampler, a.omega, weights, &mut |done, all| {
+            pb.set_length(all as u64);
+            pb.set_position(done as u64);
+            true
+        })?;
         pb.finish_and_clear();
-        let rows: Vec<Vec<usize>> = (0..order.len()).map(|r| (r * a.per_class..(r + 1) * a.per_class).collect()).collect();
-        let row_counts: Vec<usize> = order.iter().map(|&c| counts[c]).collect();
-        grid::write_png(&a.out, &images, trainer.data.channels, trainer.data.size, &rows, &row_counts)?;
         println!("wrote {} (step {step}, {}, ω = {})", a.out.display(), self.sampler.label(), a.omega);
         Ok(())
     }

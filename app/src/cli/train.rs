@@ -1,6 +1,7 @@
 use clap::Args;
 use ltlab_engine::backend::BackendKind;
 use ltlab_engine::data::{DatasetKind, sampler::BatchSampler};
+use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::model::Preset;
 use ltlab_engine::train::TrainConfig;
 use ltlab_engine::train::engine::{self, Launch};
@@ -50,6 +51,12 @@ pub struct TrainArgs {
     checkpoint_every: Option<u64>,
     #[arg(long, conflicts_with = "resume")]
     sample_every: Option<u64>,
+    /// Fixed-noise columns per class in the sample grids.
+    #[arg(long, conflicts_with = "resume")]
+    grid_per_class: Option<usize>,
+    /// Sampler of the grids: ddpm[:clip] or ddim:K[:ref][:clip].
+    #[arg(long, conflicts_with = "resume")]
+    grid_sampler: Option<String>,
     /// Print each event as a JSON line instead of a progress bar.
     #[arg(long)]
     json: bool,
@@ -97,6 +104,12 @@ impl TrainArgs {
         }
         if let Some(v) = self.sample_every {
             c.log.sample_every = v;
+        }
+        if let Some(v) = self.grid_per_class {
+            c.log.grid_per_class = v;
+        }
+        if let Some(s) = &self.grid_sampler {
+            c.log.grid_sampler = SamplerKind::parse(s)?;
         }
         c.validate()?;
         Ok(c)

@@ -209,6 +209,9 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.optim.ema_decay) {
             return Err(Error::option("optim.ema_decay", format!("{} must be in [0, 1)", self.optim.ema_decay)));
         }
+        if self.log.grid_per_class == 0 {
+            return Err(Error::option("log.grid_per_class", "must be at least 1"));
+        }
         if self.log.checkpoint_every == 0 {
             return Err(Error::option("log.checkpoint_every", "must be at least 1"));
         }

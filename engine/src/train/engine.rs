@@ -7,6 +7,7 @@ use super::run_dir::RunDir;
 use super::trainer::{Trainer, Weights};
 use crate::backend::{WithBackend, dispatch};
 use crate::error::{Error, Result};
+use crate::diffusion::SamplerKind;
 use crate::grid;
 use burn::tensor::backend::AutodiffBackend;
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -189,17 +190,32 @@ fn save_checkpoint<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir, last:
     Ok(Event::CheckpointSaved { step: trainer.step, path: path.display().to_string() })
 }
 
-/// The EMA per-class grid of the current step: rows = classes, head first.
+/// The EMA per-class grid of the current step, as the run's log settings ask.
 pub fn write_grid<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir) -> Result<Event> {
     let log = &trainer.cfg.log;
+    let path = dir.samples_path(trainer.step);
+    write_class_grid(trainer, &path, log.grid_per_class, log.grid_sampler, log.grid_omega, Weights::Ema, &mut |_, _| true)?;
+    Ok(Event::SamplesWritten { step: trainer.step, path: path.display().to_string() })
+}
+
+/// Samples `per_class` fixed-noise images of every class and writes them as a PNG grid, one row
+/// per class, head (largest class) at the top. Returns `false` if `progress` cancelled.
+pub fn write_class_grid<B: AutodiffBackend>(
+    trainer: &Trainer<B>,
+    path: &std::path::Path,
+    per_class: usize,
+    sampler: SamplerKind,
+    omega: f64,
+    weights: Weights,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<bool> {
     let counts = trainer.data.counts();
     let order = grid::head_first(&counts);
-    let images = trainer
-        .sample_classes(&order, log.grid_per_class, log.grid_sampler, log.grid_omega, Weights::Ema, &mut |_, _| true)?
-        .expect("not cancelled");
-    let rows: Vec<Vec<usize>> = (0..order.len()).map(|r| (r * log.grid_per_class..(r + 1) * log.grid_per_class).collect()).collect();
+    let Some(images) = trainer.sample_classes(&order, per_class, sampler, omega, weights, progress)? else {
+        return Ok(false);
+    };
+    let rows: Vec<Vec<usize>> = (0..order.len()).map(|r| (r * per_class..(r + 1) * per_class).collect()).collect();
     let row_counts: Vec<usize> = order.iter().map(|&c| counts[c]).collect();
-    let path = dir.samples_path(trainer.step);
-    grid::write_png(&path, &images, trainer.data.channels, trainer.data.size, &rows, &row_counts)?;
-    Ok(Event::SamplesWritten { step: trainer.step, path: path.display().to_string() })
+    grid::write_png(path, &images, trainer.data.channels, trainer.data.size, &rows, &row_counts)?;
+    Ok(true)
 }
