@@ -143,7 +143,11 @@ impl WithBackend for Job<'_> {
                     }
                     Some(Command::SampleNow) => send(write_grid(&trainer, &dir)?),
                     Some(_) => {}
-                    None if paused => stopped = true, // host hung up
+                    None if paused => {
+                        // The host hung up while we were paused: stop (with a checkpoint).
+                        stopped = true;
+                        paused = false;
+                    }
                     None => break,
                 }
                 if !paused && stopped {
@@ -218,4 +222,106 @@ pub fn write_class_grid<B: AutodiffBackend>(
     let row_counts: Vec<usize> = order.iter().map(|&c| counts[c]).collect();
     grid::write_png(path, &images, trainer.data.channels, trainer.data.size, &rows, &row_counts)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DataConfig, DatasetKind, sampler::BatchSampler};
+    use crate::model::Preset;
+    use crate::train::config::{DiffusionConfig, LogConfig, ModelConfig};
+    use std::time::Duration;
+
+    fn config() -> TrainConfig {
+        let mut data = DataConfig::new(DatasetKind::Synthetic, 0.5);
+        data.image_size = Some(8);
+        data.synthetic_per_class = 4;
+        TrainConfig {
+            name: "engine-test".into(),
+            seed: 1,
+            steps: 100_000,
+            batch: 2,
+            backend: Default::default(),
+            data,
+            model: ModelConfig { preset: Preset::Tiny, dropout: None },
+            optim: Default::default(),
+            diffusion: DiffusionConfig::default(),
+            batch_sampler: BatchSampler::Uniform,
+            log: LogConfig {
+                checkpoint_every: 1_000_000,
+                sample_every: 0,
+                grid_per_class: 1,
+                grid_sampler: SamplerKind::Ddim { steps: 2, final_x0: true, clip_x0: false },
+                ..Default::default()
+            },
+            record: None,
+        }
+    }
+
+    fn next(h: &EngineHandle) -> Event {
+        h.events.recv_timeout(Duration::from_secs(60)).expect("an event within a minute")
+    }
+
+    #[test]
+    fn pause_resume_sample_and_stop_through_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let h = spawn(Launch::New { config: config(), out: out.clone() });
+        assert!(matches!(next(&h), Event::Started { first_step: 0, total_steps: 100_000, .. }));
+        h.commands.send(Command::Pause).unwrap();
+        let paused_at = loop {
+            if let Event::Paused { step } = next(&h) {
+                break step;
+            }
+        };
+        // While paused no step runs; a sample request is still served.
+        h.commands.send(Command::SampleNow).unwrap();
+        assert!(matches!(next(&h), Event::SamplesWritten { step, .. } if step == paused_at));
+        h.commands.send(Command::Resume).unwrap();
+        assert!(matches!(next(&h), Event::Resumed { step } if step == paused_at));
+        assert!(matches!(next(&h), Event::Step(r) if r.step == paused_at + 1));
+        h.commands.send(Command::Stop).unwrap();
+        let (saved, finished) = loop {
+            match next(&h) {
+                Event::CheckpointSaved { step, .. } => {
+                    if let Event::Finished { step: f, stopped } = next(&h) {
+                        assert!(stopped);
+                        break (step, f);
+                    }
+                }
+                Event::Step(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(saved, finished, "stopping writes a checkpoint of the last step");
+        h.join();
+        let run = RunDir::open(&out).unwrap();
+        assert_eq!(run.latest_checkpoint().unwrap().0, finished);
+        assert_eq!(run.read_metrics().unwrap().len() as u64, finished);
+        assert!(run.read_config().unwrap().record.is_some());
+    }
+
+    #[test]
+    fn host_hanging_up_while_paused_stops_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = spawn(Launch::New { config: config(), out: dir.path().join("run") });
+        h.commands.send(Command::Pause).unwrap();
+        let EngineHandle { commands, events, thread } = h;
+        while !matches!(events.recv_timeout(Duration::from_secs(60)).unwrap(), Event::Paused { .. }) {}
+        drop(commands);
+        let last = events.iter().last().unwrap();
+        assert!(matches!(last, Event::Finished { stopped: true, .. }), "{last:?}");
+        thread.unwrap().join().unwrap();
+    }
+
+    #[test]
+    fn failures_arrive_as_events() {
+        let mut c = config();
+        c.data.imbalance = 2.0;
+        let h = spawn(Launch::New { config: c, out: tempfile::tempdir().unwrap().path().join("x") });
+        match next(&h) {
+            Event::Failed { message, last_checkpoint: None } => assert!(message.contains("imbalance"), "{message}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }
