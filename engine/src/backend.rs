@@ -52,6 +52,19 @@ fn not_built(feature: &str) -> Error {
     )
 }
 
+/// CubeCL panics on a background thread when the driver is missing; say so clearly instead.
+#[cfg(feature = "cuda")]
+fn check_cuda_driver() -> Result<()> {
+    // SAFETY: loading the driver library runs only its initialisers, as CubeCL would.
+    match unsafe { libloading::Library::new("libcuda.so.1") } {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::option(
+            "backend",
+            format!("cuda: the NVIDIA driver library libcuda.so.1 cannot be loaded ({e}); this needs a machine with an NVIDIA GPU and driver"),
+        )),
+    }
+}
+
 pub fn dispatch<W: WithBackend>(kind: BackendKind, work: W) -> Result<W::Output> {
     match kind {
         BackendKind::Flex => {
@@ -63,7 +76,10 @@ pub fn dispatch<W: WithBackend>(kind: BackendKind, work: W) -> Result<W::Output>
         #[cfg(not(feature = "wgpu"))]
         BackendKind::Wgpu => Err(not_built("wgpu")),
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => Ok(work.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default(), "cuda:0".into())),
+        BackendKind::Cuda => {
+            check_cuda_driver()?;
+            Ok(work.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default(), "cuda:0".into()))
+        }
         #[cfg(not(feature = "cuda"))]
         BackendKind::Cuda => Err(not_built("cuda")),
     }
