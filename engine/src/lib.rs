@@ -6,6 +6,7 @@ pub mod data;
 pub mod diffusion;
 pub mod error;
 pub mod grid;
+pub mod methods;
 pub mod model;
 pub mod rng;
 pub mod train;

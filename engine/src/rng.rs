@@ -18,6 +18,12 @@ pub enum Stream {
     Sampling = 6,
     Synthetic = 7,
     Init = 8,
+    /// Per-step draws of the long-tail methods (CBDM's y′, OC's partners, DiffROP's pairs).
+    Cbdm = 9,
+    Oc = 10,
+    DiffRop = 11,
+    /// `ltlab analyze`: batches and noise of model-free analyses.
+    Analysis = 12,
 }
 
 fn splitmix64(mut z: u64) -> u64 {

@@ -4,7 +4,6 @@ use ltlab_engine::data::{DataConfig, DatasetKind};
 use ltlab_engine::model::Preset;
 use ltlab_engine::train::config::{DiffusionConfig, LogConfig, ModelConfig};
 use ltlab_engine::train::{TrainConfig, Trainer};
-use ltlab_engine::data::sampler::BatchSampler;
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use std::time::Instant;
 
@@ -86,7 +85,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         model: ModelConfig { preset: Preset::parse(&preset)?, dropout: None },
         optim: Default::default(),
         diffusion: DiffusionConfig::default(),
-        batch_sampler: BatchSampler::Uniform,
+        batch_sampler: None,
+        methods: Default::default(),
         log: LogConfig::default(),
         record: None,
     };

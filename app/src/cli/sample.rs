@@ -26,8 +26,9 @@ pub struct SampleArgs {
     /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅).
     #[arg(long, default_value_t = 0.0)]
     omega: f64,
-    /// Sample with the EMA weights (default) or the raw trained weights.
-    #[arg(long, default_value = "ema", value_parser = ["ema", "raw"])]
+    /// Sample with the EMA weights (default), the raw trained weights, or the EMA without CM's
+    /// low-rank experts (θ^g only, the CM paper's ablation).
+    #[arg(long, default_value = "ema", value_parser = ["ema", "raw", "ema-base"])]
     weights: String,
     /// Backend to sample on (default: the run's).
     #[arg(long)]
@@ -62,7 +63,11 @@ impl WithBackend for SampleJob {
         let trainer = Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?;
         let total = self.sampler.evaluations(trainer.schedule.len()) as u64;
         let pb = super::progress_bar(total, "sample");
-        let weights = if a.weights == "raw" { Weights::Raw } else { Weights::Ema };
+        let weights = match a.weights.as_str() {
+            "raw" => Weights::Raw,
+            "ema-base" => Weights::EmaBase,
+            _ => Weights::Ema,
+        };
         write_class_grid(&trainer, &a.out, a.per_class, self.sampler, a.omega, weights, &mut |done, all| {
             pb.set_length(all as u64);
             pb.set_position(done as u64);

@@ -97,7 +97,7 @@ impl TrainArgs {
             c.optim.lr = v;
         }
         if let Some(s) = &self.sampler {
-            c.batch_sampler = BatchSampler::parse(s)?;
+            c.batch_sampler = Some(BatchSampler::parse(s)?);
         }
         if let Some(v) = self.checkpoint_every {
             c.log.checkpoint_every = v;

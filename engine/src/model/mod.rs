@@ -1,5 +1,6 @@
 //! The DDPM U-Net of SPEC §2 and its presets.
 
+pub mod expert;
 pub mod presets;
 pub mod unet;
 

@@ -11,6 +11,8 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
+use super::expert::{LowRankExpert, expert_conv, merge_expert};
+
 #[derive(Config, Debug, PartialEq)]
 pub struct UNetConfig {
     /// Colour channels of the images (1 or 3).
@@ -32,6 +34,12 @@ pub struct UNetConfig {
     /// GroupNorm groups (reduced to a divisor of the channel count where needed).
     #[config(default = 32)]
     pub norm_groups: usize,
+    /// CM: a low-rank expert on every 3×3 convolution of the up path.
+    #[config(default = false)]
+    pub low_rank_expert: bool,
+    /// CORAL: width of the projection head on the pooled bottleneck (0 = no head).
+    #[config(default = 0)]
+    pub projection_dim: usize,
 }
 
 /// Which class term the embedding gets.
@@ -65,7 +73,7 @@ fn zero_bias<B: Backend>(bias: &mut Option<Param<Tensor<B, 1>>>) {
 }
 
 /// Xavier-uniform conv with zero bias; `gain` ≈ 0 makes layers that start near zero.
-fn conv<B: Backend>(cin: usize, cout: usize, k: usize, stride: usize, gain: f64, device: &B::Device) -> Conv2d<B> {
+pub(crate) fn conv<B: Backend>(cin: usize, cout: usize, k: usize, stride: usize, gain: f64, device: &B::Device) -> Conv2d<B> {
     let mut c = Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
@@ -133,11 +141,16 @@ pub struct ResBlock<B: Backend> {
     conv2: Conv2d<B>,
     shortcut: Option<Conv2d<B>>,
     attn: Option<AttnBlock<B>>,
+    /// CM's experts on conv1 and conv2 (up path only).
+    expert1: Option<LowRankExpert<B>>,
+    expert2: Option<LowRankExpert<B>>,
 }
 
 impl<B: Backend> ResBlock<B> {
-    fn new(cin: usize, cout: usize, emb: usize, attn: bool, cfg: &UNetConfig, device: &B::Device) -> Self {
+    fn new(cin: usize, cout: usize, emb: usize, attn: bool, expert: bool, cfg: &UNetConfig, device: &B::Device) -> Self {
         Self {
+            expert1: expert.then(|| LowRankExpert::new(cin, cout, 3, device)),
+            expert2: expert.then(|| LowRankExpert::new(cout, cout, 3, device)),
             norm1: norm(cfg.norm_groups, cin, device),
             conv1: conv(cin, cout, 3, 1, 1.0, device),
             emb_proj: linear(emb, cout, device),
@@ -150,11 +163,12 @@ impl<B: Backend> ResBlock<B> {
     }
 
     /// `emb_act` is SiLU(embedding), shared by all blocks.
-    fn forward(&self, x: Tensor<B, 4>, emb_act: Tensor<B, 2>) -> Tensor<B, 4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+    fn forward(&self, x: Tensor<B, 4>, emb_act: Tensor<B, 2>, expert: bool) -> Tensor<B, 4> {
+        let h = expert_conv(&self.conv1, self.expert1.as_ref(), expert, silu(self.norm1.forward(x.clone())));
         let [b, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.emb_proj.forward(emb_act).reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(self.dropout.forward(silu(self.norm2.forward(h))));
+        let h = self.dropout.forward(silu(self.norm2.forward(h)));
+        let h = expert_conv(&self.conv2, self.expert2.as_ref(), expert, h);
         let skip = match &self.shortcut {
             Some(s) => s.forward(x),
             None => x,
@@ -178,7 +192,22 @@ pub enum DownLayer<B: Backend> {
 #[derive(Module, Debug)]
 pub enum UpLayer<B: Backend> {
     Res(ResBlock<B>),
-    Up(Conv2d<B>),
+    Up(Upsample<B>),
+}
+
+/// Nearest ×2 upsample, then a 3×3 conv (with CM's expert when the model has one).
+#[derive(Module, Debug)]
+pub struct Upsample<B: Backend> {
+    conv: Conv2d<B>,
+    expert: Option<LowRankExpert<B>>,
+}
+
+impl<B: Backend> ResBlock<B> {
+    fn map_experts(mut self, f: &impl Fn(Conv2d<B>, Option<LowRankExpert<B>>) -> Conv2d<B>) -> Self {
+        self.conv1 = f(self.conv1, self.expert1.take());
+        self.conv2 = f(self.conv2, self.expert2.take());
+        self
+    }
 }
 
 #[derive(Module, Debug)]
@@ -193,6 +222,8 @@ pub struct UNet<B: Backend> {
     up: Vec<UpLayer<B>>,
     tail_norm: GroupNorm<B>,
     tail: Conv2d<B>,
+    /// CORAL's projection head (pooled bottleneck → `projection_dim`).
+    projection: Option<Linear<B>>,
     base_channels: usize,
     num_classes: usize,
     levels: usize,
@@ -242,7 +273,7 @@ impl UNetConfig {
         for (i, m) in self.channel_mults.iter().enumerate() {
             let out = ch * m;
             for _ in 0..self.res_blocks {
-                down.push(DownLayer::Res(ResBlock::new(now, out, emb, self.attn_levels.contains(&i), self, device)));
+                down.push(DownLayer::Res(ResBlock::new(now, out, emb, self.attn_levels.contains(&i), false, self, device)));
                 now = out;
                 skip_channels.push(now);
             }
@@ -251,18 +282,23 @@ impl UNetConfig {
                 skip_channels.push(now);
             }
         }
-        let mid1 = ResBlock::new(now, now, emb, true, self, device);
-        let mid2 = ResBlock::new(now, now, emb, false, self, device);
+        let mid1 = ResBlock::new(now, now, emb, true, false, self, device);
+        let mid2 = ResBlock::new(now, now, emb, false, false, self, device);
+        let bottleneck_channels = now;
+        let ex = self.low_rank_expert;
         let mut up = Vec::new();
         for (i, m) in self.channel_mults.iter().enumerate().rev() {
             let out = ch * m;
             for _ in 0..=self.res_blocks {
                 let skip = skip_channels.pop().expect("one skip per up block");
-                up.push(UpLayer::Res(ResBlock::new(now + skip, out, emb, self.attn_levels.contains(&i), self, device)));
+                up.push(UpLayer::Res(ResBlock::new(now + skip, out, emb, self.attn_levels.contains(&i), ex, self, device)));
                 now = out;
             }
             if i > 0 {
-                up.push(UpLayer::Up(conv(now, now, 3, 1, 1.0, device)));
+                up.push(UpLayer::Up(Upsample {
+                    conv: conv(now, now, 3, 1, 1.0, device),
+                    expert: ex.then(|| LowRankExpert::new(now, now, 3, device)),
+                }));
             }
         }
         debug_assert!(skip_channels.is_empty());
@@ -277,6 +313,7 @@ impl UNetConfig {
             up,
             tail_norm: norm(self.norm_groups, now, device),
             tail: conv(now, self.image_channels, 3, 1, 1e-5, device),
+            projection: (self.projection_dim > 0).then(|| linear(bottleneck_channels, self.projection_dim, device)),
             base_channels: ch,
             num_classes: self.num_classes,
             levels,
@@ -291,6 +328,18 @@ impl<B: Backend> UNet<B> {
 
     /// ε(x_t, t, y); with `want_bottleneck` also the output of the second middle block.
     pub fn forward(&self, x: Tensor<B, 4>, t: &[usize], cond: &ClassCond<B>, want_bottleneck: bool) -> UNetOutput<B> {
+        self.forward_with(x, t, cond, want_bottleneck, true)
+    }
+
+    /// [`Self::forward`] with CM's switch: `expert = false` evaluates θ^g only.
+    pub fn forward_with(
+        &self,
+        x: Tensor<B, 4>,
+        t: &[usize],
+        cond: &ClassCond<B>,
+        want_bottleneck: bool,
+        expert: bool,
+    ) -> UNetOutput<B> {
         let device = x.device();
         let [b, _, _, _] = x.dims();
         assert_eq!(t.len(), b, "one timestep per image");
@@ -312,24 +361,24 @@ impl<B: Backend> UNet<B> {
         let mut skips = vec![h.clone()];
         for layer in &self.down {
             h = match layer {
-                DownLayer::Res(r) => r.forward(h, emb_act.clone()),
+                DownLayer::Res(r) => r.forward(h, emb_act.clone(), false),
                 DownLayer::Down(c) => c.forward(h),
             };
             skips.push(h.clone());
         }
-        h = self.mid1.forward(h, emb_act.clone());
-        h = self.mid2.forward(h, emb_act.clone());
+        h = self.mid1.forward(h, emb_act.clone(), false);
+        h = self.mid2.forward(h, emb_act.clone(), false);
         let bottleneck = want_bottleneck.then(|| h.clone());
         for layer in &self.up {
             h = match layer {
                 UpLayer::Res(r) => {
                     let skip = skips.pop().expect("one skip per up block");
-                    r.forward(Tensor::cat(vec![h, skip], 1), emb_act.clone())
+                    r.forward(Tensor::cat(vec![h, skip], 1), emb_act.clone(), expert)
                 }
-                UpLayer::Up(c) => {
+                UpLayer::Up(u) => {
                     let [_, _, hh, ww] = h.dims();
                     let up = interpolate(h, [hh * 2, ww * 2], InterpolateOptions::new(InterpolateMode::Nearest));
-                    c.forward(up)
+                    expert_conv(&u.conv, u.expert.as_ref(), expert, up)
                 }
             };
         }
@@ -339,6 +388,51 @@ impl<B: Backend> UNet<B> {
 
     pub fn levels(&self) -> usize {
         self.levels
+    }
+
+    pub fn has_experts(&self) -> bool {
+        self.up.iter().any(|l| match l {
+            UpLayer::Res(r) => r.expert1.is_some(),
+            UpLayer::Up(u) => u.expert.is_some(),
+        })
+    }
+
+    /// CORAL's projection: global average pool → Linear → L2 normalise. `None` without a head.
+    pub fn project(&self, bottleneck: Tensor<B, 4>) -> Option<Tensor<B, 2>> {
+        let head = self.projection.as_ref()?;
+        let [b, c, _, _] = bottleneck.dims();
+        let pooled = bottleneck.mean_dim(3).mean_dim(2).reshape([b, c]);
+        let z = head.forward(pooled);
+        let norm = z.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        Some(z / norm)
+    }
+
+    /// Folds every expert into its base weight: the same function, no extra inference cost.
+    pub fn merge_experts(self) -> Self {
+        self.map_experts(&|conv, e| match e {
+            Some(e) => merge_expert(conv, e),
+            None => conv,
+        })
+    }
+
+    /// Drops the experts: the network θ^g alone (CM's sampling ablation).
+    pub fn without_experts(self) -> Self {
+        self.map_experts(&|conv, _| conv)
+    }
+
+    fn map_experts(mut self, f: &impl Fn(Conv2d<B>, Option<LowRankExpert<B>>) -> Conv2d<B>) -> Self {
+        self.up = self
+            .up
+            .into_iter()
+            .map(|l| match l {
+                UpLayer::Res(r) => UpLayer::Res(r.map_experts(f)),
+                UpLayer::Up(mut u) => {
+                    u.conv = f(u.conv, u.expert.take());
+                    UpLayer::Up(u)
+                }
+            })
+            .collect();
+        self
     }
 }
 
@@ -430,6 +524,71 @@ mod tests {
         assert!(diff(cond.clone(), uncond.clone()) > 1e-4, "the class term must matter");
         assert!(diff(mixed.clone().narrow(0, 0, 1), cond.narrow(0, 0, 1)) < 1e-6);
         assert!(diff(mixed.narrow(0, 1, 1), uncond.narrow(0, 1, 1)) < 1e-6);
+    }
+
+    /// A model with CM's experts whose B matrices are no longer zero.
+    fn trained_expert_model(dev: &burn::tensor::Device<B>) -> UNet<B> {
+        let cfg = Preset::Tiny.config(1, 3, 8).unwrap().with_low_rank_expert(true);
+        let mut model: UNet<B> = cfg.init(dev);
+        model.tail = conv(32, 1, 3, 1, 1.0, dev);
+        let randomise = |e: &mut Option<LowRankExpert<B>>| {
+            let e = e.as_mut().unwrap();
+            e.b = Param::from_tensor(Tensor::random(e.b.val().dims(), burn::tensor::Distribution::Normal(0.0, 0.1), dev));
+        };
+        for l in model.up.iter_mut() {
+            match l {
+                UpLayer::Res(r) => {
+                    randomise(&mut r.expert1);
+                    randomise(&mut r.expert2);
+                }
+                UpLayer::Up(u) => randomise(&mut u.expert),
+            }
+        }
+        model
+    }
+
+    #[test]
+    fn expert_switch_merge_and_base_only() {
+        let dev = Default::default();
+        let model = trained_expert_model(&dev);
+        assert!(model.has_experts());
+        let x = Tensor::<B, 4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let cond = ClassCond::Labels(Tensor::<B, 1, Int>::from_ints([0, 2], &dev));
+        let t = [10, 600];
+        let diff = |a: Tensor<B, 4>, b: Tensor<B, 4>| a.sub(b).abs().max().into_scalar();
+        let with = model.forward(x.clone(), &t, &cond, false).eps;
+        let off = model.forward_with(x.clone(), &t, &cond, false, false).eps;
+        assert!(diff(with.clone(), off.clone()) > 1e-4, "the expert must matter");
+        let base = model.clone().without_experts();
+        assert!(!base.has_experts());
+        assert!(diff(base.forward(x.clone(), &t, &cond, false).eps, off) < 1e-6, "switch off = θ^g");
+        let merged = model.merge_experts();
+        assert!(!merged.has_experts());
+        assert!(diff(merged.forward(x, &t, &cond, false).eps, with) < 1e-4, "merged = W^g + BA");
+    }
+
+    #[test]
+    fn expert_and_projection_parameter_counts() {
+        let cfg = Preset::Tiny.config(1, 3, 8).unwrap();
+        let plain = params::count(&cfg.init::<B>(&Default::default()));
+        let with = cfg.clone().with_low_rank_expert(true).with_projection_dim(128);
+        let model: UNet<B> = with.init(&Default::default());
+        // Up-path 3×3 convs of the tiny preset (ch 32, mults [1,2,2], 1 block down, 2 up; skips
+        // 32,32,32,64,64,64): level 2: 64+64→64 twice, up conv 64; level 1: 64+64→64, 64+32→64,
+        // up conv 64; level 0: 64+32→32, 32+32→32 (each ResBlock also has conv2 o→o).
+        let lora = |i: usize, o: usize| {
+            let r = (i.min(o) / 10).max(1);
+            r * 3 * i * 3 + o * 3 * r * 3
+        };
+        let res = |i: usize, o: usize| lora(i, o) + lora(o, o);
+        let experts = res(128, 64) + res(128, 64) + lora(64, 64) + res(128, 64) + res(96, 64) + lora(64, 64)
+            + res(96, 32)
+            + res(64, 32);
+        assert_eq!(params::count(&model), plain + experts + 64 * 128 + 128);
+        let x = Tensor::<B, 4>::random([3, 64, 2, 2], burn::tensor::Distribution::Normal(0.0, 1.0), &Default::default());
+        let z = model.project(x).unwrap();
+        let norms: Vec<f32> = z.powi_scalar(2).sum_dim(1).into_data().to_vec().unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::backend::BackendKind;
 use crate::data::{DataConfig, sampler::BatchSampler};
 use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result};
+use crate::methods::MethodsConfig;
 use crate::model::Preset;
 use ltlab_types::DatasetSummary;
 use serde::{Deserialize, Serialize};
@@ -37,8 +38,12 @@ pub struct TrainConfig {
     pub optim: OptimConfig,
     #[serde(default)]
     pub diffusion: DiffusionConfig,
-    #[serde(default = "d_batch_sampler")]
-    pub batch_sampler: BatchSampler,
+    /// Which images make a batch; none: the method's (OC's re-sampling, CCUA's brs) or uniform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_sampler: Option<BatchSampler>,
+    /// The long-tail method stack (SPEC §4); empty = DDPM + CFG.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub methods: MethodsConfig,
     #[serde(default)]
     pub log: LogConfig,
     /// Written by ltlab into a run's config.toml: what the run actually saw.
@@ -102,8 +107,8 @@ pub struct RunRecord {
     pub device: String,
 }
 
-fn d_batch_sampler() -> BatchSampler {
-    BatchSampler::Uniform
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 fn d_t() -> usize {
     1000

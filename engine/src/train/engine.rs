@@ -227,7 +227,7 @@ pub fn write_class_grid<B: AutodiffBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{DataConfig, DatasetKind, sampler::BatchSampler};
+    use crate::data::{DataConfig, DatasetKind};
     use crate::model::Preset;
     use crate::train::config::{DiffusionConfig, LogConfig, ModelConfig};
     use std::time::Duration;
@@ -246,7 +246,8 @@ mod tests {
             model: ModelConfig { preset: Preset::Tiny, dropout: None },
             optim: Default::default(),
             diffusion: DiffusionConfig::default(),
-            batch_sampler: BatchSampler::Uniform,
+            batch_sampler: None,
+            methods: Default::default(),
             log: LogConfig {
                 checkpoint_every: 1_000_000,
                 sample_every: 0,

@@ -9,7 +9,9 @@ use crate::data::Dataset;
 use crate::diffusion::sampler::{SampleRequest, grid_id, initial_noise, sample};
 use crate::diffusion::{SamplerKind, Schedule};
 use crate::error::{Error, Result};
-use crate::model::{ClassCond, UNet, UNetConfig};
+use crate::data::sampler::BatchSampler;
+use crate::methods::{Batch, Forwards, HostBatch, MAIN, Method, StepContext, per_sample_mean};
+use crate::model::{UNet, UNetConfig};
 use crate::rng::{self, Stream};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
@@ -26,6 +28,8 @@ pub enum Weights {
     Ema,
     /// The raw trained parameters.
     Raw,
+    /// The EMA without CM's experts: θ^g alone (the paper's ablation).
+    EmaBase,
 }
 
 pub struct Trainer<B: AutodiffBackend> {
@@ -37,6 +41,10 @@ pub struct Trainer<B: AutodiffBackend> {
     pub model: UNet<B>,
     pub ema: UNet<B::InnerBackend>,
     adam: AdamState<B::InnerBackend>,
+    methods: Vec<Box<dyn Method<B>>>,
+    batch_sampler: BatchSampler,
+    counts: Vec<usize>,
+    q: Vec<f64>,
     /// Steps completed.
     pub step: u64,
     pub device: B::Device,
@@ -46,6 +54,14 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// A fresh run: model initialised from the run seed, EMA = model.
     pub fn new(cfg: TrainConfig, data: Dataset, device: B::Device) -> Result<Self> {
         let model_config = model_config(&cfg, &data)?;
+        let batch_sampler = cfg.methods.check(cfg.batch_sampler)?;
+        let counts = data.counts();
+        if let Some(c) = counts.iter().position(|&n| n == 0) {
+            return Err(Error::Other(format!("class {c} has no training image: every class needs at least one")));
+        }
+        let total: usize = counts.iter().sum();
+        let q = counts.iter().map(|&n| n as f64 / total as f64).collect();
+        let methods = crate::methods::build(&cfg.methods);
         B::seed(&device, rng::derive_seed(cfg.seed, Stream::Init, 0));
         let model: UNet<B> = model_config.init(&device);
         let ema = model.valid();
@@ -58,6 +74,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             model,
             ema,
             adam: AdamState::default(),
+            methods,
+            batch_sampler,
+            counts,
+            q,
             step: 0,
             device,
         })
@@ -89,54 +109,49 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// model untouched and returns [`Error::NonFinite`].
     pub fn train_step(&mut self) -> Result<StepRecord> {
         let started = Instant::now();
-        let cfg = &self.cfg;
-        let (b, len, t_total) = (cfg.batch, self.data.image_len(), self.schedule.len());
         let step = self.step;
+        let (b, t_total) = (self.cfg.batch, self.schedule.len());
+        let ctx = StepContext { schedule: &self.schedule, counts: &self.counts, q: &self.q, seed: self.cfg.seed, step };
 
         // The batch and all randomness of this step derive from (seed, step).
-        let idx = cfg.batch_sampler.batch(&self.data.labels, &self.by_class, b, cfg.seed, step);
-        let mut r = rng::rng(cfg.seed, Stream::Noise, step);
-        let mut x0 = Vec::with_capacity(b * len);
-        for &i in &idx {
-            let flip = cfg.data.hflip && r.random::<bool>();
-            self.data.image_f32(i, flip, &mut x0);
+        let mut host = self.draw_batch(step);
+        let mut transfers = None;
+        for m in self.methods.iter_mut() {
+            transfers = m.transform(&mut host, &ctx).or(transfers);
         }
-        let t: Vec<usize> = (0..b).map(|_| r.random_range(0..t_total)).collect();
-        let eps = rng::normal_vec(&mut r, b * len);
-        let labels: Vec<i64> = idx.iter().map(|&i| self.data.labels[i] as i64).collect();
-        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [b]), &self.device);
-        let p = cfg.diffusion.label_drop_p;
-        let cond = match cfg.diffusion.label_drop {
-            LabelDrop::PerBatch if r.random::<f64>() < p => ClassCond::Uncond,
-            LabelDrop::PerBatch => ClassCond::Labels(labels),
-            LabelDrop::PerSample => {
-                let keep: Vec<f32> = (0..b).map(|_| if r.random::<f64>() < p { 0.0 } else { 1.0 }).collect();
-                ClassCond::Masked { labels, keep: Tensor::from_data(TensorData::new(keep, [b]), &self.device) }
-            }
-        };
-        let uncond_batch = matches!(cond, ClassCond::Uncond);
         // Dropout draws from the backend's generator: seed it per step so resume is exact.
-        B::seed(&self.device, rng::derive_seed(cfg.seed, Stream::Backend, step));
+        B::seed(&self.device, rng::derive_seed(self.cfg.seed, Stream::Backend, step));
+        let batch = Batch::<B>::upload(host, &self.schedule, &self.device);
 
-        let shape = [b, self.data.channels, self.data.size, self.data.size];
-        let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0, shape), &self.device);
-        let eps = Tensor::<B, 4>::from_data(TensorData::new(eps, shape), &self.device);
-        let x_t = self.schedule.noise(x0, eps.clone(), &t);
-        let pred = self.model.forward(x_t, &t, &cond, false).eps;
-        let per_sample = (pred - eps).powi_scalar(2).reshape([b, len]).mean_dim(1).reshape([b]);
-        let loss = per_sample.clone().mean();
+        // Every forward pass of the step (main + what the methods ask for) in one batched call.
+        let mut fw = Forwards::new(&batch);
+        for m in self.methods.iter_mut() {
+            m.request(&batch, &ctx, &mut fw);
+        }
+        let out = fw.run(&self.model);
+        let per_sample = per_sample_mean((out.eps(MAIN) - batch.target.clone()).powi_scalar(2));
+        let mut terms = vec![("mse", per_sample.clone().mean())];
+        for m in self.methods.iter_mut() {
+            terms.extend(m.losses(&batch, &ctx, &out, &self.model));
+        }
+        let loss = terms.iter().map(|(_, v)| v.clone()).reduce(|a, b| a + b).expect("mse");
 
-        let per_sample: Vec<f32> = per_sample.inner().into_data().convert::<f32>().to_vec().expect("f32");
-        let mse = per_sample.iter().map(|&v| v as f64).sum::<f64>() / b as f64;
+        let mut losses = BTreeMap::new();
+        for (name, v) in &terms {
+            *losses.entry(name.to_string()).or_insert(0.0) += v.clone().inner().into_scalar().elem::<f64>();
+        }
+        let total: f64 = losses.values().sum();
+        losses.insert("total".to_string(), total);
         let non_finite = |value: f64| Error::NonFinite { step: step + 1, value, checkpoint: String::new() };
-        if !mse.is_finite() {
-            return Err(non_finite(mse));
+        if let Some(bad) = losses.values().find(|v| !v.is_finite()) {
+            return Err(non_finite(*bad));
         }
         let grads = loss.backward();
         let grad_norm = optim::grad_norm(&self.model, &grads);
         if !grad_norm.is_finite() {
             return Err(non_finite(grad_norm));
         }
+        let cfg = &self.cfg;
         let lr = cfg.optim.lr_at(step);
         let scale = optim::clip_scale(grad_norm, cfg.optim.grad_clip);
         let (model, updated) = optim::adam_step(self.model.clone(), &grads, &mut self.adam, &cfg.optim, lr, step + 1, scale);
@@ -144,21 +159,53 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.ema = optim::ema_update(self.ema.clone(), updated, cfg.optim.ema_decay);
         self.step += 1;
 
-        let mut sums = [(0.0f64, 0usize); T_BUCKETS];
-        for (&ti, &l) in t.iter().zip(&per_sample) {
-            let k = ti * T_BUCKETS / t_total;
-            sums[k].0 += l as f64;
-            sums[k].1 += 1;
-        }
+        let per_sample: Vec<f32> = per_sample.inner().into_data().convert::<f32>().to_vec().expect("f32");
+        let h = &batch.host;
+        let bucket = |t: usize| t * T_BUCKETS / t_total;
         Ok(StepRecord {
             step: self.step,
-            losses: BTreeMap::from([("mse".to_string(), mse), ("total".to_string(), mse)]),
-            loss_by_t: sums.iter().map(|&(s, n)| (n > 0).then(|| s / n as f64)).collect(),
+            losses,
+            loss_by_t: group_mean(T_BUCKETS, h.t.iter().map(|&t| bucket(t)).zip(&per_sample)),
             lr,
             grad_norm,
             images_per_s: b as f64 / started.elapsed().as_secs_f64(),
-            uncond_batch,
+            uncond_batch: h.uncond_batch,
+            loss_by_class: group_mean(self.counts.len(), h.labels.iter().copied().zip(&per_sample)),
+            transfers,
         })
+    }
+
+    /// The images, t, ε and label drop of step `step`.
+    fn draw_batch(&self, step: u64) -> HostBatch {
+        let cfg = &self.cfg;
+        let (b, len) = (cfg.batch, self.data.image_len());
+        let idx = self.batch_sampler.batch(&self.data.labels, &self.by_class, b, cfg.seed, step);
+        let mut r = rng::rng(cfg.seed, Stream::Noise, step);
+        let mut x0 = Vec::with_capacity(b * len);
+        for &i in &idx {
+            let flip = cfg.data.hflip && r.random::<bool>();
+            self.data.image_f32(i, flip, &mut x0);
+        }
+        let t: Vec<usize> = (0..b).map(|_| r.random_range(0..self.schedule.len())).collect();
+        let eps = rng::normal_vec(&mut r, b * len);
+        let p = cfg.diffusion.label_drop_p;
+        let (keep, uncond_batch) = match cfg.diffusion.label_drop {
+            LabelDrop::PerBatch => {
+                let drop = r.random::<f64>() < p;
+                (vec![!drop; b], drop)
+            }
+            LabelDrop::PerSample => ((0..b).map(|_| r.random::<f64>() >= p).collect(), false),
+        };
+        HostBatch {
+            shape: [b, self.data.channels, self.data.size, self.data.size],
+            target: eps.clone(),
+            x0,
+            eps,
+            t,
+            labels: idx.iter().map(|&i| self.data.labels[i]).collect(),
+            keep,
+            uncond_batch,
+        }
     }
 
     /// Samples for `per_class` fixed-noise slots of every class: the images (N×C×S×S in
@@ -184,15 +231,13 @@ impl<B: AutodiffBackend> Trainer<B> {
             size: self.data.size,
             batch: 256,
         };
-        let raw;
+        // Experts are folded into their base weights: sampling costs what the base model costs.
         let model = match weights {
-            Weights::Ema => &self.ema,
-            Weights::Raw => {
-                raw = self.model.valid();
-                &raw
-            }
+            Weights::Ema => self.ema.clone().merge_experts(),
+            Weights::Raw => self.model.valid().merge_experts(),
+            Weights::EmaBase => self.ema.clone().without_experts(),
         };
-        let out = sample(model, &self.schedule, &req, &self.device, progress)?;
+        let out = sample(&model, &self.schedule, &req, &self.device, progress)?;
         Ok(out.map(|x| x.into_data().convert::<f32>().to_vec().expect("f32")))
     }
 
@@ -201,12 +246,24 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 }
 
+/// Mean of the values per group (`None` for an empty group).
+fn group_mean<'a>(groups: usize, items: impl Iterator<Item = (usize, &'a f32)>) -> Vec<Option<f64>> {
+    let mut sums = vec![(0.0f64, 0usize); groups];
+    for (g, &v) in items {
+        sums[g].0 += v as f64;
+        sums[g].1 += 1;
+    }
+    sums.iter().map(|&(s, n)| (n > 0).then(|| s / n as f64)).collect()
+}
+
 /// The U-Net a config asks for, checked against the data.
 pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> Result<UNetConfig> {
     let mut m = cfg.model.preset.config(data.channels, data.num_classes(), data.size)?;
     if let Some(d) = cfg.model.dropout {
         m.dropout = d;
     }
+    m.low_rank_expert = cfg.methods.needs_experts();
+    m.projection_dim = cfg.methods.projection_dim();
     Ok(m)
 }
 
@@ -234,7 +291,8 @@ mod tests {
             model: ModelConfig { preset: Preset::Tiny, dropout: None },
             optim: Default::default(),
             diffusion: DiffusionConfig { label_drop, label_drop_p: 0.5, ..Default::default() },
-            batch_sampler: BatchSampler::Balanced,
+            batch_sampler: Some(BatchSampler::Balanced),
+            methods: Default::default(),
             log: LogConfig { grid_per_class: 2, ..Default::default() },
             record: None,
         }

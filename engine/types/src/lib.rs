@@ -53,6 +53,23 @@ pub struct StepRecord {
     pub images_per_s: f64,
     /// Whether the whole batch was trained unconditionally (per-batch label drop).
     pub uncond_batch: bool,
+    /// Mean base loss per class; `None` where the batch had no image of that class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_by_class: Vec<Option<f64>>,
+    /// The swaps OC (T2H/H2T/Full) actually made in this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<TransferCounts>,
+}
+
+/// Swaps made by OC's target transform in one step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransferCounts {
+    /// Samples per t-bucket (`T_BUCKETS` equal ranges of t).
+    pub samples_by_t: Vec<u32>,
+    /// Samples per t-bucket whose target was swapped to another image (j ≠ i).
+    pub swaps_by_t: Vec<u32>,
+    /// `(from class, to class, count)` of the swaps, sorted.
+    pub pairs: Vec<(usize, usize, u32)>,
 }
 
 /// Messages from the engine to its host (CLI or lab).

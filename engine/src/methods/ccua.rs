@@ -1,0 +1,143 @@
+//! CCUA (paper 001, SPEC §4.4): an unsupervised contrastive loss on the unconditional
+//! bottleneck (UCL) plus conditional/unconditional alignment (AL).
+//!
+//! h = the flattened, L2-normalised bottleneck of an unconditional forward on the same x_t, t.
+//! UCL_i = −log(e^{1/τ}/(e^{1/τ} + Σ_{j≠i} e^{h_i·h_j/τ})) weighted by t_i/T, every batch: an
+//! InfoNCE whose only positive is the anchor itself. AL = (t/T)·‖ε(x_t,y) − ε(x_t,∅)‖² in
+//! kept-label batches, gradients through both. The unconditional pass rides in the step's
+//! batched forward; in a label-dropped batch the main pass already is unconditional.
+
+use super::{Batch, Forwards, MAIN, Method, Outputs, Slot, StepContext, Term, non_negative, per_sample_mean, positive};
+use crate::data::sampler::BatchSampler;
+use crate::error::{Error, Result};
+use crate::model::UNet;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CcuaConfig {
+    /// Weight of UCL (U-Net reference 1.0; the paper's 0.05 is for the transformer).
+    pub alpha: f64,
+    /// Weight of AL.
+    pub gamma: f64,
+    pub temperature: f64,
+    /// The brs batch sampler's f (0.1 in the paper); none keeps the run's sampler.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brs: Option<f64>,
+}
+
+impl Default for CcuaConfig {
+    fn default() -> Self {
+        Self { alpha: 1.0, gamma: 1.0, temperature: 0.1, brs: None }
+    }
+}
+
+impl CcuaConfig {
+    pub fn check(&self) -> Result<()> {
+        non_negative("methods.ccua.alpha", self.alpha)?;
+        non_negative("methods.ccua.gamma", self.gamma)?;
+        positive("methods.ccua.temperature", self.temperature)?;
+        if let Some(f) = self.brs
+            && !(f > 0.0 && f <= 1.0)
+        {
+            return Err(Error::option("methods.ccua.brs", format!("{f}: expected f in (0, 1]")));
+        }
+        Ok(())
+    }
+
+    pub fn batch_sampler(&self) -> Option<BatchSampler> {
+        self.brs.map(|f| BatchSampler::Brs { f })
+    }
+}
+
+pub struct Ccua {
+    cfg: CcuaConfig,
+    uncond: Option<Slot>,
+}
+
+impl Ccua {
+    pub fn new(cfg: CcuaConfig) -> Self {
+        Self { cfg, uncond: None }
+    }
+}
+
+/// Flatten and L2-normalise each row: `[N, C, H, W] → [N, C·H·W]`.
+pub fn normalise_rows<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let [n, c, h, w] = x.dims();
+    let x = x.reshape([n, c * h * w]);
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+/// Per-anchor InfoNCE with the anchor as its own positive (`h` rows unit-norm):
+/// log(e^{1/τ} + Σ_{j≠i} e^{h_i·h_j/τ}) − 1/τ. The self-similarity is set to exactly 1/τ.
+pub fn ucl_per_anchor<B: Backend>(h: Tensor<B, 2>, temperature: f64) -> Tensor<B, 1> {
+    let [n, _] = h.dims();
+    let device = h.device();
+    let inv_t = 1.0 / temperature;
+    let sim = h.clone().matmul(h.transpose()).mul_scalar(inv_t);
+    let eye = Tensor::<B, 2>::eye(n, &device);
+    let logits = sim * (eye.clone().neg().add_scalar(1.0)) + eye.mul_scalar(inv_t);
+    let max = logits.clone().max_dim(1).detach();
+    let lse = (logits - max.clone()).exp().sum_dim(1).log() + max;
+    lse.reshape([n]).sub_scalar(inv_t)
+}
+
+impl<B: AutodiffBackend> Method<B> for Ccua {
+    fn name(&self) -> &'static str {
+        "ccua"
+    }
+
+    fn request(&mut self, batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
+        let hb = &batch.host;
+        self.uncond = (!hb.uncond_batch).then(|| fw.add(batch.x_t.clone(), hb.t.clone(), hb.labels.clone(), vec![false; hb.len()], true));
+    }
+
+    fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, _model: &UNet<B>) -> Vec<Term<B>> {
+        let tf = batch.per_sample(batch.t_frac(ctx.schedule));
+        let uncond = self.uncond.unwrap_or(MAIN);
+        let h = normalise_rows(out.bottleneck(uncond));
+        let ucl = (ucl_per_anchor(h, self.cfg.temperature) * tf.clone()).mean().mul_scalar(self.cfg.alpha);
+        let mut terms = vec![("ccua_ucl", ucl)];
+        if let Some(slot) = self.uncond {
+            let w = tf * batch.per_sample(batch.keep_mask());
+            let al = (per_sample_mean((out.eps(MAIN) - out.eps(slot)).powi_scalar(2)) * w).mean();
+            terms.push(("ccua_al", al.mul_scalar(self.cfg.gamma)));
+        }
+        terms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::test_util::*;
+
+    #[test]
+    fn infonce_negatives_only_by_hand() {
+        let dev = Default::default();
+        // Three unit vectors in 2-D: e1, e2 and (e1+e2)/√2.
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let h = Tensor::<AB, 2>::from_floats([[1.0, 0.0], [0.0, 1.0], [s, s]], &dev);
+        let tau = 0.5;
+        let got = vals(ucl_per_anchor(h, tau));
+        let dot = [[1.0, 0.0, s as f64], [0.0, 1.0, s as f64], [s as f64, s as f64, 1.0]];
+        for i in 0..3 {
+            let pos = (1.0 / tau).exp();
+            let neg: f64 = (0..3).filter(|&j| j != i).map(|j| (dot[i][j] / tau).exp()).sum();
+            let want = -(pos / (pos + neg)).ln();
+            assert!(close(got[i] as f64, want, 1e-5), "{i}: {} vs {want}", got[i]);
+        }
+        // One anchor alone: no negatives, zero loss.
+        let one = vals(ucl_per_anchor(Tensor::<AB, 2>::from_floats([[0.6, 0.8]], &dev), 0.1));
+        assert!(one[0].abs() < 1e-6);
+    }
+
+    #[test]
+    fn rows_are_unit_norm() {
+        let x = Tensor::<AB, 4>::from_floats([[[[3.0, 4.0]]], [[[0.0, 2.0]]]], &Default::default());
+        assert_eq!(vals(normalise_rows(x)), vec![0.6, 0.8, 0.0, 1.0]);
+    }
+}

@@ -1,0 +1,129 @@
+//! CM — capacity manipulation (paper 004, SPEC §4.6).
+//!
+//! The model carries a low-rank expert on its up-path 3×3 convolutions (W = W^g + B·A). With
+//! class weights ω_Con^y = C·N_y/ΣN_c and ω_Div^y = C/(N_y·Σ_c 1/N_c),
+//! L_CM = (ω_Con^y − ω_Div^y)·‖ε_{g+e}(x_t,t,y) − ε_g(x_t,t,y)‖², gradients to both branches:
+//! head classes keep the expert close to the base (consolidation), tail classes push it away
+//! (diversity). The base objective is T2H unless `with_t2h = false`.
+//! Balanced data gives ω_Con = ω_Div = 1 and no loss. The diversity part is an unbounded
+//! negative MSE; `clamp` bounds each sample's loss below by −clamp.
+
+use super::{Batch, Forwards, MAIN, Method, Outputs, Slot, StepContext, Term, per_sample_mean, positive};
+use crate::error::Result;
+use crate::model::UNet;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CmConfig {
+    /// λ, the weight of mean(L_CM).
+    pub lambda: f64,
+    /// Bound each sample's L_CM below by −clamp (none: unbounded, as the paper writes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamp: Option<f64>,
+    /// Stack CM over T2H (the paper's default base) when no `[methods.oc]` is given.
+    pub with_t2h: bool,
+}
+
+impl Default for CmConfig {
+    fn default() -> Self {
+        Self { lambda: 1.0, clamp: None, with_t2h: true }
+    }
+}
+
+impl CmConfig {
+    pub fn check(&self) -> Result<()> {
+        positive("methods.cm.lambda", self.lambda)?;
+        if let Some(c) = self.clamp {
+            positive("methods.cm.clamp", c)?;
+        }
+        Ok(())
+    }
+}
+
+/// (ω_Con^y, ω_Div^y) for every class.
+pub fn cm_weights(counts: &[usize]) -> Vec<(f64, f64)> {
+    let c = counts.len() as f64;
+    let total: f64 = counts.iter().map(|&n| n as f64).sum();
+    let inv: f64 = counts.iter().map(|&n| 1.0 / n as f64).sum();
+    counts.iter().map(|&n| (c * n as f64 / total, c / (n as f64 * inv))).collect()
+}
+
+/// λ·mean_i((ω_Con − ω_Div)_{y_i}·‖ε_{g+e} − ε_g‖²_i), each sample clamped below at −clamp.
+pub fn cm_loss<B: Backend>(eps_full: Tensor<B, 4>, eps_base: Tensor<B, 4>, coef: Tensor<B, 1>, lambda: f64, clamp: Option<f64>) -> Tensor<B, 1> {
+    let mut l = per_sample_mean((eps_full - eps_base).powi_scalar(2)) * coef;
+    if let Some(c) = clamp {
+        l = l.clamp_min(-c);
+    }
+    l.mean().mul_scalar(lambda)
+}
+
+pub struct Cm {
+    cfg: CmConfig,
+    base: Option<Slot>,
+}
+
+impl Cm {
+    pub fn new(cfg: CmConfig) -> Self {
+        Self { cfg, base: None }
+    }
+}
+
+impl<B: AutodiffBackend> Method<B> for Cm {
+    fn name(&self) -> &'static str {
+        "cm"
+    }
+
+    fn request(&mut self, batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
+        // θ^g alone on the same x_t, t and conditioning as the main pass.
+        let (labels, keep) = fw.main_cond();
+        self.base = Some(fw.add(batch.x_t.clone(), batch.host.t.clone(), labels, keep, false));
+    }
+
+    fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, _model: &UNet<B>) -> Vec<Term<B>> {
+        let Some(base) = self.base else { return vec![] };
+        let w = cm_weights(ctx.counts);
+        let coef: Vec<f32> = batch.host.labels.iter().map(|&y| (w[y].0 - w[y].1) as f32).collect();
+        vec![("cm", cm_loss(out.eps(MAIN), out.eps(base), batch.per_sample(coef), self.cfg.lambda, self.cfg.clamp))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::test_util::*;
+
+    #[test]
+    fn weights_for_given_counts() {
+        // N = [100, 10], ΣN = 110, Σ1/N = 0.11.
+        let w = cm_weights(&[100, 10]);
+        assert!(close(w[0].0, 2.0 * 100.0 / 110.0, 1e-12) && close(w[1].0, 2.0 * 10.0 / 110.0, 1e-12));
+        assert!(close(w[0].1, 2.0 / (100.0 * 0.11), 1e-12) && close(w[1].1, 2.0 / (10.0 * 0.11), 1e-12));
+        assert!(w[0].0 > w[0].1 && w[1].0 < w[1].1, "head consolidates, tail diversifies");
+        for (con, div) in cm_weights(&[7, 7, 7]) {
+            assert!(close(con, 1.0, 1e-12) && close(div, 1.0, 1e-12));
+        }
+    }
+
+    #[test]
+    fn zero_loss_on_balanced_data_and_gradient_to_both_branches() {
+        let dev = Default::default();
+        let full = Tensor::<AB, 4>::from_floats([[[[1.0, 2.0]]], [[[0.0, -1.0]]]], &dev).require_grad();
+        let base = Tensor::<AB, 4>::from_floats([[[[0.0, 2.0]]], [[[1.0, 1.0]]]], &dev).require_grad();
+        let w = cm_weights(&[5, 5]);
+        let coef: Vec<f32> = [0usize, 1].iter().map(|&y| (w[y].0 - w[y].1) as f32).collect();
+        assert_eq!(vals(cm_loss(full.clone(), base.clone(), t1(&coef), 1.0, None)), vec![0.0]);
+        // coef = [1, −2]: per-sample MSE = [0.5, 2.5] → mean(0.5, −5) = −2.25; ×λ = 2 → −4.5.
+        let l = cm_loss(full.clone(), base.clone(), t1(&[1.0, -2.0]), 2.0, None);
+        assert!(close(vals(l.clone())[0] as f64, -4.5, 1e-6));
+        let g = l.backward();
+        // d/d full = λ·coef_i·2(full − base)/(2 elements)/(2 samples).
+        assert_eq!(vals(full.grad(&g).unwrap()), vec![1.0, 0.0, 2.0, 4.0]);
+        assert_eq!(vals(base.grad(&g).unwrap()), vec![-1.0, 0.0, -2.0, -4.0]);
+        // The clamp bounds the diversity part: −5 → −1.
+        let c = cm_loss(full, base, t1(&[1.0, -2.0]), 1.0, Some(1.0));
+        assert!(close(vals(c)[0] as f64, (0.5 - 1.0) / 2.0, 1e-6));
+    }
+}

@@ -1,0 +1,217 @@
+//! CORAL (paper 000, SPEC §4.5): supervised contrastive loss on the projected bottleneck.
+//!
+//! z = normalise(Linear(GAP(bottleneck))) from the conditional forward; SupCon with τ_SC over
+//! the batch; weighted by λ(t) = w·exp((1 − t/T)/τ_r), per sample (paper) or as the batch mean
+//! (reference code). The reference code also multiplies the term by τ_SC and skips it in
+//! label-dropped batches: both are options.
+
+use super::{Batch, MAIN, Method, Outputs, StepContext, Term, non_negative, positive};
+use crate::error::{Error, Result};
+use crate::model::UNet;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+/// How λ(t) meets the per-anchor losses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LambdaMode {
+    /// λ(t_i) on anchor i (the paper).
+    PerSample,
+    /// The batch mean of λ(t) on the whole term (the reference code).
+    BatchMean,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoralConfig {
+    /// w in λ(t).
+    pub weight: f64,
+    /// τ_SC.
+    pub temperature: f64,
+    /// τ_r in λ(t).
+    pub tau_r: f64,
+    pub lambda: LambdaMode,
+    /// Multiply the term by τ_SC (reference code).
+    pub scale_by_temperature: bool,
+    /// Skip the term where labels were dropped (reference code); otherwise the true labels
+    /// are used with the unconditional bottleneck.
+    pub skip_dropped: bool,
+    /// Width of the projection head.
+    pub projection_dim: usize,
+}
+
+impl Default for CoralConfig {
+    fn default() -> Self {
+        Self {
+            weight: 0.01,
+            temperature: 0.12,
+            tau_r: 0.8,
+            lambda: LambdaMode::PerSample,
+            scale_by_temperature: false,
+            skip_dropped: true,
+            projection_dim: 128,
+        }
+    }
+}
+
+impl CoralConfig {
+    pub fn check(&self) -> Result<()> {
+        non_negative("methods.coral.weight", self.weight)?;
+        positive("methods.coral.temperature", self.temperature)?;
+        positive("methods.coral.tau_r", self.tau_r)?;
+        if self.projection_dim == 0 {
+            return Err(Error::option("methods.coral.projection_dim", "0: expected a positive width"));
+        }
+        Ok(())
+    }
+
+    /// λ(t).
+    pub fn lambda_at(&self, t: usize, t_total: usize) -> f64 {
+        self.weight * ((1.0 - t as f64 / t_total as f64) / self.tau_r).exp()
+    }
+}
+
+pub struct Coral {
+    cfg: CoralConfig,
+}
+
+impl Coral {
+    pub fn new(cfg: CoralConfig) -> Self {
+        Self { cfg }
+    }
+}
+
+/// SupCon: for anchor i with positives P(i) (same label, j ≠ i),
+/// l_i = −(1/|P(i)|)·Σ_{p∈P(i)} log(e^{z_i·z_p/τ}/Σ_{k≠i} e^{z_i·z_k/τ}).
+/// Returns Σ_i a_i·l_i / (number of anchors with a positive), where `anchor_weight` gives a_i;
+/// zero when the batch has no positive or no negative pair. `z` rows are unit-norm.
+pub fn supcon<B: Backend>(z: Tensor<B, 2>, labels: &[usize], temperature: f64, anchor_weight: &[f32]) -> Tensor<B, 1> {
+    let [n, _] = z.dims();
+    let device = z.device();
+    let positives: Vec<usize> = (0..n).map(|i| (0..n).filter(|&j| j != i && labels[j] == labels[i]).count()).collect();
+    let has_negative = (0..n).any(|i| (0..n).any(|j| labels[j] != labels[i]));
+    let anchors = positives.iter().filter(|&&p| p > 0).count();
+    if anchors == 0 || !has_negative {
+        return Tensor::zeros([1], &device);
+    }
+    // W_ij = a_i/(|P(i)|·anchors) on positives: the loss is −Σ W ⊙ log p.
+    let mut w = vec![0f32; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            if j != i && labels[j] == labels[i] {
+                w[i * n + j] = anchor_weight[i] / (positives[i] * anchors) as f32;
+            }
+        }
+    }
+    let w = Tensor::<B, 2>::from_data(TensorData::new(w, [n, n]), &device);
+    let sim = z.clone().matmul(z.transpose()).mul_scalar(1.0 / temperature);
+    // The anchor itself leaves the denominator.
+    let logits = sim - Tensor::<B, 2>::eye(n, &device).mul_scalar(1e9);
+    let max = logits.clone().max_dim(1).detach();
+    let lse = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
+    let log_p = logits - lse;
+    (w * log_p).sum().neg().reshape([1])
+}
+
+impl<B: AutodiffBackend> Method<B> for Coral {
+    fn name(&self) -> &'static str {
+        "coral"
+    }
+
+    fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, model: &UNet<B>) -> Vec<Term<B>> {
+        let hb = &batch.host;
+        let kept: Vec<usize> = if self.cfg.skip_dropped {
+            if hb.uncond_batch {
+                return vec![];
+            }
+            (0..hb.len()).filter(|&i| hb.keep[i]).collect()
+        } else {
+            (0..hb.len()).collect()
+        };
+        if kept.len() < 2 {
+            return vec![];
+        }
+        let device = batch.x0.device();
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(kept.iter().map(|&i| i as i64).collect::<Vec<_>>(), [kept.len()]), &device);
+        let z = model.project(out.bottleneck(MAIN).select(0, idx)).expect("CORAL's run builds the projection head");
+        let labels: Vec<usize> = kept.iter().map(|&i| hb.labels[i]).collect();
+        let t_total = ctx.schedule.len();
+        let mut lambda: Vec<f32> = kept.iter().map(|&i| self.cfg.lambda_at(hb.t[i], t_total) as f32).collect();
+        if self.cfg.lambda == LambdaMode::BatchMean {
+            let all: f64 = hb.t.iter().map(|&t| self.cfg.lambda_at(t, t_total)).sum::<f64>() / hb.len() as f64;
+            lambda.iter_mut().for_each(|l| *l = all as f32);
+        }
+        let mut loss = supcon(z, &labels, self.cfg.temperature, &lambda);
+        if self.cfg.scale_by_temperature {
+            loss = loss.mul_scalar(self.cfg.temperature);
+        }
+        vec![("coral", loss)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::test_util::*;
+
+    /// SupCon by an independent loop over anchors and positives.
+    fn supcon_by_hand(z: &[[f64; 2]], labels: &[usize], tau: f64, a: &[f64]) -> f64 {
+        let n = z.len();
+        let dot = |i: usize, j: usize| (z[i][0] * z[j][0] + z[i][1] * z[j][1]) / tau;
+        let (mut total, mut anchors) = (0.0, 0);
+        for i in 0..n {
+            let pos: Vec<usize> = (0..n).filter(|&j| j != i && labels[j] == labels[i]).collect();
+            if pos.is_empty() {
+                continue;
+            }
+            anchors += 1;
+            let denom: f64 = (0..n).filter(|&k| k != i).map(|k| dot(i, k).exp()).sum();
+            let l: f64 = pos.iter().map(|&p| -(dot(i, p).exp() / denom).ln()).sum::<f64>() / pos.len() as f64;
+            total += a[i] * l;
+        }
+        total / anchors as f64
+    }
+
+    fn unit(deg: f64) -> [f64; 2] {
+        let r = deg.to_radians();
+        [r.cos(), r.sin()]
+    }
+
+    #[test]
+    fn supcon_on_a_handful_of_vectors() {
+        // Classes 0,0,1,1,2: class 2's anchor has no positive (negative only).
+        let z = [unit(0.0), unit(20.0), unit(100.0), unit(130.0), unit(250.0)];
+        let labels = [0, 0, 1, 1, 2];
+        let a = [1.0, 0.5, 2.0, 1.0, 3.0];
+        let zt = Tensor::<AB, 2>::from_data(TensorData::new(z.iter().flatten().map(|&v| v as f32).collect::<Vec<_>>(), [5, 2]), &Default::default());
+        let af: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+        let got = vals(supcon(zt, &labels, 0.12, &af))[0] as f64;
+        let want = supcon_by_hand(&z, &labels, 0.12, &a);
+        assert!(close(got, want, 1e-4), "{got} vs {want}");
+    }
+
+    #[test]
+    fn supcon_is_zero_without_positive_or_negative_pairs() {
+        let z = Tensor::<AB, 2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &Default::default());
+        assert_eq!(vals(supcon(z.clone(), &[0, 1], 0.1, &[1.0, 1.0])), vec![0.0], "no positives");
+        assert_eq!(vals(supcon(z, &[3, 3], 0.1, &[1.0, 1.0])), vec![0.0], "no negatives");
+    }
+
+    #[test]
+    fn lambda_by_hand() {
+        let c = CoralConfig::default();
+        assert!(close(c.lambda_at(0, 1000), 0.01 * (1.0f64 / 0.8).exp(), 1e-12));
+        assert!(close(c.lambda_at(500, 1000), 0.01 * (0.5f64 / 0.8).exp(), 1e-12));
+        assert!(c.lambda_at(999, 1000) < c.lambda_at(0, 1000));
+    }
+
+    #[test]
+    fn supcon_gradient_reaches_z() {
+        let z = Tensor::<AB, 2>::from_floats([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], &Default::default()).require_grad();
+        let l = supcon(z.clone(), &[0, 0, 1], 0.5, &[1.0, 1.0, 1.0]);
+        let g = l.backward();
+        let gz = vals(z.grad(&g).unwrap());
+        assert!(gz.iter().any(|v| v.abs() > 1e-3), "{gz:?}");
+    }
+}

@@ -1,0 +1,263 @@
+//! DiffROP (paper 002, SPEC §4.3): push apart the denoising means of different classes.
+//!
+//! For an anchor i and a partner j of another class at the anchor's t and ε (paper Eq. 12):
+//! d_ij = ‖μ(x_t^i,t,c_i) − μ(x_t^j,t,c_j)‖², μ(x_t,t,c) = (x_t − β_t/√(1−ᾱ_t)·ε(x_t,t,c))/√α_t,
+//! loss = mean over pairs of τ(t)·h(d). The paper publishes no training code: τ(t)'s form and
+//! constants are ltlab's choice (τ(t) = w·exp(−t/(T·τ_r)), decreasing in t as the paper asks).
+
+use super::{Batch, Forwards, MAIN, Method, Outputs, Slot, StepContext, Term, non_negative, positive};
+use crate::diffusion::Schedule;
+use crate::error::{Error, Result};
+use crate::model::UNet;
+use crate::rng::{self, Stream};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// h(d), the paper's Table 5 variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// e^{−d} (the paper's best).
+    Exponential,
+    /// 1/(1+d) (the paper's Algorithm 1).
+    Reciprocal,
+    /// max(0, m − d).
+    Hinge,
+    /// −d (diverges; kept for the ablation).
+    NegativeL2,
+}
+
+/// Which different-class partners each anchor gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Partners {
+    /// One random different-class image of the batch per anchor (one extra forward).
+    Random,
+    /// Every different-class image of the batch (B·(B−1) extra rows at most: small batches).
+    All,
+}
+
+/// How ‖·‖² sums over pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distance {
+    /// The squared norm (the paper).
+    Sum,
+    /// The squared norm divided by the number of elements.
+    Mean,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffRopConfig {
+    pub form: Form,
+    /// Hinge margin m.
+    pub margin: f64,
+    pub partners: Partners,
+    pub distance: Distance,
+    /// τ(t) = weight·exp(−t/(T·tau_r)) (unconfirmed form and constants).
+    pub weight: f64,
+    pub tau_r: f64,
+}
+
+impl Default for DiffRopConfig {
+    fn default() -> Self {
+        Self { form: Form::Exponential, margin: 1.0, partners: Partners::Random, distance: Distance::Sum, weight: 1.0, tau_r: 0.5 }
+    }
+}
+
+impl DiffRopConfig {
+    pub fn check(&self) -> Result<()> {
+        non_negative("methods.diffrop.weight", self.weight)?;
+        positive("methods.diffrop.tau_r", self.tau_r)?;
+        if self.form == Form::Hinge {
+            positive("methods.diffrop.margin", self.margin)?;
+        } else if self.margin != 1.0 {
+            return Err(Error::option("methods.diffrop.margin", "only the hinge form has a margin: set form = \"hinge\" or drop margin"));
+        }
+        Ok(())
+    }
+
+    /// τ(t).
+    pub fn tau(&self, t: usize, t_total: usize) -> f64 {
+        self.weight * (-(t as f64) / (t_total as f64 * self.tau_r)).exp()
+    }
+}
+
+pub struct DiffRop {
+    cfg: DiffRopConfig,
+    /// (anchor, partner) pairs of this step and their forward slot.
+    pairs: Vec<(usize, usize)>,
+    slot: Option<Slot>,
+}
+
+impl DiffRop {
+    pub fn new(cfg: DiffRopConfig) -> Self {
+        Self { cfg, pairs: vec![], slot: None }
+    }
+}
+
+/// The anchor/partner pairs among kept-label samples, a pure function of (seed, step).
+pub fn pick_pairs(labels: &[usize], keep: &[bool], partners: Partners, seed: u64, step: u64) -> Vec<(usize, usize)> {
+    let mut r = rng::rng(seed, Stream::DiffRop, step);
+    let mut pairs = Vec::new();
+    for i in (0..labels.len()).filter(|&i| keep[i]) {
+        let others: Vec<usize> = (0..labels.len()).filter(|&j| keep[j] && labels[j] != labels[i]).collect();
+        match partners {
+            Partners::Random if !others.is_empty() => pairs.push((i, others[r.random_range(0..others.len())])),
+            Partners::Random => {}
+            Partners::All => pairs.extend(others.into_iter().map(|j| (i, j))),
+        }
+    }
+    pairs
+}
+
+/// μ(x_t, t, ε̂) = (x_t − β_t/√(1−ᾱ_t)·ε̂)/√α_t per sample.
+pub fn mu<B: Backend>(x_t: Tensor<B, 4>, eps_hat: Tensor<B, 4>, t: &[usize], schedule: &Schedule) -> Tensor<B, 4> {
+    let device = x_t.device();
+    let n = t.len();
+    let c_eps: Vec<f32> = t.iter().map(|&t| (schedule.betas[t] / (1.0 - schedule.alpha_bar[t]).sqrt()) as f32).collect();
+    let inv: Vec<f32> = t.iter().map(|&t| (1.0 / (1.0 - schedule.betas[t]).sqrt()) as f32).collect();
+    let c_eps = Tensor::<B, 1>::from_data(TensorData::new(c_eps, [n]), &device).reshape([n, 1, 1, 1]);
+    let inv = Tensor::<B, 1>::from_data(TensorData::new(inv, [n]), &device).reshape([n, 1, 1, 1]);
+    (x_t - eps_hat * c_eps) * inv
+}
+
+/// h(d) element-wise.
+pub fn h<B: Backend>(form: Form, margin: f64, d: Tensor<B, 1>) -> Tensor<B, 1> {
+    match form {
+        Form::Exponential => d.neg().exp(),
+        Form::Reciprocal => d.add_scalar(1.0).recip(),
+        Form::Hinge => d.neg().add_scalar(margin).clamp_min(0.0),
+        Form::NegativeL2 => d.neg(),
+    }
+}
+
+fn index<B: Backend>(v: Vec<usize>, device: &B::Device) -> Tensor<B, 1, Int> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v.into_iter().map(|i| i as i64).collect::<Vec<_>>(), [n]), device)
+}
+
+impl<B: AutodiffBackend> Method<B> for DiffRop {
+    fn name(&self) -> &'static str {
+        "diffrop"
+    }
+
+    fn request(&mut self, batch: &Batch<B>, ctx: &StepContext, fw: &mut Forwards<B>) {
+        let hb = &batch.host;
+        self.slot = None;
+        // Classes are what the term separates: nothing to do without labels.
+        self.pairs = if hb.uncond_batch { vec![] } else { pick_pairs(&hb.labels, &hb.keep, self.cfg.partners, ctx.seed, ctx.step) };
+        if self.pairs.is_empty() {
+            return;
+        }
+        let device = batch.x0.device();
+        let (a, p): (Vec<usize>, Vec<usize>) = self.pairs.iter().copied().unzip();
+        // The partner's image re-noised with the anchor's t and ε.
+        let x0_p = batch.x0.clone().select(0, index::<B>(p.clone(), &device));
+        let eps_a = batch.eps.clone().select(0, index::<B>(a.clone(), &device));
+        let t: Vec<usize> = a.iter().map(|&i| hb.t[i]).collect();
+        let x_p = ctx.schedule.noise(x0_p, eps_a, &t);
+        let labels = p.iter().map(|&j| hb.labels[j]).collect();
+        self.slot = Some(fw.add(x_p, t, labels, vec![true; self.pairs.len()], true));
+    }
+
+    fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, _model: &UNet<B>) -> Vec<Term<B>> {
+        let Some(slot) = self.slot else { return vec![] };
+        let device = batch.x0.device();
+        let a: Vec<usize> = self.pairs.iter().map(|p| p.0).collect();
+        let t: Vec<usize> = a.iter().map(|&i| batch.host.t[i]).collect();
+        let ia = index::<B>(a, &device);
+        let mu_a = mu(batch.x_t.clone().select(0, ia.clone()), out.eps(MAIN).select(0, ia), &t, ctx.schedule);
+        // The partner's x_t is rebuilt exactly as it was fed to the forward.
+        let (pa, pp): (Vec<usize>, Vec<usize>) = self.pairs.iter().copied().unzip();
+        let x_p = ctx.schedule.noise(
+            batch.x0.clone().select(0, index::<B>(pp, &device)),
+            batch.eps.clone().select(0, index::<B>(pa, &device)),
+            &t,
+        );
+        let mu_p = mu(x_p, out.eps(slot), &t, ctx.schedule);
+        let d = pair_distance(mu_a, mu_p, self.cfg.distance);
+        let tau: Vec<f32> = t.iter().map(|&t| self.cfg.tau(t, ctx.schedule.len()) as f32).collect();
+        let n = tau.len();
+        let tau = Tensor::<B, 1>::from_data(TensorData::new(tau, [n]), &device);
+        vec![("diffrop", (h(self.cfg.form, self.cfg.margin, d) * tau).mean())]
+    }
+}
+
+/// d per pair: ‖μ_a − μ_p‖² summed (or averaged) over elements.
+pub fn pair_distance<B: Backend>(mu_a: Tensor<B, 4>, mu_p: Tensor<B, 4>, distance: Distance) -> Tensor<B, 1> {
+    let [n, c, hh, w] = mu_a.dims();
+    let sq = (mu_a - mu_p).powi_scalar(2).reshape([n, c * hh * w]);
+    match distance {
+        Distance::Sum => sq.sum_dim(1).reshape([n]),
+        Distance::Mean => sq.mean_dim(1).reshape([n]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::test_util::*;
+
+    #[test]
+    fn mu_by_hand() {
+        let s = Schedule::ddpm();
+        let t = 500;
+        let (b, ab) = (s.betas[t], s.alpha_bar[t]);
+        let x = Tensor::<AB, 4>::from_floats([[[[0.7, -0.2]]]], &Default::default());
+        let e = Tensor::<AB, 4>::from_floats([[[[0.1, 0.5]]]], &Default::default());
+        let m = vals(mu(x, e, &[t], &s));
+        for (k, (xv, ev)) in [(0.7, 0.1), (-0.2, 0.5)].into_iter().enumerate() {
+            let want = (xv - b / (1.0 - ab).sqrt() * ev) / (1.0 - b).sqrt();
+            assert!(close(m[k] as f64, want, 1e-6), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn each_h_by_hand() {
+        let d = [0.0f32, 0.5, 2.0];
+        let get = |f| vals(h(f, 1.0, t1(&d)));
+        let e = get(Form::Exponential);
+        let r = get(Form::Reciprocal);
+        let g = get(Form::Hinge);
+        let n = get(Form::NegativeL2);
+        for k in 0..3 {
+            let dk = d[k] as f64;
+            assert!(close(e[k] as f64, (-dk).exp(), 1e-6));
+            assert!(close(r[k] as f64, 1.0 / (1.0 + dk), 1e-6));
+            assert!(close(g[k] as f64, (1.0 - dk).max(0.0), 1e-6));
+            assert!(close(n[k] as f64, -dk, 1e-6));
+        }
+    }
+
+    #[test]
+    fn distance_sums_or_averages() {
+        let a = Tensor::<AB, 4>::from_floats([[[[1.0, 2.0]]]], &Default::default());
+        let b = Tensor::<AB, 4>::from_floats([[[[0.0, 4.0]]]], &Default::default());
+        assert_eq!(vals(pair_distance(a.clone(), b.clone(), Distance::Sum)), vec![5.0]);
+        assert_eq!(vals(pair_distance(a, b, Distance::Mean)), vec![2.5]);
+    }
+
+    #[test]
+    fn tau_decreases_in_t() {
+        let c = DiffRopConfig::default();
+        assert_eq!(c.tau(0, 1000), 1.0);
+        assert!(close(c.tau(500, 1000), (-1.0f64).exp(), 1e-12));
+        assert!(c.tau(900, 1000) < c.tau(100, 1000));
+    }
+
+    #[test]
+    fn partners_are_of_another_class() {
+        let labels = [0, 0, 1, 2];
+        let keep = [true, true, true, false];
+        let p = pick_pairs(&labels, &keep, Partners::Random, 1, 0);
+        assert_eq!(p.len(), 3, "sample 3's label was dropped");
+        assert!(p.iter().all(|&(i, j)| labels[i] != labels[j] && j != 3));
+        let all = pick_pairs(&labels, &keep, Partners::All, 1, 0);
+        assert_eq!(all, vec![(0, 2), (1, 2), (2, 0), (2, 1)]);
+        assert!(pick_pairs(&[1, 1], &[true, true], Partners::Random, 1, 0).is_empty());
+    }
+}

@@ -1,0 +1,384 @@
+//! The long-tail methods of SPEC §4, one file each behind [`Method`].
+//!
+//! A method is an optional target transform (OC), an optional batch sampler and named loss
+//! terms added to the base ε-MSE. The step gathers every forward pass the methods ask for into
+//! one batched call per expert setting ([`Forwards`]), so CBDM's y′ pass, CCUA's unconditional
+//! pass and DiffROP's partners ride along with the main batch.
+//!
+//! Adding a method: one file here and one line in [`build`].
+
+pub mod cbdm;
+pub mod ccua;
+pub mod cm;
+pub mod coral;
+pub mod diffrop;
+pub mod oc;
+
+use crate::data::sampler::BatchSampler;
+use crate::diffusion::Schedule;
+use crate::error::{Error, Result};
+use crate::model::{ClassCond, UNet};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use ltlab_types::TransferCounts;
+use serde::{Deserialize, Serialize};
+
+/// The method stack of a run: each present table switches a method on (`[methods.cbdm]` …).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cbdm: Option<cbdm::CbdmConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oc: Option<oc::OcConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffrop: Option<diffrop::DiffRopConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ccua: Option<ccua::CcuaConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coral: Option<coral::CoralConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cm: Option<cm::CmConfig>,
+}
+
+impl MethodsConfig {
+    /// The stack as written in run names and tables, e.g. `cbdm+coral`; `ddpm` when empty.
+    pub fn label(&self) -> String {
+        let oc = self.effective_oc();
+        let mut parts = Vec::new();
+        if self.cbdm.is_some() {
+            parts.push("cbdm".to_string());
+        }
+        if let Some(o) = &oc {
+            parts.push(o.label());
+        }
+        for (on, name) in [(self.diffrop.is_some(), "diffrop"), (self.ccua.is_some(), "ccua"), (self.coral.is_some(), "coral"), (self.cm.is_some(), "cm")] {
+            if on {
+                parts.push(name.to_string());
+            }
+        }
+        if parts.is_empty() { "ddpm".into() } else { parts.join("+") }
+    }
+
+    /// OC as the run uses it: CM brings T2H along unless told not to.
+    pub fn effective_oc(&self) -> Option<oc::OcConfig> {
+        match (&self.oc, &self.cm) {
+            (Some(o), _) => Some(o.clone()),
+            (None, Some(c)) if c.with_t2h => Some(oc::OcConfig::default()),
+            _ => None,
+        }
+    }
+
+    /// Checks every option and returns the batch sampler the run uses: the run's own
+    /// `batch_sampler`, or the one a method asks for (OC's balanced re-sampling, CCUA's brs).
+    pub fn check(&self, run_sampler: Option<BatchSampler>) -> Result<BatchSampler> {
+        if let Some(c) = &self.cbdm {
+            c.check()?;
+        }
+        if let Some(o) = &self.oc {
+            o.check()?;
+        }
+        if let Some(d) = &self.diffrop {
+            d.check()?;
+        }
+        if let Some(c) = &self.ccua {
+            c.check()?;
+        }
+        if let Some(c) = &self.coral {
+            c.check()?;
+        }
+        if let Some(c) = &self.cm {
+            c.check()?;
+            if self.oc.is_some() && !c.with_t2h {
+                return Err(Error::option(
+                    "methods.cm.with_t2h",
+                    "false, but [methods.oc] is set too: remove one (with_t2h = false means CM over the plain objective)",
+                ));
+            }
+        }
+        let mut wanted: Vec<(&str, BatchSampler)> = Vec::new();
+        if let Some(s) = self.effective_oc().and_then(|o| o.batch_sampler()) {
+            wanted.push(("methods.oc.resample", s));
+        }
+        if let Some(s) = self.ccua.as_ref().and_then(|c| c.batch_sampler()) {
+            wanted.push(("methods.ccua.brs", s));
+        }
+        if let Some(run) = run_sampler {
+            wanted.insert(0, ("batch_sampler", run));
+        }
+        let first = wanted.first().copied();
+        for &(name, s) in &wanted[1.min(wanted.len())..] {
+            let (first_name, first_s) = first.expect("non-empty");
+            if s != first_s {
+                return Err(Error::option(
+                    name,
+                    format!("asks for the {s:?} batch sampler but `{first_name}` asks for {first_s:?}: choose one"),
+                ));
+            }
+        }
+        Ok(first.map(|(_, s)| s).unwrap_or(BatchSampler::Uniform))
+    }
+
+    /// CM needs the low-rank experts in the model.
+    pub fn needs_experts(&self) -> bool {
+        self.cm.is_some()
+    }
+
+    /// CORAL needs a projection head of this width (0 = none).
+    pub fn projection_dim(&self) -> usize {
+        self.coral.as_ref().map_or(0, |c| c.projection_dim)
+    }
+}
+
+/// The registry: the method objects of a stack, in the order they act.
+pub fn build<B: AutodiffBackend>(cfg: &MethodsConfig) -> Vec<Box<dyn Method<B>>> {
+    let mut out: Vec<Box<dyn Method<B>>> = Vec::new();
+    if let Some(c) = cfg.effective_oc() {
+        out.push(Box::new(oc::Oc::new(c)));
+    }
+    if let Some(c) = &cfg.cbdm {
+        out.push(Box::new(cbdm::Cbdm::new(c.clone())));
+    }
+    if let Some(c) = &cfg.diffrop {
+        out.push(Box::new(diffrop::DiffRop::new(c.clone())));
+    }
+    if let Some(c) = &cfg.ccua {
+        out.push(Box::new(ccua::Ccua::new(c.clone())));
+    }
+    if let Some(c) = &cfg.coral {
+        out.push(Box::new(coral::Coral::new(c.clone())));
+    }
+    if let Some(c) = &cfg.cm {
+        out.push(Box::new(cm::Cm::new(c.clone())));
+    }
+    out
+}
+
+/// What every method may read about the run.
+pub struct StepContext<'a> {
+    pub schedule: &'a Schedule,
+    /// Training images per class (long-tailed).
+    pub counts: &'a [usize],
+    /// q(y) = count / total.
+    pub q: &'a [f64],
+    pub seed: u64,
+    pub step: u64,
+}
+
+/// The batch of a step on the host, before anything is uploaded.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// `[B, C, S, S]`.
+    pub shape: [usize; 4],
+    pub x0: Vec<f32>,
+    pub eps: Vec<f32>,
+    pub t: Vec<usize>,
+    pub labels: Vec<usize>,
+    /// Whether each sample's label was kept (CFG label drop).
+    pub keep: Vec<bool>,
+    /// The whole batch went unconditional (per-batch label drop).
+    pub uncond_batch: bool,
+    /// Regression target of the base loss: ε unless a method replaced it.
+    pub target: Vec<f32>,
+}
+
+impl HostBatch {
+    pub fn len(&self) -> usize {
+        self.shape[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shape[0] == 0
+    }
+
+    pub fn image_len(&self) -> usize {
+        self.shape[1] * self.shape[2] * self.shape[3]
+    }
+
+    pub fn any_kept(&self) -> bool {
+        self.keep.iter().any(|&k| k)
+    }
+}
+
+/// The batch on the device.
+pub struct Batch<B: Backend> {
+    pub host: HostBatch,
+    pub x0: Tensor<B, 4>,
+    pub eps: Tensor<B, 4>,
+    pub x_t: Tensor<B, 4>,
+    pub target: Tensor<B, 4>,
+}
+
+impl<B: Backend> Batch<B> {
+    pub fn upload(host: HostBatch, schedule: &Schedule, device: &B::Device) -> Self {
+        let shape = host.shape;
+        let x0 = Tensor::<B, 4>::from_data(TensorData::new(host.x0.clone(), shape), device);
+        let eps = Tensor::<B, 4>::from_data(TensorData::new(host.eps.clone(), shape), device);
+        let target = Tensor::<B, 4>::from_data(TensorData::new(host.target.clone(), shape), device);
+        let x_t = schedule.noise(x0.clone(), eps.clone(), &host.t);
+        Self { host, x0, eps, x_t, target }
+    }
+
+    /// A per-sample host vector as a `[B]` tensor.
+    pub fn per_sample(&self, v: Vec<f32>) -> Tensor<B, 1> {
+        let n = v.len();
+        Tensor::from_data(TensorData::new(v, [n]), &self.x0.device())
+    }
+
+    /// t/T per sample.
+    pub fn t_frac(&self, schedule: &Schedule) -> Vec<f32> {
+        self.host.t.iter().map(|&t| t as f32 / schedule.len() as f32).collect()
+    }
+
+    /// 1 where the label was kept, 0 where dropped.
+    pub fn keep_mask(&self) -> Vec<f32> {
+        self.host.keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect()
+    }
+}
+
+/// Mean over all elements of each sample: `[B, …] → [B]`.
+pub fn per_sample_mean<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 1> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c * h * w]).mean_dim(1).reshape([b])
+}
+
+/// Handle of one part of the step's batched forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(usize);
+
+/// The main forward pass of a step: slot 0.
+pub const MAIN: Slot = Slot(0);
+
+struct Part<B: Backend> {
+    x: Tensor<B, 4>,
+    t: Vec<usize>,
+    labels: Vec<usize>,
+    /// 1 = conditional, 0 = unconditional, per sample.
+    keep: Vec<f32>,
+    expert: bool,
+}
+
+/// Every forward pass a step needs, run as one batched call per expert setting.
+pub struct Forwards<B: Backend> {
+    parts: Vec<Part<B>>,
+}
+
+/// The outputs of [`Forwards::run`], by slot.
+pub struct Outputs<B: Backend> {
+    eps: Vec<Tensor<B, 4>>,
+    bottleneck: Vec<Tensor<B, 4>>,
+}
+
+impl<B: Backend> Outputs<B> {
+    pub fn eps(&self, s: Slot) -> Tensor<B, 4> {
+        self.eps[s.0].clone()
+    }
+
+    pub fn bottleneck(&self, s: Slot) -> Tensor<B, 4> {
+        self.bottleneck[s.0].clone()
+    }
+}
+
+impl<B: Backend> Forwards<B> {
+    /// Starts with the main pass: x_t with the batch's (possibly dropped) labels, experts on.
+    pub fn new(batch: &Batch<B>) -> Self {
+        let h = &batch.host;
+        let keep = h.keep.iter().map(|&k| if k && !h.uncond_batch { 1.0 } else { 0.0 }).collect();
+        Self { parts: vec![Part { x: batch.x_t.clone(), t: h.t.clone(), labels: h.labels.clone(), keep, expert: true }] }
+    }
+
+    /// Adds a pass; `keep[i] = false` makes sample i unconditional.
+    pub fn add(&mut self, x: Tensor<B, 4>, t: Vec<usize>, labels: Vec<usize>, keep: Vec<bool>, expert: bool) -> Slot {
+        let keep = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+        self.parts.push(Part { x, t, labels, keep, expert });
+        Slot(self.parts.len() - 1)
+    }
+
+    /// The main pass's labels and which were kept.
+    pub fn main_cond(&self) -> (Vec<usize>, Vec<bool>) {
+        (self.parts[0].labels.clone(), self.parts[0].keep.iter().map(|&k| k > 0.5).collect())
+    }
+
+    pub fn run(self, model: &UNet<B>) -> Outputs<B> {
+        let n = self.parts.len();
+        let mut eps: Vec<Option<Tensor<B, 4>>> = vec![None; n];
+        let mut bottleneck: Vec<Option<Tensor<B, 4>>> = vec![None; n];
+        for expert in [true, false] {
+            let group: Vec<usize> = (0..n).filter(|&i| self.parts[i].expert == expert).collect();
+            if group.is_empty() {
+                continue;
+            }
+            let device = self.parts[group[0]].x.device();
+            let x = Tensor::cat(group.iter().map(|&i| self.parts[i].x.clone()).collect(), 0);
+            let t: Vec<usize> = group.iter().flat_map(|&i| self.parts[i].t.iter().copied()).collect();
+            let labels: Vec<i64> = group.iter().flat_map(|&i| self.parts[i].labels.iter().map(|&l| l as i64)).collect();
+            let keep: Vec<f32> = group.iter().flat_map(|&i| self.parts[i].keep.iter().copied()).collect();
+            let total = t.len();
+            let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [total]), &device);
+            // Plain labels or none at all where the whole call agrees: exactly the DDPM forward.
+            let cond = if keep.iter().all(|&k| k == 1.0) {
+                ClassCond::Labels(labels)
+            } else if keep.iter().all(|&k| k == 0.0) {
+                ClassCond::Uncond
+            } else {
+                ClassCond::Masked { labels, keep: Tensor::from_data(TensorData::new(keep, [total]), &device) }
+            };
+            let out = model.forward_with(x, &t, &cond, true, expert);
+            let bn = out.bottleneck.expect("asked for the bottleneck");
+            let mut at = 0;
+            for &i in &group {
+                let len = self.parts[i].t.len();
+                eps[i] = Some(out.eps.clone().narrow(0, at, len));
+                bottleneck[i] = Some(bn.clone().narrow(0, at, len));
+                at += len;
+            }
+        }
+        Outputs { eps: eps.into_iter().map(Option::unwrap).collect(), bottleneck: bottleneck.into_iter().map(Option::unwrap).collect() }
+    }
+}
+
+/// A named loss term as it enters the total.
+pub type Term<B> = (&'static str, Tensor<B, 1>);
+
+/// One long-tail method. Every hook has a default that does nothing.
+pub trait Method<B: AutodiffBackend>: Send {
+    fn name(&self) -> &'static str;
+
+    /// Replaces the regression target on the host, without gradients (OC). Returns the swaps
+    /// it made, if it makes any.
+    fn transform(&mut self, _batch: &mut HostBatch, _ctx: &StepContext) -> Option<TransferCounts> {
+        None
+    }
+
+    /// Asks for extra passes in the step's batched forward.
+    fn request(&mut self, _batch: &Batch<B>, _ctx: &StepContext, _fw: &mut Forwards<B>) {}
+
+    /// The method's loss terms (scalars, weights applied).
+    fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, model: &UNet<B>) -> Vec<Term<B>>;
+}
+
+pub(crate) fn positive(name: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(Error::option(name, format!("{v}: expected a positive number"))) }
+}
+
+pub(crate) fn non_negative(name: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(Error::option(name, format!("{v}: expected a number ≥ 0"))) }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    pub type AB = burn::backend::Autodiff<burn::backend::Flex>;
+    use burn::prelude::*;
+
+    pub fn t1(v: &[f32]) -> Tensor<AB, 1> {
+        Tensor::from_floats(v, &Default::default())
+    }
+
+    pub fn vals<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {
+        x.into_data().convert::<f32>().to_vec().unwrap()
+    }
+
+    pub fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * (1.0 + b.abs())
+    }
+}
