@@ -2,6 +2,8 @@ use clap::Args;
 use ltlab_engine::backend::BackendKind;
 use ltlab_engine::data::{DatasetKind, sampler::BatchSampler};
 use ltlab_engine::diffusion::SamplerKind;
+use ltlab_engine::methods::MethodsConfig;
+use ltlab_engine::methods::oc::{OcConfig, OcMode};
 use ltlab_engine::model::Preset;
 use ltlab_engine::train::TrainConfig;
 use ltlab_engine::train::engine::{self, Launch};
@@ -57,6 +59,14 @@ pub struct TrainArgs {
     /// Sampler of the grids: ddpm[:clip] or ddim:K[:ref][:clip].
     #[arg(long, conflicts_with = "resume")]
     grid_sampler: Option<String>,
+    /// Add a long-tail method with its defaults (repeatable): cbdm, t2h, h2t, full, diffrop,
+    /// ccua, coral, cm; `ddpm` clears the stack.
+    #[arg(long = "method", conflicts_with = "resume")]
+    methods: Vec<String>,
+    /// Set any config key by its TOML path (repeatable), e.g. `methods.coral.weight=0.02`,
+    /// `methods.oc.cutoff=800`, `diffusion.label_drop="per-sample"`.
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
+    set: Vec<String>,
     /// Print each event as a JSON line instead of a progress bar.
     #[arg(long)]
     json: bool,
@@ -111,9 +121,33 @@ impl TrainArgs {
         if let Some(s) = &self.grid_sampler {
             c.log.grid_sampler = SamplerKind::parse(s)?;
         }
+        for m in &self.methods {
+            add_method(&mut c.methods, m)?;
+        }
+        if !self.methods.is_empty() {
+            c.name = format!("{}-{}", c.name, c.methods.label());
+        }
+        for s in &self.set {
+            c = c.with_override(s)?;
+        }
         c.validate()?;
         Ok(c)
     }
+}
+
+/// Switches one method on with its defaults.
+fn add_method(m: &mut MethodsConfig, name: &str) -> anyhow::Result<()> {
+    match name {
+        "ddpm" => *m = MethodsConfig::default(),
+        "cbdm" => m.cbdm = Some(Default::default()),
+        "t2h" | "h2t" | "full" => m.oc = Some(OcConfig { mode: OcMode::parse(name)?, ..Default::default() }),
+        "diffrop" => m.diffrop = Some(Default::default()),
+        "ccua" => m.ccua = Some(Default::default()),
+        "coral" => m.coral = Some(Default::default()),
+        "cm" => m.cm = Some(Default::default()),
+        _ => anyhow::bail!("option --method: `{name}`: expected ddpm, cbdm, t2h, h2t, full, diffrop, ccua, coral or cm"),
+    }
+    Ok(())
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {

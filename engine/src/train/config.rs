@@ -225,6 +225,32 @@ impl TrainConfig {
                 return Err(Error::option("model.dropout", format!("{d} must be in [0, 1)")));
             }
         }
+        self.methods.check(self.batch_sampler)?;
         Ok(())
+    }
+
+    /// Sets one key by its dotted TOML path (`methods.coral.weight`, `optim.lr`) to a TOML
+    /// value (a bare word counts as a string); unknown keys and wrong types are errors.
+    pub fn with_override(&self, assignment: &str) -> Result<Self> {
+        let bad = |m: String| Error::option("set", m);
+        let (key, value) = assignment.split_once('=').ok_or_else(|| bad(format!("`{assignment}`: expected KEY=VALUE")))?;
+        let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(mut t) => t.remove("v").expect("parsed"),
+            Err(_) => toml::Value::String(value.to_string()),
+        };
+        let mut root = toml::Value::try_from(self).expect("the config serialises");
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        let mut at = &mut root;
+        for (k, part) in parts.iter().enumerate() {
+            let table = at.as_table_mut().ok_or_else(|| bad(format!("`{key}`: `{}` is not a table", parts[..k].join("."))))?;
+            if k + 1 == parts.len() {
+                table.insert(part.to_string(), value.clone());
+                break;
+            }
+            at = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        }
+        let cfg: TrainConfig = root.try_into().map_err(|e: toml::de::Error| bad(format!("`{assignment}`: {}", e.message())))?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 }

@@ -326,6 +326,93 @@ mod tests {
         }
     }
 
+    /// Every method and the documented combinations: a few steps, finite, every term logged.
+    #[test]
+    fn every_method_stack_trains() {
+        let stacks: &[(&[&str], &[&str])] = &[
+            (&["methods.cbdm = {}"], &["cbdm_reg", "cbdm_com"]),
+            (&["methods.oc = {}"], &[]),
+            (&["methods.oc = { mode = \"h2t\", cutoff = 800 }"], &[]),
+            (&["methods.oc = { mode = \"full\", beta = 1.0 }"], &[]),
+            (&["methods.diffrop = { form = \"reciprocal\", partners = \"all\" }"], &["diffrop"]),
+            (&["methods.ccua = { brs = 0.1 }"], &["ccua_ucl", "ccua_al"]),
+            (&["methods.coral = { lambda = \"batch-mean\", scale_by_temperature = true }"], &["coral"]),
+            (&["methods.cm = { clamp = 1.0 }"], &["cm"]),
+            (&["methods.cm = { with_t2h = false }", "methods.cbdm = {}"], &["cm", "cbdm_reg"]),
+            (&["methods.cbdm = {}", "methods.diffrop = {}"], &["cbdm_reg", "diffrop"]),
+            (&["methods.cbdm = {}", "methods.coral = {}"], &["cbdm_reg", "coral"]),
+            (&["methods.cbdm = {}", "methods.ccua = {}"], &["cbdm_reg", "ccua_ucl"]),
+        ];
+        for (lines, names) in stacks {
+            let mut cfg = config(LabelDrop::PerBatch);
+            cfg.batch_sampler = None;
+            cfg.diffusion.label_drop_p = 0.0;
+            let text = format!("{}\n{}", lines.join("\n"), cfg.to_toml());
+            let cfg = match TrainConfig::from_toml(&text, "test") {
+                Ok(c) => c,
+                Err(e) => panic!("{lines:?}: {e}"),
+            };
+            let data = cfg.data.load().unwrap();
+            let mut t = Trainer::<B>::new(cfg, data, Default::default()).unwrap();
+            for _ in 0..2 {
+                let r = t.train_step().unwrap_or_else(|e| panic!("{lines:?}: {e}"));
+                for n in *names {
+                    assert!(r.losses.contains_key(*n), "{lines:?}: no `{n}` in {:?}", r.losses);
+                }
+                let sum: f64 = r.losses.iter().filter(|(k, _)| *k != "total").map(|(_, v)| v).sum();
+                assert!((sum - r.losses["total"]).abs() < 1e-9, "total = Σ terms");
+                assert!(r.losses.values().all(|v| v.is_finite()));
+                let oc = lines.iter().any(|l| l.contains("methods.oc") || l.contains("cm = { clamp"));
+                assert_eq!(r.transfers.is_some(), oc, "{lines:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn method_stack_resumes_exactly() {
+        let mut cfg = config(LabelDrop::PerSample);
+        cfg.batch_sampler = None;
+        let text = format!("methods.cbdm = {{}}\nmethods.coral = {{}}\nmethods.cm = {{}}\n{}", cfg.to_toml());
+        let cfg = TrainConfig::from_toml(&text, "test").unwrap();
+        let data = cfg.data.load().unwrap();
+        let mut a = Trainer::<B>::new(cfg.clone(), data.clone(), Default::default()).unwrap();
+        a.train_step().unwrap();
+        let ck = a.checkpoint();
+        let mut b = Trainer::<B>::restore(cfg, data, Default::default(), &ck).unwrap();
+        for _ in 0..2 {
+            let (ra, rb) = (a.train_step().unwrap(), b.train_step().unwrap());
+            assert_eq!(ra.losses, rb.losses);
+            assert_eq!(ra.transfers, rb.transfers);
+        }
+    }
+
+    #[test]
+    fn unknown_and_conflicting_method_options_are_errors() {
+        let base = config(LabelDrop::PerBatch).to_toml();
+        let err = |extra: &str| TrainConfig::from_toml(&format!("{extra}\n{base}"), "run.toml").unwrap_err().to_string();
+        let e = err("methods.coral = { wieght = 0.1 }");
+        assert!(e.contains("wieght") && e.contains("run.toml"), "{e}");
+        let e = err("methods.dpo = {}");
+        assert!(e.contains("dpo"), "{e}");
+        // The test config asks for the balanced sampler; CCUA's brs conflicts with it.
+        let e = err("methods.ccua = { brs = 0.1 }");
+        assert!(e.contains("methods.ccua.brs") && e.contains("batch_sampler"), "{e}");
+        let e = err("methods.oc = { beta = 0.5 }");
+        assert!(e.contains("methods.oc.beta"), "{e}");
+        let e = err("methods.oc = {}\nmethods.cm = { with_t2h = false }");
+        assert!(e.contains("with_t2h"), "{e}");
+        let e = err("methods.cbdm = { tau = -1 }");
+        assert!(e.contains("methods.cbdm.tau"), "{e}");
+        // --set reaches every key and reports bad ones.
+        let c = config(LabelDrop::PerBatch);
+        let set = c.with_override("methods.coral.weight=0.02").unwrap();
+        assert_eq!(set.methods.coral.unwrap().weight, 0.02);
+        let e = c.with_override("methods.coral.wieght=1").unwrap_err().to_string();
+        assert!(e.contains("wieght"), "{e}");
+        let e = c.with_override("optim.lr=fast").unwrap_err().to_string();
+        assert!(e.contains("optim.lr"), "{e}");
+    }
+
     #[test]
     fn step_record_buckets_and_lr() {
         let mut t = trainer(LabelDrop::PerBatch);
