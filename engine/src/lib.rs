@@ -1,6 +1,7 @@
 //! ltlab's training engine: data, model, diffusion, training loop, checkpoints.
 //! No UI code; the lab and the CLI talk to it through [`train::engine`].
 
+pub mod analysis;
 pub mod backend;
 pub mod data;
 pub mod diffusion;

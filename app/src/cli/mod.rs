@@ -1,5 +1,6 @@
 //! The headless commands.
 
+mod analyze;
 mod bench;
 mod data;
 mod model;
@@ -29,6 +30,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Sample per-class grids from a run's EMA model.
     Sample(sample::SampleArgs),
+    /// Analyses without training: OC's transfer probability.
+    #[command(subcommand)]
+    Analyze(analyze::AnalyzeCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -40,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(c) => model::run(c),
         Command::Train(a) => train::run(a),
         Command::Sample(a) => sample::run(a),
+        Command::Analyze(c) => analyze::run(c),
         Command::Bench(c) => bench::run(c),
     }
 }

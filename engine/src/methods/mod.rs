@@ -173,6 +173,8 @@ pub struct HostBatch {
     pub x0: Vec<f32>,
     pub eps: Vec<f32>,
     pub t: Vec<usize>,
+    /// Dataset index of each image.
+    pub indices: Vec<usize>,
     pub labels: Vec<usize>,
     /// Whether each sample's label was kept (CFG label drop).
     pub keep: Vec<bool>,

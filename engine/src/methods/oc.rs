@@ -198,7 +198,8 @@ pub fn apply(gate: &Gate, batch: &mut HostBatch, schedule: &Schedule, q: &[f64],
         let (yi, yj) = (batch.labels[i], batch.labels[j]);
         let k = t * T_BUCKETS / t_total;
         counts.samples_by_t[k] += 1;
-        if j != i && gate.accepts(q[yi], q[yj], t) {
+        // A repeat draw of the anchor's own image (samplers with replacement) changes nothing.
+        if batch.indices[j] != batch.indices[i] && gate.accepts(q[yi], q[yj], t) {
             let target = swapped_target(xi, &batch.x0[j * len..(j + 1) * len], ei, schedule.alpha_bar[t]);
             batch.target[i * len..(i + 1) * len].copy_from_slice(&target);
             counts.swaps_by_t[k] += 1;
@@ -282,6 +283,7 @@ mod tests {
             x0,
             eps,
             t: vec![t; 4],
+            indices: vec![0, 1, 2, 3],
             labels: vec![0, 0, 1, 1],
             keep: vec![true; 4],
             uncond_batch: false,

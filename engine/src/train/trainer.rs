@@ -203,6 +203,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             eps,
             t,
             labels: idx.iter().map(|&i| self.data.labels[i]).collect(),
+            indices: idx,
             keep,
             uncond_batch,
         }
