@@ -12,8 +12,9 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// A run config: a TOML file or a built-in preset (demo-synthetic, demo-fashion-mnist,
-    /// cifar10-lt-ddpm, cifar100-lt-ddpm).
+    /// A run config: a TOML file or a built-in preset: demo-synthetic, demo-fashion-mnist and
+    /// their method variants (…-cbdm, -t2h, -diffrop, -ccua, -coral, -cm); the paper settings
+    /// cifar10-lt-{ddpm,cbdm,t2h,diffrop,ccua,coral,cm}, cifar100-lt-{ddpm,cbdm,t2h,coral}.
     #[arg(long, conflicts_with = "resume")]
     config: Option<String>,
     /// Continue the run in this directory from its newest checkpoint.

@@ -159,10 +159,31 @@ impl Default for LogConfig {
 
 /// The presets shipped in `assets/presets/`, embedded so the binary works from anywhere.
 pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
-    ("demo-synthetic", include_str!("../../../assets/presets/demo-synthetic.toml")),
     ("demo-fashion-mnist", include_str!("../../../assets/presets/demo-fashion-mnist.toml")),
+    ("demo-fashion-mnist-cbdm", include_str!("../../../assets/presets/demo-fashion-mnist-cbdm.toml")),
+    ("demo-fashion-mnist-ccua", include_str!("../../../assets/presets/demo-fashion-mnist-ccua.toml")),
+    ("demo-fashion-mnist-cm", include_str!("../../../assets/presets/demo-fashion-mnist-cm.toml")),
+    ("demo-fashion-mnist-coral", include_str!("../../../assets/presets/demo-fashion-mnist-coral.toml")),
+    ("demo-fashion-mnist-diffrop", include_str!("../../../assets/presets/demo-fashion-mnist-diffrop.toml")),
+    ("demo-fashion-mnist-t2h", include_str!("../../../assets/presets/demo-fashion-mnist-t2h.toml")),
+    ("demo-synthetic", include_str!("../../../assets/presets/demo-synthetic.toml")),
+    ("demo-synthetic-cbdm", include_str!("../../../assets/presets/demo-synthetic-cbdm.toml")),
+    ("demo-synthetic-ccua", include_str!("../../../assets/presets/demo-synthetic-ccua.toml")),
+    ("demo-synthetic-cm", include_str!("../../../assets/presets/demo-synthetic-cm.toml")),
+    ("demo-synthetic-coral", include_str!("../../../assets/presets/demo-synthetic-coral.toml")),
+    ("demo-synthetic-diffrop", include_str!("../../../assets/presets/demo-synthetic-diffrop.toml")),
+    ("demo-synthetic-t2h", include_str!("../../../assets/presets/demo-synthetic-t2h.toml")),
+    ("cifar10-lt-cbdm", include_str!("../../../assets/presets/cifar10-lt-cbdm.toml")),
+    ("cifar10-lt-ccua", include_str!("../../../assets/presets/cifar10-lt-ccua.toml")),
+    ("cifar10-lt-cm", include_str!("../../../assets/presets/cifar10-lt-cm.toml")),
+    ("cifar10-lt-coral", include_str!("../../../assets/presets/cifar10-lt-coral.toml")),
     ("cifar10-lt-ddpm", include_str!("../../../assets/presets/cifar10-lt-ddpm.toml")),
+    ("cifar10-lt-diffrop", include_str!("../../../assets/presets/cifar10-lt-diffrop.toml")),
+    ("cifar10-lt-t2h", include_str!("../../../assets/presets/cifar10-lt-t2h.toml")),
+    ("cifar100-lt-cbdm", include_str!("../../../assets/presets/cifar100-lt-cbdm.toml")),
+    ("cifar100-lt-coral", include_str!("../../../assets/presets/cifar100-lt-coral.toml")),
     ("cifar100-lt-ddpm", include_str!("../../../assets/presets/cifar100-lt-ddpm.toml")),
+    ("cifar100-lt-t2h", include_str!("../../../assets/presets/cifar100-lt-t2h.toml")),
 ];
 
 impl TrainConfig {

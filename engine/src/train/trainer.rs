@@ -370,6 +370,24 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_preset_parses_and_names_its_methods() {
+        use crate::train::config::BUILTIN_PRESETS;
+        for (name, _) in BUILTIN_PRESETS {
+            let c = TrainConfig::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&c.name, name);
+            let label = c.methods.label();
+            let suffix = name.rsplit('-').next().unwrap();
+            let want = match suffix {
+                "synthetic" | "mnist" | "ddpm" => "ddpm",
+                "cm" => "t2h+cm",
+                s => s,
+            };
+            assert_eq!(label, want, "{name}");
+        }
+        assert!(BUILTIN_PRESETS.len() >= 25);
+    }
+
+    #[test]
     fn method_stack_resumes_exactly() {
         let mut cfg = config(LabelDrop::PerSample);
         cfg.batch_sampler = None;
