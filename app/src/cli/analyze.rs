@@ -1,6 +1,11 @@
 use super::DataArgs;
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use ltlab_engine::analysis::classes::class_report;
+use ltlab_engine::backend::{WithBackend, dispatch};
+use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use ltlab_engine::train::run_dir::RunDir;
+use std::path::PathBuf;
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::data::sampler::BatchSampler;
 use ltlab_engine::diffusion::Schedule;
@@ -12,6 +17,60 @@ pub enum AnalyzeCommand {
     /// OC's transfer probability P(t) without a model (SPEC §4.2): overall and per class, and
     /// the class→class matrix at one t.
     Transfer(TransferArgs),
+    /// Per-class denoising loss and bottleneck k-NN class purity of a run's EMA model on the
+    /// balanced real data, with Many/Medium/Few means.
+    Classes(ClassesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClassesArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Checkpoint step (default: the newest).
+    #[arg(long)]
+    step: Option<u64>,
+    /// Real images per class (from the balanced data, seeded choice).
+    #[arg(long, default_value_t = 100)]
+    per_class: usize,
+    /// Diffusion time of the bottleneck for the purity.
+    #[arg(long, default_value_t = 500)]
+    t: usize,
+    /// Neighbours of the k-NN purity.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+struct ClassesJob(ClassesArgs);
+
+impl WithBackend for ClassesJob {
+    type Output = anyhow::Result<()>;
+    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+        let a = self.0;
+        let (trainer, step) = super::open_run::<B>(&a.run, a.step, device.clone())?;
+        if a.t >= trainer.schedule.len() {
+            bail!("option --t: {} is outside 0..{}", a.t, trainer.schedule.len());
+        }
+        let real = trainer.cfg.data.load_balanced()?;
+        let counts = trainer.data.counts();
+        let model = trainer.ema.clone().merge_experts();
+        let r = class_report(&model, &trainer.schedule, &real, &counts, a.per_class, a.t, a.k, 7, &device);
+        if a.json {
+            let v = serde_json::json!({ "run": a.run, "step": step, "methods": trainer.cfg.methods.label(), "report": r });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(());
+        }
+        println!("{} (step {step}, {}): loss over t ~ U, k-NN purity (k = {}) of the bottleneck at t = {}", a.run.display(), trainer.cfg.methods.label(), r.k, r.t_purity);
+        println!("{:<5} {:<14} {:>6} {:>8} {:>12} {:>14}", "class", "name", "train", "loss", "purity cond", "purity uncond");
+        for row in &r.rows {
+            println!("{:<5} {:<14} {:>6} {:>8.5} {:>12.3} {:>14.3}", row.class, row.name, row.train_count, row.loss, row.purity_cond, row.purity_uncond);
+        }
+        for (name, cls, l, pc, pu) in &r.splits {
+            println!("{name:<6} {:<26} {l:>8.5} {pc:>12.3} {pu:>14.3}", format!("{cls:?}"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -53,6 +112,10 @@ pub struct TransferArgs {
 pub fn run(cmd: AnalyzeCommand) -> anyhow::Result<()> {
     match cmd {
         AnalyzeCommand::Transfer(a) => transfer(a),
+        AnalyzeCommand::Classes(a) => {
+            let backend = RunDir::open(&a.run)?.read_config()?.backend;
+            dispatch(backend, ClassesJob(a))?
+        }
     }
 }
 

@@ -28,6 +28,101 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Per-step cost of every long-tail method relative to DDPM: same model, data, batch, seed
+    /// and backend, in one process, steps interleaved round by round.
+    Methods {
+        /// Model preset: paper, small or tiny.
+        #[arg(long, default_value = "small")]
+        preset: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Rounds; each round times `--steps` steps of every method in turn.
+        #[arg(long, default_value_t = 3)]
+        rounds: u64,
+        #[arg(long, default_value_t = 4)]
+        steps: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        #[arg(long, default_value_t = 32)]
+        image_size: usize,
+        /// Methods to compare with DDPM (comma-separated).
+        #[arg(long, default_value = "cbdm,t2h,diffrop,ccua,coral,cm")]
+        methods: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The per-step cost targets of the methods issue (ratio to DDPM).
+const TARGETS: &[(&str, f64)] = &[("coral", 1.05), ("t2h", 1.05), ("diffrop", 1.6), ("cbdm", 2.1), ("ccua", 1.3), ("cm", 1.6)];
+
+struct MethodsBench {
+    base: TrainConfig,
+    methods: Vec<String>,
+    rounds: u64,
+    warmup: u64,
+    json: bool,
+}
+
+impl WithBackend for MethodsBench {
+    type Output = anyhow::Result<()>;
+    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
+        let data = self.base.data.load()?;
+        let names: Vec<String> = std::iter::once("ddpm".to_string()).chain(self.methods.iter().cloned()).collect();
+        let mut trainers = Vec::new();
+        for name in &names {
+            let mut c = self.base.clone();
+            super::train::add_method(&mut c.methods, name)?;
+            c.validate()?;
+            let mut t = Trainer::<B>::new(c, data.clone(), device.clone())?;
+            for _ in 0..self.warmup {
+                t.train_step()?;
+            }
+            trainers.push(t);
+        }
+        let mut secs = vec![0.0f64; names.len()];
+        for _ in 0..self.rounds {
+            for (k, t) in trainers.iter_mut().enumerate() {
+                B::sync(&device)?;
+                let start = Instant::now();
+                for _ in 0..self.base.steps {
+                    t.train_step()?;
+                }
+                B::sync(&device)?;
+                secs[k] += start.elapsed().as_secs_f64();
+            }
+        }
+        let steps = (self.rounds * self.base.steps) as f64;
+        let c = &self.base;
+        let rows: Vec<serde_json::Value> = names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                serde_json::json!({
+                    "method": n, "seconds_per_step": secs[k] / steps, "ratio_to_ddpm": secs[k] / secs[0],
+                    "target": TARGETS.iter().find(|(m, _)| m == n).map(|t| t.1),
+                })
+            })
+            .collect();
+        if self.json {
+            println!("{}", serde_json::json!({
+                "bench": "methods", "preset": c.model.preset.name(), "batch": c.batch, "image_size": c.data.image_size,
+                "backend": c.backend.name(), "device": device_name, "steps_per_method": steps, "methods": rows,
+            }));
+        } else {
+            println!("bench methods: preset {}, batch {}, {}×{}, {} on {device_name}, {steps} timed steps each",
+                c.model.preset.name(), c.batch, c.data.image_size.unwrap_or(0), c.data.image_size.unwrap_or(0), c.backend.name());
+            println!("{:<10} {:>10} {:>8} {:>8}", "method", "s/step", "ratio", "target");
+            for r in &rows {
+                let target = r["target"].as_f64().map_or("".into(), |t| format!("≤ {t}"));
+                println!("{:<10} {:>10.4} {:>8.3} {:>8}", r["method"].as_str().unwrap(), r["seconds_per_step"].as_f64().unwrap(),
+                    r["ratio_to_ddpm"].as_f64().unwrap(), target);
+            }
+        }
+        Ok(())
+    }
 }
 
 struct TrainBench {
@@ -71,18 +166,35 @@ impl WithBackend for TrainBench {
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Train { preset, batch, backend, steps, warmup, image_size, json } = cmd;
-    let mut data = DataConfig::new(DatasetKind::Synthetic, 1.0);
+    match cmd {
+        BenchCommand::Train { preset, batch, backend, steps, warmup, image_size, json } => {
+            let config = bench_config(&preset, batch, &backend, steps, image_size, 1.0)?;
+            let backend = config.backend;
+            dispatch(backend, TrainBench { config, warmup, json })?
+        }
+        BenchCommand::Methods { preset, batch, backend, rounds, steps, warmup, image_size, methods, json } => {
+            // Long-tailed data, so that every method has head and tail classes to work on.
+            let base = bench_config(&preset, batch, &backend, steps, image_size, 0.1)?;
+            let methods = methods.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
+            let backend = base.backend;
+            dispatch(backend, MethodsBench { base, methods, rounds, warmup, json })?
+        }
+    }
+}
+
+/// A training config on the synthetic set for benchmarks.
+fn bench_config(preset: &str, batch: usize, backend: &str, steps: u64, image_size: usize, imbalance: f64) -> anyhow::Result<TrainConfig> {
+    let mut data = DataConfig::new(DatasetKind::Synthetic, imbalance);
     data.image_size = Some(image_size);
-    data.synthetic_per_class = batch.div_ceil(10).max(16);
+    data.synthetic_per_class = (batch.div_ceil(10).max(16) as f64 / imbalance).ceil() as usize;
     let config = TrainConfig {
         name: "bench".into(),
         seed: 0,
         steps,
         batch,
-        backend: BackendKind::parse(&backend)?,
+        backend: BackendKind::parse(backend)?,
         data,
-        model: ModelConfig { preset: Preset::parse(&preset)?, dropout: None },
+        model: ModelConfig { preset: Preset::parse(preset)?, dropout: None },
         optim: Default::default(),
         diffusion: DiffusionConfig::default(),
         batch_sampler: None,
@@ -91,6 +203,5 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         record: None,
     };
     config.validate()?;
-    let backend = config.backend;
-    dispatch(backend, TrainBench { config, warmup, json })?
+    Ok(config)
 }

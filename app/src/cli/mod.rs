@@ -9,7 +9,11 @@ mod train;
 
 use clap::{Args, Parser, Subcommand};
 use ltlab_engine::data::{DataConfig, DatasetKind, Profile};
-use std::path::PathBuf;
+use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use ltlab_engine::train::Trainer;
+use ltlab_engine::train::checkpoint::Checkpoint;
+use ltlab_engine::train::run_dir::RunDir;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser, Debug)]
 #[command(name = "ltlab", version, about = "A lab for long-tailed (class-imbalanced) diffusion")]
@@ -94,4 +98,23 @@ pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     );
     pb.set_prefix(what.to_string());
     pb
+}
+
+/// A run's trainer restored from the checkpoint at `step` (default: the newest).
+pub fn open_run<B: AutodiffBackend>(run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(Trainer<B>, u64)> {
+    let dir = RunDir::open(run)?;
+    let cfg = dir.read_config()?;
+    let (step, path) = match step {
+        Some(s) => {
+            let p = dir.checkpoint_path(s);
+            if !p.is_file() {
+                let have: Vec<String> = dir.checkpoints().iter().map(|(s, _)| s.to_string()).collect();
+                anyhow::bail!("option `step`: {} has no checkpoint at step {s} (have: {})", run.display(), have.join(", "));
+            }
+            (s, p)
+        }
+        None => dir.latest_checkpoint().ok_or_else(|| anyhow::anyhow!("{}: no checkpoints yet", run.display()))?,
+    };
+    let data = cfg.data.load()?;
+    Ok((Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?, step))
 }

@@ -2,8 +2,7 @@ use clap::Args;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
 use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::train::engine::write_class_grid;
-use ltlab_engine::train::trainer::{Trainer, Weights};
-use ltlab_engine::train::checkpoint::Checkpoint;
+use ltlab_engine::train::trainer::Weights;
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use std::path::PathBuf;
@@ -46,21 +45,7 @@ impl WithBackend for SampleJob {
     type Output = anyhow::Result<()>;
     fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = &self.args;
-        let dir = RunDir::open(&a.run)?;
-        let cfg = dir.read_config()?;
-        let (step, path) = match a.step {
-            Some(s) => {
-                let p = dir.checkpoint_path(s);
-                if !p.is_file() {
-                    let have: Vec<String> = dir.checkpoints().iter().map(|(s, _)| s.to_string()).collect();
-                    anyhow::bail!("option `step`: {} has no checkpoint at step {s} (have: {})", a.run.display(), have.join(", "));
-                }
-                (s, p)
-            }
-            None => dir.latest_checkpoint().ok_or_else(|| anyhow::anyhow!("{}: no checkpoints yet", a.run.display()))?,
-        };
-        let data = cfg.data.load()?;
-        let trainer = Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?;
+        let (trainer, step) = super::open_run::<B>(&a.run, a.step, device)?;
         let total = self.sampler.evaluations(trainer.schedule.len()) as u64;
         let pb = super::progress_bar(total, "sample");
         let weights = match a.weights.as_str() {

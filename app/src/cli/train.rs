@@ -137,7 +137,7 @@ impl TrainArgs {
 }
 
 /// Switches one method on with its defaults.
-fn add_method(m: &mut MethodsConfig, name: &str) -> anyhow::Result<()> {
+pub(crate) fn add_method(m: &mut MethodsConfig, name: &str) -> anyhow::Result<()> {
     match name {
         "ddpm" => *m = MethodsConfig::default(),
         "cbdm" => m.cbdm = Some(Default::default()),

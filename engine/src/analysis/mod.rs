@@ -2,3 +2,4 @@
 //! bottleneck's class structure.
 
 pub mod transfer;
+pub mod classes;

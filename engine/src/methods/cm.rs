@@ -76,10 +76,10 @@ impl<B: AutodiffBackend> Method<B> for Cm {
         "cm"
     }
 
-    fn request(&mut self, batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
-        // θ^g alone on the same x_t, t and conditioning as the main pass.
-        let (labels, keep) = fw.main_cond();
-        self.base = Some(fw.add(batch.x_t.clone(), batch.host.t.clone(), labels, keep, false));
+    fn request(&mut self, _batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
+        // θ^g alone on the same x_t, t and conditioning as the main pass: the experts sit on
+        // the up path only, so only the up path runs twice.
+        self.base = Some(fw.add_base_of_main());
     }
 
     fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, _model: &UNet<B>) -> Vec<Term<B>> {

@@ -252,6 +252,8 @@ pub struct Slot(usize);
 pub const MAIN: Slot = Slot(0);
 
 struct Part<B: Backend> {
+    /// θ^g on the main pass's own inputs: only the up path runs again, on the main trunk.
+    base_of_main: bool,
     x: Tensor<B, 4>,
     t: Vec<usize>,
     labels: Vec<usize>,
@@ -286,19 +288,22 @@ impl<B: Backend> Forwards<B> {
     pub fn new(batch: &Batch<B>) -> Self {
         let h = &batch.host;
         let keep = h.keep.iter().map(|&k| if k && !h.uncond_batch { 1.0 } else { 0.0 }).collect();
-        Self { parts: vec![Part { x: batch.x_t.clone(), t: h.t.clone(), labels: h.labels.clone(), keep, expert: true }] }
+        Self { parts: vec![Part { base_of_main: false, x: batch.x_t.clone(), t: h.t.clone(), labels: h.labels.clone(), keep, expert: true }] }
     }
 
     /// Adds a pass; `keep[i] = false` makes sample i unconditional.
     pub fn add(&mut self, x: Tensor<B, 4>, t: Vec<usize>, labels: Vec<usize>, keep: Vec<bool>, expert: bool) -> Slot {
         let keep = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
-        self.parts.push(Part { x, t, labels, keep, expert });
+        self.parts.push(Part { base_of_main: false, x, t, labels, keep, expert });
         Slot(self.parts.len() - 1)
     }
 
-    /// The main pass's labels and which were kept.
-    pub fn main_cond(&self) -> (Vec<usize>, Vec<bool>) {
-        (self.parts[0].labels.clone(), self.parts[0].keep.iter().map(|&k| k > 0.5).collect())
+    /// θ^g (experts off) on exactly the main pass's inputs. Costs the up path only.
+    pub fn add_base_of_main(&mut self) -> Slot {
+        let m = &self.parts[0];
+        let part = Part { base_of_main: true, x: m.x.clone(), t: m.t.clone(), labels: m.labels.clone(), keep: m.keep.clone(), expert: false };
+        self.parts.push(part);
+        Slot(self.parts.len() - 1)
     }
 
     pub fn run(self, model: &UNet<B>) -> Outputs<B> {
@@ -306,7 +311,7 @@ impl<B: Backend> Forwards<B> {
         let mut eps: Vec<Option<Tensor<B, 4>>> = vec![None; n];
         let mut bottleneck: Vec<Option<Tensor<B, 4>>> = vec![None; n];
         for expert in [true, false] {
-            let group: Vec<usize> = (0..n).filter(|&i| self.parts[i].expert == expert).collect();
+            let group: Vec<usize> = (0..n).filter(|&i| self.parts[i].expert == expert && !self.parts[i].base_of_main).collect();
             if group.is_empty() {
                 continue;
             }
@@ -325,14 +330,22 @@ impl<B: Backend> Forwards<B> {
             } else {
                 ClassCond::Masked { labels, keep: Tensor::from_data(TensorData::new(keep, [total]), &device) }
             };
-            let out = model.forward_with(x, &t, &cond, true, expert);
-            let bn = out.bottleneck.expect("asked for the bottleneck");
+            let trunk = model.trunk(x, &t, &cond);
+            let out = model.up_path(&trunk, None, expert);
             let mut at = 0;
             for &i in &group {
                 let len = self.parts[i].t.len();
-                eps[i] = Some(out.eps.clone().narrow(0, at, len));
-                bottleneck[i] = Some(bn.clone().narrow(0, at, len));
+                eps[i] = Some(out.clone().narrow(0, at, len));
+                bottleneck[i] = Some(trunk.h.clone().narrow(0, at, len));
                 at += len;
+            }
+            // The main pass is the first rows of the first group: its θ^g twin reuses the trunk.
+            if expert {
+                let main_rows = self.parts[0].t.len();
+                for i in (0..n).filter(|&i| self.parts[i].base_of_main) {
+                    eps[i] = Some(model.up_path(&trunk, Some(main_rows), false));
+                    bottleneck[i] = Some(trunk.h.clone().narrow(0, 0, main_rows));
+                }
             }
         }
         Outputs { eps: eps.into_iter().map(Option::unwrap).collect(), bottleneck: bottleneck.into_iter().map(Option::unwrap).collect() }

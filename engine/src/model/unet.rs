@@ -52,6 +52,14 @@ pub enum ClassCond<B: Backend> {
     Masked { labels: Tensor<B, 1, Int>, keep: Tensor<B, 1> },
 }
 
+/// What the down path and middle produce: the bottleneck `h`, the skip stack and SiLU(emb).
+#[derive(Debug, Clone)]
+pub struct Trunk<B: Backend> {
+    pub h: Tensor<B, 4>,
+    skips: Vec<Tensor<B, 4>>,
+    emb_act: Tensor<B, 2>,
+}
+
 #[derive(Debug, Clone)]
 pub struct UNetOutput<B: Backend> {
     /// The predicted noise ε.
@@ -340,6 +348,13 @@ impl<B: Backend> UNet<B> {
         want_bottleneck: bool,
         expert: bool,
     ) -> UNetOutput<B> {
+        let trunk = self.trunk(x, t, cond);
+        let eps = self.up_path(&trunk, None, expert);
+        UNetOutput { eps, bottleneck: want_bottleneck.then_some(trunk.h) }
+    }
+
+    /// Embedding, down path and middle: everything before the experts.
+    pub fn trunk(&self, x: Tensor<B, 4>, t: &[usize], cond: &ClassCond<B>) -> Trunk<B> {
         let device = x.device();
         let [b, _, _, _] = x.dims();
         assert_eq!(t.len(), b, "one timestep per image");
@@ -368,7 +383,22 @@ impl<B: Backend> UNet<B> {
         }
         h = self.mid1.forward(h, emb_act.clone(), false);
         h = self.mid2.forward(h, emb_act.clone(), false);
-        let bottleneck = want_bottleneck.then(|| h.clone());
+        Trunk { h, skips, emb_act }
+    }
+
+    /// The up path and tail on a trunk (on its first `rows` images if given). CM evaluates it
+    /// twice on one trunk, with and without the experts: they sit on the up path only.
+    pub fn up_path(&self, trunk: &Trunk<B>, rows: Option<usize>, expert: bool) -> Tensor<B, 4> {
+        let take = |x: Tensor<B, 4>| match rows {
+            Some(n) => x.narrow(0, 0, n),
+            None => x,
+        };
+        let emb_act = match rows {
+            Some(n) => trunk.emb_act.clone().narrow(0, 0, n),
+            None => trunk.emb_act.clone(),
+        };
+        let mut skips: Vec<Tensor<B, 4>> = trunk.skips.iter().cloned().map(take).collect();
+        let mut h = take(trunk.h.clone());
         for layer in &self.up {
             h = match layer {
                 UpLayer::Res(r) => {
@@ -382,8 +412,7 @@ impl<B: Backend> UNet<B> {
                 }
             };
         }
-        let eps = self.tail.forward(silu(self.tail_norm.forward(h)));
-        UNetOutput { eps, bottleneck }
+        self.tail.forward(silu(self.tail_norm.forward(h)))
     }
 
     pub fn levels(&self) -> usize {
@@ -561,7 +590,11 @@ mod tests {
         assert!(diff(with.clone(), off.clone()) > 1e-4, "the expert must matter");
         let base = model.clone().without_experts();
         assert!(!base.has_experts());
-        assert!(diff(base.forward(x.clone(), &t, &cond, false).eps, off) < 1e-6, "switch off = θ^g");
+        assert!(diff(base.forward(x.clone(), &t, &cond, false).eps, off.clone()) < 1e-6, "switch off = θ^g");
+        // One trunk, two up paths (CM's step): the same as two full forwards, also on a prefix.
+        let trunk = model.trunk(x.clone(), &t, &cond);
+        assert!(diff(model.up_path(&trunk, None, false), off.clone()) < 1e-6);
+        assert!(diff(model.up_path(&trunk, Some(1), true), with.clone().narrow(0, 0, 1)) < 1e-6);
         let merged = model.merge_experts();
         assert!(!merged.has_experts());
         assert!(diff(merged.forward(x, &t, &cond, false).eps, with) < 1e-4, "merged = W^g + BA");

@@ -10,7 +10,19 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub const FORMAT: &str = "ltlab-checkpoint-1";
+pub const FORMAT: &str = "ltlab-checkpoint-2";
+/// Format 1 stored the up path's upsample conv as `up.N.Up.{weight,bias}`; format 2 nests it
+/// (`up.N.Up.conv.…`) beside CM's expert. Format-1 files are read with that rename.
+const FORMAT_1: &str = "ltlab-checkpoint-1";
+
+fn migrate_from_1(name: String) -> String {
+    for leaf in [".Up.weight", ".Up.bias"] {
+        if let Some(stem) = name.strip_suffix(leaf) {
+            return format!("{stem}.Up.conv.{}", &leaf[4..]);
+        }
+    }
+    name
+}
 
 /// Host copy of everything a checkpoint holds.
 pub struct Checkpoint {
@@ -78,9 +90,11 @@ impl Checkpoint {
         let bad = |m: String| Error::data(path, m);
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let info = meta.metadata().clone().unwrap_or_default();
-        if info.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!("not an ltlab checkpoint (format `{}`, expected `{FORMAT}`)", info.get("format").cloned().unwrap_or_default())));
+        let format = info.get("format").map(String::as_str);
+        if format != Some(FORMAT) && format != Some(FORMAT_1) {
+            return Err(bad(format!("not an ltlab checkpoint (format `{}`, expected `{FORMAT}`)", format.unwrap_or_default())));
         }
+        let rename: fn(String) -> String = if format == Some(FORMAT_1) { migrate_from_1 } else { |n| n };
         let num = |k: &str| info.get(k).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| bad(format!("metadata `{k}` missing")));
         let (step, seed) = (num("step")?, num("seed")?);
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("corrupt safetensors: {e}")))?;
@@ -90,7 +104,7 @@ impl Checkpoint {
                 return Err(bad(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
             }
             let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            tensors.push((name, view.shape().to_vec(), data));
+            tensors.push((rename(name), view.shape().to_vec(), data));
         }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Self { step, seed, tensors })
@@ -133,4 +147,14 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
         .collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn format_1_names_are_migrated() {
+        assert_eq!(super::migrate_from_1("model.up.3.Up.weight".into()), "model.up.3.Up.conv.weight");
+        assert_eq!(super::migrate_from_1("adam_m.up.3.Up.bias".into()), "adam_m.up.3.Up.conv.bias");
+        assert_eq!(super::migrate_from_1("model.up.2.Res.conv1.weight".into()), "model.up.2.Res.conv1.weight");
+    }
 }

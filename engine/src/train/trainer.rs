@@ -336,6 +336,7 @@ mod tests {
             (&["methods.oc = { mode = \"h2t\", cutoff = 800 }"], &[]),
             (&["methods.oc = { mode = \"full\", beta = 1.0 }"], &[]),
             (&["methods.diffrop = { form = \"reciprocal\", partners = \"all\" }"], &["diffrop"]),
+            (&["methods.diffrop = { form = \"hinge\", margin = 50.0, partner_grad = false }"], &["diffrop"]),
             (&["methods.ccua = { brs = 0.1 }"], &["ccua_ucl", "ccua_al"]),
             (&["methods.coral = { lambda = \"batch-mean\", scale_by_temperature = true }"], &["coral"]),
             (&["methods.cm = { clamp = 1.0 }"], &["cm"]),
