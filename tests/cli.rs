@@ -230,3 +230,50 @@ fn non_finite_loss_stops_cleanly_and_keeps_checkpoint() {
     let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().collect();
     assert!(!ckpts.is_empty());
 }
+
+#[test]
+fn method_stack_run_then_class_analysis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cm");
+    let mut args = tiny_run_args(out.to_str().unwrap(), "3", "3", &["--method", "cbdm", "--method", "coral", "--method", "cm"]);
+    args.extend_from_slice(&["--set", "methods.coral.weight=0.05", "--set", "diffusion.label_drop_p=0.0"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = metrics(&out);
+    assert_eq!(m.len(), 3);
+    for name in ["mse", "cbdm_reg", "cbdm_com", "coral", "cm", "total"] {
+        assert!(m[2]["losses"][name].as_f64().unwrap().is_finite(), "{name}: {}", m[2]["losses"]);
+    }
+    assert!(m[2]["transfers"]["samples_by_t"].as_array().unwrap().len() == 10, "CM brings T2H along");
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(cfg.contains("[methods.coral]") && cfg.contains("weight = 0.05"), "{cfg}");
+    let v = json(&run(&["analyze", "classes", "--run", out.to_str().unwrap(), "--per-class", "3", "--k", "2", "--json"]));
+    let rows = v["report"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r["loss"].as_f64().unwrap().is_finite() && r["purity_cond"].as_f64().unwrap() <= 1.0));
+    assert_eq!(v["report"]["splits"].as_array().unwrap().len(), 3);
+    // A θ^g-only grid (the CM ablation) samples too.
+    let png = tmp.path().join("base.png");
+    let o = run(&["sample", "--run", out.to_str().unwrap(), "--per-class", "1", "--sampler", "ddim:5", "--weights", "ema-base", "--out", png.to_str().unwrap()]);
+    assert!(o.status.success() && png.is_file(), "{}", stderr(&o));
+    assert_fails(&["train", "--config", "demo-synthetic", "--method", "dpo"], &["--method", "dpo", "cbdm"]);
+    assert_fails(&["train", "--config", "demo-synthetic", "--set", "methods.cm.lamda=2"], &["lamda"]);
+}
+
+#[test]
+fn transfer_curve_csv_and_matrix() {
+    let o = run(&[
+        "analyze", "transfer", "--dataset", "synthetic", "--image-size", "8", "--imbalance", "0.1", "--mode", "t2h",
+        "--sampler", "balanced", "--batch", "16", "--batches", "2", "--t-step", "250", "--matrix-at", "900", "--csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let (curve, matrix) = text.split_once("\n\n").expect("curve, blank line, matrix");
+    let lines: Vec<&str> = curve.lines().collect();
+    assert!(lines[0].starts_with("t,p_transfer,"), "{}", lines[0]);
+    assert_eq!(lines.len(), 5, "t = 0, 250, 500, 750");
+    let p: Vec<f64> = lines[1..].iter().map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    assert!(p[0] < 1e-6 && p[3] > p[1], "{p:?}");
+    assert_eq!(matrix.lines().count(), 11, "header + 10 classes");
+    assert_fails(&["analyze", "transfer", "--mode", "t2h", "--beta", "1"], &["--beta", "full"]);
+}
