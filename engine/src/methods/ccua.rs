@@ -85,6 +85,11 @@ pub fn ucl_per_anchor<B: Backend>(h: Tensor<B, 2>, temperature: f64) -> Tensor<B
     lse.reshape([n]).sub_scalar(inv_t)
 }
 
+/// AL = mean(w·‖ε(x_t,y) − ε(x_t,∅)‖²), gradients through both predictions.
+pub fn alignment<B: Backend>(eps_cond: Tensor<B, 4>, eps_uncond: Tensor<B, 4>, w: Tensor<B, 1>) -> Tensor<B, 1> {
+    (per_sample_mean((eps_cond - eps_uncond).powi_scalar(2)) * w).mean()
+}
+
 impl<B: AutodiffBackend> Method<B> for Ccua {
     fn name(&self) -> &'static str {
         "ccua"
@@ -103,8 +108,7 @@ impl<B: AutodiffBackend> Method<B> for Ccua {
         let mut terms = vec![("ccua_ucl", ucl)];
         if let Some(slot) = self.uncond {
             let w = tf * batch.per_sample(batch.keep_mask());
-            let al = (per_sample_mean((out.eps(MAIN) - out.eps(slot)).powi_scalar(2)) * w).mean();
-            terms.push(("ccua_al", al.mul_scalar(self.cfg.gamma)));
+            terms.push(("ccua_al", alignment(out.eps(MAIN), out.eps(slot), w).mul_scalar(self.cfg.gamma)));
         }
         terms
     }
@@ -133,6 +137,20 @@ mod tests {
         // One anchor alone: no negatives, zero loss.
         let one = vals(ucl_per_anchor(Tensor::<AB, 2>::from_floats([[0.6, 0.8]], &dev), 0.1));
         assert!(one[0].abs() < 1e-6);
+    }
+
+    #[test]
+    fn alignment_by_hand_with_gradients_to_both() {
+        let dev = Default::default();
+        let c = Tensor::<AB, 4>::from_floats([[[[1.0, 3.0]]]], &dev).require_grad();
+        let u = Tensor::<AB, 4>::from_floats([[[[0.0, 1.0]]]], &dev).require_grad();
+        // w = t/T = 0.5: 0.5·(1 + 4)/2 = 1.25.
+        let al = alignment(c.clone(), u.clone(), t1(&[0.5]));
+        assert!(close(vals(al.clone())[0] as f64, 1.25, 1e-6));
+        let g = al.backward();
+        // d/dc = w·2(c − u)/2 = [0.5, 1.0]; d/du = −d/dc: no stop-gradient on either side.
+        assert_eq!(vals(c.grad(&g).unwrap()), vec![0.5, 1.0]);
+        assert_eq!(vals(u.grad(&g).unwrap()), vec![-0.5, -1.0]);
     }
 
     #[test]

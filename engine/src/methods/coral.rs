@@ -70,6 +70,18 @@ impl CoralConfig {
     pub fn lambda_at(&self, t: usize, t_total: usize) -> f64 {
         self.weight * ((1.0 - t as f64 / t_total as f64) / self.tau_r).exp()
     }
+
+    /// The weight of each anchor in `kept`: λ(t_i) (paper) or the batch mean of λ(t) over the
+    /// whole batch `t` (reference code).
+    pub fn anchor_weights(&self, t: &[usize], kept: &[usize], t_total: usize) -> Vec<f32> {
+        match self.lambda {
+            LambdaMode::PerSample => kept.iter().map(|&i| self.lambda_at(t[i], t_total) as f32).collect(),
+            LambdaMode::BatchMean => {
+                let mean = t.iter().map(|&t| self.lambda_at(t, t_total)).sum::<f64>() / t.len() as f64;
+                vec![mean as f32; kept.len()]
+            }
+        }
+    }
 }
 
 pub struct Coral {
@@ -136,12 +148,7 @@ impl<B: AutodiffBackend> Method<B> for Coral {
         let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(kept.iter().map(|&i| i as i64).collect::<Vec<_>>(), [kept.len()]), &device);
         let z = model.project(out.bottleneck(MAIN).select(0, idx)).expect("CORAL's run builds the projection head");
         let labels: Vec<usize> = kept.iter().map(|&i| hb.labels[i]).collect();
-        let t_total = ctx.schedule.len();
-        let mut lambda: Vec<f32> = kept.iter().map(|&i| self.cfg.lambda_at(hb.t[i], t_total) as f32).collect();
-        if self.cfg.lambda == LambdaMode::BatchMean {
-            let all: f64 = hb.t.iter().map(|&t| self.cfg.lambda_at(t, t_total)).sum::<f64>() / hb.len() as f64;
-            lambda.iter_mut().for_each(|l| *l = all as f32);
-        }
+        let lambda = self.cfg.anchor_weights(&hb.t, &kept, ctx.schedule.len());
         let mut loss = supcon(z, &labels, self.cfg.temperature, &lambda);
         if self.cfg.scale_by_temperature {
             loss = loss.mul_scalar(self.cfg.temperature);
@@ -204,6 +211,18 @@ mod tests {
         assert!(close(c.lambda_at(0, 1000), 0.01 * (1.0f64 / 0.8).exp(), 1e-12));
         assert!(close(c.lambda_at(500, 1000), 0.01 * (0.5f64 / 0.8).exp(), 1e-12));
         assert!(c.lambda_at(999, 1000) < c.lambda_at(0, 1000));
+    }
+
+    #[test]
+    fn lambda_per_sample_and_batch_mean() {
+        let per = CoralConfig::default();
+        let t = [0, 500, 1000 - 1];
+        let w = per.anchor_weights(&t, &[0, 2], 1000);
+        assert!(close(w[0] as f64, 0.01 * 1.25f64.exp(), 1e-6) && close(w[1] as f64, 0.01 * (0.001f64 / 0.8).exp(), 1e-6));
+        let mean = CoralConfig { lambda: LambdaMode::BatchMean, ..Default::default() };
+        let want = (0.01 * 1.25f64.exp() + 0.01 * 0.625f64.exp() + 0.01 * (0.001f64 / 0.8).exp()) / 3.0;
+        let w = mean.anchor_weights(&t, &[0, 2], 1000);
+        assert!(w.iter().all(|&v| close(v as f64, want, 1e-6)), "{w:?}");
     }
 
     #[test]
