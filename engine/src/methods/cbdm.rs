@@ -85,10 +85,6 @@ pub fn cbdm_terms<B: AutodiffBackend>(eps: Tensor<B, 4>, eps_alt: Tensor<B, 4>, 
 }
 
 impl<B: AutodiffBackend> Method<B> for Cbdm {
-    fn name(&self) -> &'static str {
-        "cbdm"
-    }
-
     fn request(&mut self, batch: &Batch<B>, ctx: &StepContext, fw: &mut Forwards<B>) {
         let h: &HostBatch = &batch.host;
         self.slot = None;

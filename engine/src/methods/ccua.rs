@@ -91,10 +91,6 @@ pub fn alignment<B: Backend>(eps_cond: Tensor<B, 4>, eps_uncond: Tensor<B, 4>, w
 }
 
 impl<B: AutodiffBackend> Method<B> for Ccua {
-    fn name(&self) -> &'static str {
-        "ccua"
-    }
-
     fn request(&mut self, batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
         let hb = &batch.host;
         self.uncond = (!hb.uncond_batch).then(|| fw.add(batch.x_t.clone(), hb.t.clone(), hb.labels.clone(), vec![false; hb.len()], true));

@@ -72,10 +72,6 @@ impl Cm {
 }
 
 impl<B: AutodiffBackend> Method<B> for Cm {
-    fn name(&self) -> &'static str {
-        "cm"
-    }
-
     fn request(&mut self, _batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
         // θ^g alone on the same x_t, t and conditioning as the main pass: the experts sit on
         // the up path only, so only the up path runs twice.

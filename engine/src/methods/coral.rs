@@ -127,10 +127,6 @@ pub fn supcon<B: Backend>(z: Tensor<B, 2>, labels: &[usize], temperature: f64, a
 }
 
 impl<B: AutodiffBackend> Method<B> for Coral {
-    fn name(&self) -> &'static str {
-        "coral"
-    }
-
     fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, model: &UNet<B>) -> Vec<Term<B>> {
         let hb = &batch.host;
         let kept: Vec<usize> = if self.cfg.skip_dropped {

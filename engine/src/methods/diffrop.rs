@@ -145,10 +145,6 @@ fn index<B: Backend>(v: Vec<usize>, device: &B::Device) -> Tensor<B, 1, Int> {
 }
 
 impl<B: AutodiffBackend> Method<B> for DiffRop {
-    fn name(&self) -> &'static str {
-        "diffrop"
-    }
-
     fn request(&mut self, batch: &Batch<B>, ctx: &StepContext, fw: &mut Forwards<B>) {
         let hb = &batch.host;
         self.slot = None;

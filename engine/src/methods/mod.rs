@@ -357,8 +357,6 @@ pub type Term<B> = (&'static str, Tensor<B, 1>);
 
 /// One long-tail method. Every hook has a default that does nothing.
 pub trait Method<B: AutodiffBackend>: Send {
-    fn name(&self) -> &'static str;
-
     /// Replaces the regression target on the host, without gradients (OC). Returns the swaps
     /// it made, if it makes any.
     fn transform(&mut self, _batch: &mut HostBatch, _ctx: &StepContext) -> Option<TransferCounts> {
@@ -395,5 +393,54 @@ pub(crate) mod test_util {
 
     pub fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol * (1.0 + b.abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+    type F = burn::backend::Flex;
+
+    /// The batched call gives each part what its own forward would.
+    #[test]
+    fn batched_forward_equals_separate_forwards() {
+        let dev = Default::default();
+        let mut cfg = Preset::Tiny.config(1, 3, 8).unwrap();
+        cfg.low_rank_expert = true;
+        let model: UNet<F> = cfg.init(&dev);
+        let (n, len) = (3, 64);
+        let mut r = crate::rng::rng(1, crate::rng::Stream::Noise, 0);
+        let host = HostBatch {
+            shape: [n, 1, 8, 8],
+            x0: crate::rng::normal_vec(&mut r, n * len),
+            eps: crate::rng::normal_vec(&mut r, n * len),
+            target: vec![0.0; n * len],
+            t: vec![10, 500, 990],
+            indices: vec![0, 1, 2],
+            labels: vec![0, 1, 2],
+            keep: vec![true, false, true],
+            uncond_batch: false,
+        };
+        let batch = Batch::<F>::upload(host, &Schedule::ddpm(), &dev);
+        let mut fw = Forwards::new(&batch);
+        let uncond = fw.add(batch.x_t.clone(), vec![10, 500, 990], vec![0, 1, 2], vec![false; 3], true);
+        let other = fw.add(batch.x0.clone().narrow(0, 0, 2), vec![7, 8], vec![2, 2], vec![true, true], true);
+        let base = fw.add_base_of_main();
+        let out = fw.run(&model);
+        let diff = |a: Tensor<F, 4>, b: Tensor<F, 4>| a.sub(b).abs().max().into_scalar();
+        let t = [10, 500, 990];
+        let labels = Tensor::<F, 1, Int>::from_ints([0, 1, 2], &dev);
+        let keep = Tensor::<F, 1>::from_floats([1.0, 0.0, 1.0], &dev);
+        let main_cond = ClassCond::Masked { labels, keep };
+        let main = model.forward(batch.x_t.clone(), &t, &main_cond, true);
+        assert!(diff(out.eps(MAIN), main.eps) < 1e-5);
+        assert!(diff(out.bottleneck(MAIN), main.bottleneck.unwrap()) < 1e-5);
+        let u = model.forward(batch.x_t.clone(), &t, &ClassCond::Uncond, false).eps;
+        assert!(diff(out.eps(uncond), u) < 1e-5);
+        let o = model.forward(batch.x0.clone().narrow(0, 0, 2), &[7, 8], &ClassCond::Labels(Tensor::from_ints([2, 2], &dev)), false).eps;
+        assert!(diff(out.eps(other), o) < 1e-5);
+        let b = model.forward_with(batch.x_t.clone(), &t, &main_cond, false, false).eps;
+        assert!(diff(out.eps(base), b) < 1e-5);
     }
 }

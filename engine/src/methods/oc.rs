@@ -211,10 +211,6 @@ pub fn apply(gate: &Gate, batch: &mut HostBatch, schedule: &Schedule, q: &[f64],
 }
 
 impl<B: AutodiffBackend> Method<B> for Oc {
-    fn name(&self) -> &'static str {
-        "oc"
-    }
-
     fn transform(&mut self, batch: &mut HostBatch, ctx: &StepContext) -> Option<TransferCounts> {
         // The swap runs in label-dropped batches too.
         Some(apply(&self.cfg.gate(), batch, ctx.schedule, ctx.q, ctx.seed, ctx.step))
