@@ -14,6 +14,7 @@ use crate::rng::{self, Stream};
 use burn::tensor::backend::AutodiffBackend;
 use ltlab_types::{T_BUCKETS, TransferCounts};
 use rand::Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -179,27 +180,36 @@ impl Oc {
 pub fn apply(gate: &Gate, batch: &mut HostBatch, schedule: &Schedule, q: &[f64], seed: u64, step: u64) -> TransferCounts {
     let (n, len, t_total) = (batch.len(), batch.image_len(), schedule.len());
     let log_prior: Option<Vec<f64>> = gate.beta.map(|b| batch.labels.iter().map(|&y| b * q[y].ln()).collect());
+    // The draws come first and in order (reproducible); the rows, the costly part
+    // (B²·pixels), in parallel.
     let mut r = rng::rng(seed, Stream::Oc, step);
+    let u: Vec<f64> = (0..n).map(|_| r.random::<f64>()).collect();
+    let (x0, eps, t) = (&batch.x0, &batch.eps, &batch.t);
+    let drawn: Vec<usize> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let s2 = sigma2(schedule, t[i]);
+            let c = noisy_anchor(&x0[i * len..(i + 1) * len], &eps[i * len..(i + 1) * len], s2.sqrt());
+            let row = selection_row(&c, x0, len, s2, log_prior.as_deref());
+            let mut acc = 0.0;
+            row.iter()
+                .position(|&p| {
+                    acc += p;
+                    u[i] < acc
+                })
+                .unwrap_or(i)
+        })
+        .collect();
     let mut counts = TransferCounts { samples_by_t: vec![0; T_BUCKETS], swaps_by_t: vec![0; T_BUCKETS], pairs: vec![] };
     let mut pairs: BTreeMap<(usize, usize), u32> = BTreeMap::new();
-    for i in 0..n {
+    for (i, &j) in drawn.iter().enumerate() {
         let t = batch.t[i];
-        let s2 = sigma2(schedule, t);
-        let (xi, ei) = (&batch.x0[i * len..(i + 1) * len], &batch.eps[i * len..(i + 1) * len]);
-        let c = noisy_anchor(xi, ei, s2.sqrt());
-        let row = selection_row(&c, &batch.x0, len, s2, log_prior.as_deref());
-        let u = r.random::<f64>();
-        let mut acc = 0.0;
-        let drawn = row.iter().position(|&p| {
-            acc += p;
-            u < acc
-        });
-        let j = drawn.unwrap_or(i);
         let (yi, yj) = (batch.labels[i], batch.labels[j]);
         let k = t * T_BUCKETS / t_total;
         counts.samples_by_t[k] += 1;
         // A repeat draw of the anchor's own image (samplers with replacement) changes nothing.
         if batch.indices[j] != batch.indices[i] && gate.accepts(q[yi], q[yj], t) {
+            let (xi, ei) = (&batch.x0[i * len..(i + 1) * len], &batch.eps[i * len..(i + 1) * len]);
             let target = swapped_target(xi, &batch.x0[j * len..(j + 1) * len], ei, schedule.alpha_bar[t]);
             batch.target[i * len..(i + 1) * len].copy_from_slice(&target);
             counts.swaps_by_t[k] += 1;
