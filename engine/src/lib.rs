@@ -6,6 +6,7 @@ pub mod backend;
 pub mod data;
 pub mod diffusion;
 pub mod error;
+pub mod eval;
 pub mod grid;
 pub mod methods;
 pub mod model;

@@ -1,0 +1,395 @@
+//! FID, KID, precision/recall and PRD on feature vectors, in f64 on the CPU (SPEC §5).
+
+use crate::error::{Error, Result};
+use faer::{Mat, Side};
+
+/// n feature vectors of dimension d, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    pub n: usize,
+    pub d: usize,
+    pub data: Vec<f32>,
+}
+
+impl Features {
+    pub fn new(n: usize, d: usize, data: Vec<f32>) -> Result<Self> {
+        if data.len() != n * d {
+            return Err(Error::Other(format!("features: {} values for {n} vectors of dimension {d}", data.len())));
+        }
+        Ok(Self { n, d, data })
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+}
+
+fn same_dim(a: &Features, b: &Features) -> Result<()> {
+    if a.d != b.d {
+        return Err(Error::Other(format!("feature dimensions differ: {} vs {}", a.d, b.d)));
+    }
+    Ok(())
+}
+
+/// Mean and covariance (unbiased, n − 1, as numpy's `cov`) of a feature set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaussianStats {
+    pub n: usize,
+    pub mean: Vec<f64>,
+    /// d × d, row-major.
+    pub cov: Vec<f64>,
+}
+
+impl GaussianStats {
+    pub fn of(f: &Features) -> Result<Self> {
+        if f.n < 2 {
+            return Err(Error::Other(format!("statistics need at least 2 feature vectors, got {}", f.n)));
+        }
+        let d = f.d;
+        let mut mean = vec![0.0f64; d];
+        for i in 0..f.n {
+            for (m, &x) in mean.iter_mut().zip(f.row(i)) {
+                *m += x as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= f.n as f64);
+        let centred = Mat::<f64>::from_fn(f.n, d, |i, j| f.row(i)[j] as f64 - mean[j]);
+        let cov = centred.transpose() * &centred;
+        let scale = 1.0 / (f.n - 1) as f64;
+        Ok(Self { n: f.n, mean, cov: (0..d * d).map(|k| cov[(k / d, k % d)] * scale).collect() })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    fn cov_mat(&self) -> Mat<f64> {
+        let d = self.dim();
+        Mat::from_fn(d, d, |i, j| self.cov[i * d + j])
+    }
+}
+
+/// Eigenvalues and eigenvectors of a symmetric matrix.
+fn sym_eigen(m: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
+    let e = m.self_adjoint_eigen(Side::Lower).map_err(|e| Error::Other(format!("eigendecomposition failed: {e:?}")))?;
+    let s = e.S();
+    let vals = (0..m.nrows()).map(|i| s[i]).collect();
+    Ok((vals, e.U().to_owned()))
+}
+
+/// FID = ‖μ_a − μ_b‖² + tr Σ_a + tr Σ_b − 2·tr (Σ_a Σ_b)^{1/2}, the square-root trace through
+/// symmetric eigendecompositions: with S = Σ_a^{1/2}, (Σ_a Σ_b)^{1/2} has the eigenvalues of
+/// (S Σ_b S)^{1/2}, which is symmetric positive semi-definite.
+pub fn fid(a: &GaussianStats, b: &GaussianStats) -> Result<f64> {
+    if a.dim() != b.dim() {
+        return Err(Error::Other(format!("feature dimensions differ: {} vs {}", a.dim(), b.dim())));
+    }
+    let d = a.dim();
+    let mean_term: f64 = a.mean.iter().zip(&b.mean).map(|(x, y)| (x - y).powi(2)).sum();
+    let trace = |s: &GaussianStats| (0..d).map(|i| s.cov[i * d + i]).sum::<f64>();
+    let (vals, vecs) = sym_eigen(&a.cov_mat())?;
+    let root = Mat::<f64>::from_fn(d, d, |i, j| vals[j].max(0.0).sqrt() * vecs[(i, j)]);
+    let sqrt_a = &root * vecs.transpose();
+    let m = &sqrt_a * b.cov_mat() * &sqrt_a;
+    // Symmetrise against rounding before the second decomposition.
+    let m = Mat::<f64>::from_fn(d, d, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
+    let (mv, _) = sym_eigen(&m)?;
+    let tr_sqrt: f64 = mv.iter().map(|v| v.max(0.0).sqrt()).sum();
+    Ok(mean_term + trace(a) + trace(b) - 2.0 * tr_sqrt)
+}
+
+/// KID: the unbiased MMD² with the cubic polynomial kernel k(x, y) = (x·y/d + 1)³, averaged
+/// over `subsets` random subsets of `subset_size` from each set (without replacement within a
+/// subset). Returns (mean, standard deviation) over subsets.
+pub fn kid(a: &Features, b: &Features, subsets: usize, subset_size: usize, seed: u64) -> Result<(f64, f64)> {
+    use rand::seq::index::sample;
+    same_dim(a, b)?;
+    let m = subset_size.min(a.n).min(b.n);
+    if m < 2 || subsets == 0 {
+        return Err(Error::Other(format!("KID needs subsets of at least 2 vectors (sets of {} and {})", a.n, b.n)));
+    }
+    let d = a.d as f64;
+    let k = |x: &[f32], y: &[f32]| {
+        let dot: f64 = x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum();
+        (dot / d + 1.0).powi(3)
+    };
+    let mut r = crate::rng::rng(seed, crate::rng::Stream::Analysis, 77);
+    let mut values = Vec::with_capacity(subsets);
+    for _ in 0..subsets {
+        let ia = sample(&mut r, a.n, m).into_vec();
+        let ib = sample(&mut r, b.n, m).into_vec();
+        let (mut kxx, mut kyy, mut kxy) = (0.0, 0.0, 0.0);
+        for (p, &i) in ia.iter().enumerate() {
+            for (q, &j) in ia.iter().enumerate() {
+                if p != q {
+                    kxx += k(a.row(i), a.row(j));
+                }
+            }
+            for &j in &ib {
+                kxy += k(a.row(i), b.row(j));
+            }
+        }
+        for (p, &i) in ib.iter().enumerate() {
+            for (q, &j) in ib.iter().enumerate() {
+                if p != q {
+                    kyy += k(b.row(i), b.row(j));
+                }
+            }
+        }
+        let mf = m as f64;
+        values.push((kxx + kyy) / (mf * (mf - 1.0)) - 2.0 * kxy / (mf * mf));
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    Ok((mean, var.sqrt()))
+}
+
+fn sq_dist(x: &[f32], y: &[f32]) -> f64 {
+    x.iter().zip(y).map(|(&p, &q)| ((p - q) as f64).powi(2)).sum()
+}
+
+/// Squared distance of every vector of `f` to its k-th nearest neighbour in `f` (itself
+/// excluded), a row at a time: memory O(n), never an n×n matrix.
+pub fn knn_radii(f: &Features, k: usize) -> Vec<f64> {
+    use rayon::prelude::*;
+    (0..f.n)
+        .into_par_iter()
+        .map(|i| {
+            let mut d: Vec<f64> = (0..f.n).filter(|&j| j != i).map(|j| sq_dist(f.row(i), f.row(j))).collect();
+            let kk = k.min(d.len()).max(1) - 1;
+            *d.select_nth_unstable_by(kk, f64::total_cmp).1
+        })
+        .collect()
+}
+
+/// Fraction of `query` vectors inside at least one k-NN ball of `manifold` (Kynkäänniemi et
+/// al.): precision = coverage(real manifold, fake), recall = coverage(fake manifold, real).
+pub fn coverage(manifold: &Features, radii: &[f64], query: &Features) -> f64 {
+    use rayon::prelude::*;
+    let inside = (0..query.n)
+        .into_par_iter()
+        .filter(|&i| (0..manifold.n).any(|j| sq_dist(query.row(i), manifold.row(j)) <= radii[j]))
+        .count();
+    inside as f64 / query.n as f64
+}
+
+/// (precision, recall) with k-NN manifolds of k neighbours.
+pub fn precision_recall(real: &Features, fake: &Features, k: usize) -> Result<(f64, f64)> {
+    same_dim(real, fake)?;
+    if real.n <= k || fake.n <= k {
+        return Err(Error::Other(format!("precision/recall with k = {k} needs more than {k} vectors per set (got {} and {})", real.n, fake.n)));
+    }
+    let (rr, rf) = (knn_radii(real, k), knn_radii(fake, k));
+    Ok((coverage(real, &rr, fake), coverage(fake, &rf, real)))
+}
+
+/// The PRD curve (Sajjadi et al. 2018) of two histograms over the same bins: for slopes
+/// λ = tan θ, θ on `angles` points of (0, π/2), α(λ) = Σ min(λ·ref, eval), β(λ) = α(λ)/λ.
+/// Returns (precision α, recall β).
+pub fn prd_curve(eval: &[f64], reference: &[f64], angles: usize) -> (Vec<f64>, Vec<f64>) {
+    let eps = 1e-10;
+    let (mut p, mut r) = (Vec::with_capacity(angles), Vec::with_capacity(angles));
+    for k in 0..angles {
+        let theta = eps + (std::f64::consts::FRAC_PI_2 - 2.0 * eps) * k as f64 / (angles - 1) as f64;
+        let slope = theta.tan();
+        let prec: f64 = reference.iter().zip(eval).map(|(&rf, &ev)| (slope * rf).min(ev)).sum();
+        p.push(prec.clamp(0.0, 1.0));
+        r.push((prec / slope).clamp(0.0, 1.0));
+    }
+    (p, r)
+}
+
+/// max over the curve of F_β = (1+β²)·p·r/(β²·p + r); returns (F_β, F_{1/β}).
+pub fn max_f_beta(precision: &[f64], recall: &[f64], beta: f64) -> (f64, f64) {
+    let f = |b: f64| {
+        precision
+            .iter()
+            .zip(recall)
+            .map(|(&p, &r)| if p + r > 0.0 { (1.0 + b * b) * p * r / (b * b * p + r).max(1e-300) } else { 0.0 })
+            .fold(0.0f64, f64::max)
+    };
+    (f(beta), f(1.0 / beta))
+}
+
+/// Lloyd's k-means with k-means++ seeding; returns each vector's cluster.
+pub fn kmeans(f: &Features, k: usize, iterations: usize, seed: u64) -> Vec<usize> {
+    use rand::Rng;
+    let mut r = crate::rng::rng(seed, crate::rng::Stream::Analysis, 5000);
+    let d = f.d;
+    let mut centres: Vec<Vec<f64>> = vec![f.row(r.random_range(0..f.n)).iter().map(|&x| x as f64).collect()];
+    let dist_c = |x: &[f32], c: &[f64]| x.iter().zip(c).map(|(&p, &q)| (p as f64 - q).powi(2)).sum::<f64>();
+    let mut nearest: Vec<f64> = (0..f.n).map(|i| dist_c(f.row(i), &centres[0])).collect();
+    while centres.len() < k.min(f.n) {
+        let total: f64 = nearest.iter().sum();
+        let mut u = r.random::<f64>() * total;
+        let mut pick = f.n - 1;
+        for (i, &w) in nearest.iter().enumerate() {
+            if u < w {
+                pick = i;
+                break;
+            }
+            u -= w;
+        }
+        let c: Vec<f64> = f.row(pick).iter().map(|&x| x as f64).collect();
+        for (i, n) in nearest.iter_mut().enumerate() {
+            *n = n.min(dist_c(f.row(i), &c));
+        }
+        centres.push(c);
+    }
+    let mut assign = vec![0usize; f.n];
+    for _ in 0..iterations {
+        let mut changed = false;
+        for (i, a) in assign.iter_mut().enumerate() {
+            let best = (0..centres.len()).min_by(|&x, &y| dist_c(f.row(i), &centres[x]).total_cmp(&dist_c(f.row(i), &centres[y]))).unwrap();
+            changed |= *a != best;
+            *a = best;
+        }
+        let mut sums = vec![vec![0.0f64; d]; centres.len()];
+        let mut counts = vec![0usize; centres.len()];
+        for (i, &a) in assign.iter().enumerate() {
+            counts[a] += 1;
+            for (s, &x) in sums[a].iter_mut().zip(f.row(i)) {
+                *s += x as f64;
+            }
+        }
+        for (c, (s, n)) in centres.iter_mut().zip(sums.into_iter().zip(counts)) {
+            if n > 0 {
+                *c = s.into_iter().map(|v| v / n as f64).collect();
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    assign
+}
+
+/// PRD's (F₈, F₁/₈): the union of both sets clustered into `clusters` bins, histograms of
+/// each set over the bins, the PRD curve averaged over `runs` clusterings.
+pub fn prd(real: &Features, fake: &Features, clusters: usize, runs: usize, angles: usize, seed: u64) -> Result<(f64, f64)> {
+    same_dim(real, fake)?;
+    let both = Features::new(real.n + fake.n, real.d, real.data.iter().chain(&fake.data).copied().collect())?;
+    let (mut p, mut r) = (vec![0.0; angles], vec![0.0; angles]);
+    for run in 0..runs {
+        let assign = kmeans(&both, clusters, 100, seed.wrapping_add(run as u64));
+        let mut hr = vec![0.0f64; clusters];
+        let mut hf = vec![0.0f64; clusters];
+        for (i, &c) in assign.iter().enumerate() {
+            if i < real.n { hr[c] += 1.0 / real.n as f64 } else { hf[c] += 1.0 / fake.n as f64 }
+        }
+        let (pp, rr) = prd_curve(&hf, &hr, angles);
+        for k in 0..angles {
+            p[k] += pp[k] / runs as f64;
+            r[k] += rr[k] / runs as f64;
+        }
+    }
+    Ok(max_f_beta(&p, &r, 8.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{self, Stream};
+
+    fn gaussian(n: usize, mean: &[f64], std: &[f64], seed: u64) -> Features {
+        let d = mean.len();
+        let z = rng::normal_vec(&mut rng::rng(seed, Stream::Analysis, 1), n * d);
+        Features::new(n, d, z.iter().enumerate().map(|(k, &v)| (mean[k % d] + std[k % d] * v as f64) as f32).collect()).unwrap()
+    }
+
+    #[test]
+    fn fid_of_a_set_with_itself_is_zero() {
+        let f = gaussian(500, &[0.0, 1.0, -2.0, 0.5], &[1.0, 2.0, 0.5, 1.0], 1);
+        let s = GaussianStats::of(&f).unwrap();
+        assert!(fid(&s, &s).unwrap().abs() < 1e-9);
+    }
+
+    #[test]
+    fn fid_matches_the_closed_form() {
+        // Diagonal (commuting) covariances: FID = ‖Δμ‖² + Σ (σ_a − σ_b)².
+        let d = 3;
+        let diag = |v: [f64; 3]| GaussianStats { n: 10, mean: vec![0.0; d], cov: (0..9).map(|k| if k % 4 == 0 { v[k / 4] } else { 0.0 }).collect() };
+        let mut a = diag([1.0, 4.0, 9.0]);
+        let b = diag([4.0, 1.0, 9.0]);
+        a.mean = vec![1.0, 0.0, 2.0];
+        let want = 1.0 + 4.0 + (1.0f64 - 2.0).powi(2) + (2.0f64 - 1.0).powi(2);
+        assert!((fid(&a, &b).unwrap() - want).abs() < 1e-9);
+        // A rotated (non-diagonal) Σ_b against Σ_a = I: tr(Σ_b^{1/2}) is rotation-invariant.
+        let (c, s) = (0.6f64, 0.8f64);
+        let lam = [4.0, 1.0];
+        let rot = [[c, -s], [s, c]];
+        let mut cov = vec![0.0; 4];
+        for i in 0..2 {
+            for j in 0..2 {
+                cov[i * 2 + j] = (0..2).map(|k| rot[i][k] * lam[k] * rot[j][k]).sum();
+            }
+        }
+        let a = GaussianStats { n: 10, mean: vec![0.0; 2], cov: vec![1.0, 0.0, 0.0, 1.0] };
+        let b = GaussianStats { n: 10, mean: vec![0.0; 2], cov };
+        let want = 2.0 + 5.0 - 2.0 * (2.0 + 1.0);
+        assert!((fid(&a, &b).unwrap() - want).abs() < 1e-9);
+        // Sample statistics of two Gaussians approach the closed form.
+        let fa = GaussianStats::of(&gaussian(20000, &[0.0, 0.0], &[1.0, 1.0], 2)).unwrap();
+        let fb = GaussianStats::of(&gaussian(20000, &[1.0, 0.0], &[2.0, 1.0], 3)).unwrap();
+        assert!((fid(&fa, &fb).unwrap() - 2.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn dimension_mismatch_is_an_error() {
+        let a = GaussianStats::of(&gaussian(10, &[0.0; 3], &[1.0; 3], 1)).unwrap();
+        let b = GaussianStats::of(&gaussian(10, &[0.0; 2], &[1.0; 2], 1)).unwrap();
+        assert!(fid(&a, &b).unwrap_err().to_string().contains("dimensions differ"));
+        assert!(Features::new(3, 2, vec![0.0; 5]).is_err());
+    }
+
+    #[test]
+    fn kid_is_unbiased_on_equal_distributions() {
+        let a = gaussian(400, &[0.0; 4], &[1.0; 4], 4);
+        let b = gaussian(400, &[0.0; 4], &[1.0; 4], 5);
+        let (m, sd) = kid(&a, &b, 50, 100, 0).unwrap();
+        assert!(m.abs() < 3.0 * sd / (50f64).sqrt() + 1e-3, "{m} ± {sd}");
+        let c = gaussian(400, &[1.0; 4], &[1.0; 4], 6);
+        let (far, _) = kid(&a, &c, 20, 100, 0).unwrap();
+        assert!(far > 0.1, "{far}");
+    }
+
+    #[test]
+    fn precision_recall_on_toy_manifolds() {
+        // Real: a unit-square grid; fake: half on it, half far away → precision ½, recall
+        // = the part of the grid the on-grid fakes cover.
+        let grid: Vec<f32> = (0..100).flat_map(|i| [(i % 10) as f32, (i / 10) as f32]).collect();
+        let real = Features::new(100, 2, grid.clone()).unwrap();
+        let fake_data: Vec<f32> = grid.iter().take(100).copied().chain((0..50).flat_map(|i| [100.0 + i as f32, 100.0])).collect();
+        let fake = Features::new(100, 2, fake_data).unwrap();
+        let (p, r) = precision_recall(&real, &fake, 3).unwrap();
+        assert!((p - 0.5).abs() < 1e-12, "{p}");
+        // The on-grid fakes are the first 5 rows: every real point of rows 0–4 is inside their
+        // balls; rows 5–9 are not (radius 1 balls reach row 5 only from row 4).
+        assert!((0.5..=0.6).contains(&r), "{r}");
+        let (p, r) = precision_recall(&real, &real, 3).unwrap();
+        assert_eq!((p, r), (1.0, 1.0));
+    }
+
+    #[test]
+    fn prd_on_known_cases() {
+        // Identical histograms: the curve reaches (1, 1).
+        let h = [0.25, 0.25, 0.5];
+        let (p, r) = prd_curve(&h, &h, 1001);
+        let (f8, f18) = max_f_beta(&p, &r, 8.0);
+        assert!(f8 > 0.99 && f18 > 0.99, "{f8} {f18}");
+        // Disjoint supports: nothing.
+        let (p, r) = prd_curve(&[1.0, 0.0], &[0.0, 1.0], 1001);
+        assert_eq!(max_f_beta(&p, &r, 8.0), (0.0, 0.0));
+        // Eval covers half the reference (mode dropping): precision 1 at small λ, recall ≤ ½.
+        let (p, r) = prd_curve(&[1.0, 0.0], &[0.5, 0.5], 1001);
+        assert!(r.iter().all(|&v| v <= 0.5 + 1e-9) && p.iter().any(|&v| v > 0.99));
+        // On features: the same cloud twice gives F ≈ 1; far apart gives ≈ 0.
+        let a = gaussian(300, &[0.0, 0.0], &[1.0, 1.0], 7);
+        let b = gaussian(300, &[0.0, 0.0], &[1.0, 1.0], 8);
+        let (f8, f18) = prd(&a, &b, 20, 3, 1001, 0).unwrap();
+        assert!(f8 > 0.8 && f18 > 0.8, "{f8} {f18}");
+        let c = gaussian(300, &[50.0, 0.0], &[1.0, 1.0], 9);
+        let (f8, f18) = prd(&a, &c, 20, 3, 1001, 0).unwrap();
+        assert!(f8 < 0.05 && f18 < 0.05, "{f8} {f18}");
+    }
+}
