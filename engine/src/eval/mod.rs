@@ -1,3 +1,4 @@
 //! Evaluation (SPEC §5): sample-quality metrics on feature vectors.
 
+pub mod inception;
 pub mod metrics;
