@@ -277,3 +277,15 @@ fn transfer_curve_csv_and_matrix() {
     assert_eq!(matrix.lines().count(), 11, "header + 10 classes");
     assert_fails(&["analyze", "transfer", "--mode", "t2h", "--beta", "1"], &["--beta", "full"]);
 }
+
+#[test]
+fn bench_methods_reports_a_ratio_per_method() {
+    let v = json(&run(&[
+        "bench", "methods", "--preset", "tiny", "--image-size", "8", "--batch", "4", "--rounds", "1", "--steps", "1", "--warmup", "0", "--json",
+    ]));
+    let rows = v["methods"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ddpm", "cbdm", "t2h", "diffrop", "ccua", "coral", "cm"]);
+    assert_eq!(rows[0]["ratio_to_ddpm"].as_f64().unwrap(), 1.0);
+    assert!(rows.iter().all(|r| r["seconds_per_step"].as_f64().unwrap() > 0.0));
+}
