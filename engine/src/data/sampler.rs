@@ -41,6 +41,15 @@ impl BatchSampler {
         }
     }
 
+    /// The CLI spelling: `uniform`, `balanced` or `brs:F`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Uniform => "uniform".into(),
+            Self::Balanced => "balanced".into(),
+            Self::Brs { f } => format!("brs:{f}"),
+        }
+    }
+
     /// Probability of drawing each class (uniform: the data frequency).
     pub fn class_probs(&self, counts: &[usize]) -> Vec<f64> {
         let c = counts.len();

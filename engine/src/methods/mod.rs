@@ -112,7 +112,11 @@ impl MethodsConfig {
             if s != first_s {
                 return Err(Error::option(
                     name,
-                    format!("asks for the {s:?} batch sampler but `{first_name}` asks for {first_s:?}: choose one"),
+                    format!(
+                        "asks for the `{}` batch sampler but `{first_name}` asks for `{}`: keep one of the two",
+                        s.label(),
+                        first_s.label()
+                    ),
                 ));
             }
         }
