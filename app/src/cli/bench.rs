@@ -47,9 +47,13 @@ pub enum BenchCommand {
         warmup: u64,
         #[arg(long, default_value_t = 32)]
         image_size: usize,
-        /// Methods to compare with DDPM (comma-separated).
+        /// Methods to compare with DDPM (comma-separated; `a+b` stacks a and b).
         #[arg(long, default_value = "cbdm,t2h,diffrop,ccua,coral,cm")]
         methods: String,
+        /// Method options (repeatable), applied to the entries that contain that method, e.g.
+        /// `methods.diffrop.partner_grad=false`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -61,6 +65,7 @@ const TARGETS: &[(&str, f64)] = &[("coral", 1.05), ("t2h", 1.05), ("diffrop", 1.
 struct MethodsBench {
     base: TrainConfig,
     methods: Vec<String>,
+    set: Vec<String>,
     rounds: u64,
     warmup: u64,
     json: bool,
@@ -74,7 +79,17 @@ impl WithBackend for MethodsBench {
         let mut trainers = Vec::new();
         for name in &names {
             let mut c = self.base.clone();
-            super::train::add_method(&mut c.methods, name)?;
+            for part in name.split('+') {
+                super::train::add_method(&mut c.methods, part)?;
+            }
+            for s in &self.set {
+                // `methods.X.…` only where X is in this entry's stack.
+                let table = s.strip_prefix("methods.").and_then(|k| k.split('.').next());
+                let present = |t: &str| serde_json::to_value(&c.methods).ok().and_then(|v| v.get(t).cloned()).is_some();
+                if table.is_none_or(present) {
+                    c = c.with_override(s)?;
+                }
+            }
             c.validate()?;
             let mut t = Trainer::<B>::new(c, data.clone(), device.clone())?;
             for _ in 0..self.warmup {
@@ -172,12 +187,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let backend = config.backend;
             dispatch(backend, TrainBench { config, warmup, json })?
         }
-        BenchCommand::Methods { preset, batch, backend, rounds, steps, warmup, image_size, methods, json } => {
+        BenchCommand::Methods { preset, batch, backend, rounds, steps, warmup, image_size, methods, set, json } => {
             // Long-tailed data, so that every method has head and tail classes to work on.
             let base = bench_config(&preset, batch, &backend, steps, image_size, 0.1)?;
             let methods = methods.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
             let backend = base.backend;
-            dispatch(backend, MethodsBench { base, methods, rounds, warmup, json })?
+            dispatch(backend, MethodsBench { base, methods, set, rounds, warmup, json })?
         }
     }
 }
