@@ -100,13 +100,7 @@ impl WithBackend for MethodsBench {
         let mut secs = vec![0.0f64; names.len()];
         for _ in 0..self.rounds {
             for (k, t) in trainers.iter_mut().enumerate() {
-                B::sync(&device)?;
-                let start = Instant::now();
-                for _ in 0..self.base.steps {
-                    t.train_step()?;
-                }
-                B::sync(&device)?;
-                secs[k] += start.elapsed().as_secs_f64();
+                secs[k] += timed_steps(t, self.base.steps, &device)?;
             }
         }
         let steps = (self.rounds * self.base.steps) as f64;
@@ -140,6 +134,17 @@ impl WithBackend for MethodsBench {
     }
 }
 
+/// Seconds for `steps` training steps, the device synchronised on both ends.
+fn timed_steps<B: AutodiffBackend>(t: &mut Trainer<B>, steps: u64, device: &B::Device) -> anyhow::Result<f64> {
+    B::sync(device)?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        t.train_step()?; // each step reads its losses back, so it has finished when it returns
+    }
+    B::sync(device)?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
 struct TrainBench {
     config: TrainConfig,
     warmup: u64,
@@ -154,13 +159,7 @@ impl WithBackend for TrainBench {
         for _ in 0..self.warmup {
             t.train_step()?;
         }
-        B::sync(&device)?;
-        let start = Instant::now();
-        for _ in 0..self.config.steps {
-            t.train_step()?; // each step reads its loss back, so it has finished when it returns
-        }
-        B::sync(&device)?;
-        let secs = start.elapsed().as_secs_f64();
+        let secs = timed_steps(&mut t, self.config.steps, &device)?;
         let steps = self.config.steps as f64;
         let ips = steps * self.config.batch as f64 / secs;
         let c = &self.config;
