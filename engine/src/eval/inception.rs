@@ -11,6 +11,9 @@ use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use burn_store::{ModuleSnapshot, PytorchStore};
+use crate::error::{Error, Result};
+use std::path::Path;
 
 /// Conv (no bias) → BatchNorm(ε = 0.001) → ReLU.
 #[derive(Module, Debug)]
@@ -293,6 +296,40 @@ impl<B: Backend> FidInception<B> {
             fc: LinearConfig::new(2048, 1008).init(d),
             pool: max3(2, 0),
         }
+    }
+
+    /// The network with the weights of a pytorch-fid `.pth` file (its `Conv2d_*` / `Mixed_*`
+    /// keys lower-cased; BatchNorm's weight/bias become γ/β, the fc weight is transposed).
+    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::data(
+                path,
+                format!("no Inception weights here; put pytorch-fid's `{}` there or pass --features inception:PATH", super::features::INCEPTION_FILE),
+            ));
+        }
+        let mut net = Self::new(device);
+        let mut store = PytorchStore::from_file(path)
+            .with_key_remapping(r"^Conv2d_", "conv2d_")
+            .with_key_remapping(r"^Mixed_", "mixed_")
+            .allow_partial(true);
+        let result = net
+            .load_from(&mut store)
+            .map_err(|e| Error::data(path, format!("not a usable PyTorch weights file for the FID Inception: {e}")))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            let missing: Vec<&str> = result.missing.iter().take(5).map(|m| m.0.as_str()).collect();
+            let errors: Vec<String> = result.errors.iter().take(3).map(|e| format!("{e:?}")).collect();
+            return Err(Error::data(
+                path,
+                format!(
+                    "does not hold the FID Inception-V3 ({} tensors missing, e.g. {}; {} errors {})",
+                    result.missing.len(),
+                    missing.join(", "),
+                    result.errors.len(),
+                    errors.join("; ")
+                ),
+            ));
+        }
+        Ok(net)
     }
 
     /// Images already resized to 299×299 and scaled to [−1, 1] (SPEC §5's preprocessing).

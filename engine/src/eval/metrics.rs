@@ -98,9 +98,15 @@ pub fn fid(a: &GaussianStats, b: &GaussianStats) -> Result<f64> {
     Ok(mean_term + trace(a) + trace(b) - 2.0 * tr_sqrt)
 }
 
+/// The rows of `f` at `idx` as an f64 matrix.
+fn rows_f64(f: &Features, idx: &[usize]) -> Mat<f64> {
+    Mat::from_fn(idx.len(), f.d, |i, j| f.row(idx[i])[j] as f64)
+}
+
 /// KID: the unbiased MMD² with the cubic polynomial kernel k(x, y) = (x·y/d + 1)³, averaged
 /// over `subsets` random subsets of `subset_size` from each set (without replacement within a
-/// subset). Returns (mean, standard deviation) over subsets.
+/// subset). Returns (mean, standard deviation) over subsets. Kernel matrices are products of
+/// the subset matrices (m × m each, never n × n).
 pub fn kid(a: &Features, b: &Features, subsets: usize, subset_size: usize, seed: u64) -> Result<(f64, f64)> {
     use rand::seq::index::sample;
     same_dim(a, b)?;
@@ -109,33 +115,25 @@ pub fn kid(a: &Features, b: &Features, subsets: usize, subset_size: usize, seed:
         return Err(Error::Other(format!("KID needs subsets of at least 2 vectors (sets of {} and {})", a.n, b.n)));
     }
     let d = a.d as f64;
-    let k = |x: &[f32], y: &[f32]| {
-        let dot: f64 = x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum();
-        (dot / d + 1.0).powi(3)
+    let kernel_sum = |x: &Mat<f64>, y: &Mat<f64>, skip_diagonal: bool| {
+        let g = x * y.transpose();
+        let mut s = 0.0;
+        for j in 0..g.ncols() {
+            for i in 0..g.nrows() {
+                if !(skip_diagonal && i == j) {
+                    s += (g[(i, j)] / d + 1.0).powi(3);
+                }
+            }
+        }
+        s
     };
     let mut r = crate::rng::rng(seed, crate::rng::Stream::Analysis, 77);
     let mut values = Vec::with_capacity(subsets);
     for _ in 0..subsets {
-        let ia = sample(&mut r, a.n, m).into_vec();
-        let ib = sample(&mut r, b.n, m).into_vec();
-        let (mut kxx, mut kyy, mut kxy) = (0.0, 0.0, 0.0);
-        for (p, &i) in ia.iter().enumerate() {
-            for (q, &j) in ia.iter().enumerate() {
-                if p != q {
-                    kxx += k(a.row(i), a.row(j));
-                }
-            }
-            for &j in &ib {
-                kxy += k(a.row(i), b.row(j));
-            }
-        }
-        for (p, &i) in ib.iter().enumerate() {
-            for (q, &j) in ib.iter().enumerate() {
-                if p != q {
-                    kyy += k(b.row(i), b.row(j));
-                }
-            }
-        }
+        // With m = n the subset is the whole set (in a permuted order, which the sums ignore).
+        let x = rows_f64(a, &sample(&mut r, a.n, m).into_vec());
+        let y = rows_f64(b, &sample(&mut r, b.n, m).into_vec());
+        let (kxx, kyy, kxy) = (kernel_sum(&x, &x, true), kernel_sum(&y, &y, true), kernel_sum(&x, &y, false));
         let mf = m as f64;
         values.push((kxx + kyy) / (mf * (mf - 1.0)) - 2.0 * kxy / (mf * mf));
     }
@@ -144,32 +142,60 @@ pub fn kid(a: &Features, b: &Features, subsets: usize, subset_size: usize, seed:
     Ok((mean, var.sqrt()))
 }
 
-fn sq_dist(x: &[f32], y: &[f32]) -> f64 {
-    x.iter().zip(y).map(|(&p, &q)| ((p - q) as f64).powi(2)).sum()
+/// Squared distances between `query` rows `q0..q1` and every row of `set`, as a
+/// (q1 − q0) × n block: ‖q‖² + ‖s‖² − 2 q·s through one matrix product.
+fn distance_block(query: &Features, q0: usize, q1: usize, set: &Features, set_mat: &Mat<f64>, set_norms: &[f64]) -> Mat<f64> {
+    let q = Mat::<f64>::from_fn(q1 - q0, query.d, |i, j| query.row(q0 + i)[j] as f64);
+    let mut g = &q * set_mat.transpose();
+    for i in 0..q1 - q0 {
+        let qn: f64 = query.row(q0 + i).iter().map(|&v| (v as f64).powi(2)).sum();
+        for j in 0..set.n {
+            g[(i, j)] = (qn + set_norms[j] - 2.0 * g[(i, j)]).max(0.0);
+        }
+    }
+    g
+}
+
+/// Query rows per distance block: about 8 M distances (64 MB) at a time, whatever n is.
+fn block_rows(n: usize) -> usize {
+    (8_000_000 / n.max(1)).clamp(1, 4096)
+}
+
+fn norms(f: &Features) -> Vec<f64> {
+    (0..f.n).map(|i| f.row(i).iter().map(|&v| (v as f64).powi(2)).sum()).collect()
 }
 
 /// Squared distance of every vector of `f` to its k-th nearest neighbour in `f` (itself
-/// excluded), a row at a time: memory O(n), never an n×n matrix.
+/// excluded), in blocks of rows: memory bounded, never an n×n matrix.
 pub fn knn_radii(f: &Features, k: usize) -> Vec<f64> {
-    use rayon::prelude::*;
-    (0..f.n)
-        .into_par_iter()
-        .map(|i| {
-            let mut d: Vec<f64> = (0..f.n).filter(|&j| j != i).map(|j| sq_dist(f.row(i), f.row(j))).collect();
+    let all: Vec<usize> = (0..f.n).collect();
+    let (mat, nrm) = (rows_f64(f, &all), norms(f));
+    let mut out = Vec::with_capacity(f.n);
+    let step = block_rows(f.n);
+    for q0 in (0..f.n).step_by(step) {
+        let q1 = (q0 + step).min(f.n);
+        let block = distance_block(f, q0, q1, f, &mat, &nrm);
+        for i in 0..q1 - q0 {
+            let mut d: Vec<f64> = (0..f.n).filter(|&j| j != q0 + i).map(|j| block[(i, j)]).collect();
             let kk = k.min(d.len()).max(1) - 1;
-            *d.select_nth_unstable_by(kk, f64::total_cmp).1
-        })
-        .collect()
+            out.push(*d.select_nth_unstable_by(kk, f64::total_cmp).1);
+        }
+    }
+    out
 }
 
 /// Fraction of `query` vectors inside at least one k-NN ball of `manifold` (Kynkäänniemi et
 /// al.): precision = coverage(real manifold, fake), recall = coverage(fake manifold, real).
 pub fn coverage(manifold: &Features, radii: &[f64], query: &Features) -> f64 {
-    use rayon::prelude::*;
-    let inside = (0..query.n)
-        .into_par_iter()
-        .filter(|&i| (0..manifold.n).any(|j| sq_dist(query.row(i), manifold.row(j)) <= radii[j]))
-        .count();
+    let all: Vec<usize> = (0..manifold.n).collect();
+    let (mat, nrm) = (rows_f64(manifold, &all), norms(manifold));
+    let step = block_rows(manifold.n);
+    let mut inside = 0usize;
+    for q0 in (0..query.n).step_by(step) {
+        let q1 = (q0 + step).min(query.n);
+        let block = distance_block(query, q0, q1, manifold, &mat, &nrm);
+        inside += (0..q1 - q0).filter(|&i| (0..manifold.n).any(|j| block[(i, j)] <= radii[j])).count();
+    }
     inside as f64 / query.n as f64
 }
 
@@ -181,6 +207,38 @@ pub fn precision_recall(real: &Features, fake: &Features, k: usize) -> Result<(f
     }
     let (rr, rf) = (knn_radii(real, k), knn_radii(fake, k));
     Ok((coverage(real, &rr, fake), coverage(fake, &rf, real)))
+}
+
+/// Inception Score from class logits (n × C, row-major): exp E_x KL(p(y|x) ‖ p(y)) on each of
+/// `splits` consecutive splits; (mean, standard deviation) over splits.
+pub fn inception_score(logits: &[f32], classes: usize, splits: usize) -> Result<(f64, f64)> {
+    let n = logits.len() / classes.max(1);
+    if classes == 0 || logits.len() != n * classes || n < splits || splits == 0 {
+        return Err(Error::Other(format!("inception score: {} logits of {classes} classes cannot make {splits} splits", logits.len())));
+    }
+    let probs: Vec<Vec<f64>> = logits
+        .chunks(classes)
+        .map(|row| {
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect()
+        })
+        .collect();
+    let mut scores = Vec::with_capacity(splits);
+    for k in 0..splits {
+        let part = &probs[k * n / splits..(k + 1) * n / splits];
+        let marginal: Vec<f64> = (0..classes).map(|c| part.iter().map(|p| p[c]).sum::<f64>() / part.len() as f64).collect();
+        let kl: f64 = part
+            .iter()
+            .map(|p| p.iter().zip(&marginal).map(|(&pc, &mc)| if pc > 0.0 { pc * (pc.ln() - mc.ln()) } else { 0.0 }).sum::<f64>())
+            .sum::<f64>()
+            / part.len() as f64;
+        scores.push(kl.exp());
+    }
+    let mean = scores.iter().sum::<f64>() / splits as f64;
+    let var = scores.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / splits as f64;
+    Ok((mean, var.sqrt()))
 }
 
 /// The PRD curve (Sajjadi et al. 2018) of two histograms over the same bins: for slopes
@@ -211,18 +269,22 @@ pub fn max_f_beta(precision: &[f64], recall: &[f64], beta: f64) -> (f64, f64) {
     (f(beta), f(1.0 / beta))
 }
 
-/// Lloyd's k-means with k-means++ seeding; returns each vector's cluster.
+/// Lloyd's k-means with k-means++ seeding; returns each vector's cluster. Assignments go
+/// through one matrix product per iteration (‖x − c‖² = ‖x‖² − 2x·c + ‖c‖², ‖x‖² constant).
 pub fn kmeans(f: &Features, k: usize, iterations: usize, seed: u64) -> Vec<usize> {
     use rand::Rng;
+    use rayon::prelude::*;
     let mut r = crate::rng::rng(seed, crate::rng::Stream::Analysis, 5000);
-    let d = f.d;
-    let mut centres: Vec<Vec<f64>> = vec![f.row(r.random_range(0..f.n)).iter().map(|&x| x as f64).collect()];
-    let dist_c = |x: &[f32], c: &[f64]| x.iter().zip(c).map(|(&p, &q)| (p as f64 - q).powi(2)).sum::<f64>();
-    let mut nearest: Vec<f64> = (0..f.n).map(|i| dist_c(f.row(i), &centres[0])).collect();
-    while centres.len() < k.min(f.n) {
+    let (n, d, k) = (f.n, f.d, k.min(f.n));
+    let x = Mat::<f64>::from_fn(n, d, |i, j| f.row(i)[j] as f64);
+    let dist_c = |i: usize, c: &[f64]| f.row(i).iter().zip(c).map(|(&p, &q)| (p as f64 - q).powi(2)).sum::<f64>();
+    let first: Vec<f64> = f.row(r.random_range(0..n)).iter().map(|&v| v as f64).collect();
+    let mut nearest: Vec<f64> = (0..n).into_par_iter().map(|i| dist_c(i, &first)).collect();
+    let mut centres = vec![first];
+    while centres.len() < k {
         let total: f64 = nearest.iter().sum();
         let mut u = r.random::<f64>() * total;
-        let mut pick = f.n - 1;
+        let mut pick = n - 1;
         for (i, &w) in nearest.iter().enumerate() {
             if u < w {
                 pick = i;
@@ -230,35 +292,36 @@ pub fn kmeans(f: &Features, k: usize, iterations: usize, seed: u64) -> Vec<usize
             }
             u -= w;
         }
-        let c: Vec<f64> = f.row(pick).iter().map(|&x| x as f64).collect();
-        for (i, n) in nearest.iter_mut().enumerate() {
-            *n = n.min(dist_c(f.row(i), &c));
-        }
+        let c: Vec<f64> = f.row(pick).iter().map(|&v| v as f64).collect();
+        nearest.par_iter_mut().enumerate().for_each(|(i, m)| *m = m.min(dist_c(i, &c)));
         centres.push(c);
     }
-    let mut assign = vec![0usize; f.n];
+    let mut assign = vec![usize::MAX; n];
     for _ in 0..iterations {
+        let cm = Mat::<f64>::from_fn(k, d, |c, j| centres[c][j]);
+        let cn: Vec<f64> = centres.iter().map(|c| c.iter().map(|v| v * v).sum()).collect();
+        let g = &x * cm.transpose();
         let mut changed = false;
         for (i, a) in assign.iter_mut().enumerate() {
-            let best = (0..centres.len()).min_by(|&x, &y| dist_c(f.row(i), &centres[x]).total_cmp(&dist_c(f.row(i), &centres[y]))).unwrap();
+            let best = (0..k).min_by(|&p, &q| (cn[p] - 2.0 * g[(i, p)]).total_cmp(&(cn[q] - 2.0 * g[(i, q)]))).unwrap();
             changed |= *a != best;
             *a = best;
         }
-        let mut sums = vec![vec![0.0f64; d]; centres.len()];
-        let mut counts = vec![0usize; centres.len()];
-        for (i, &a) in assign.iter().enumerate() {
-            counts[a] += 1;
-            for (s, &x) in sums[a].iter_mut().zip(f.row(i)) {
-                *s += x as f64;
-            }
-        }
-        for (c, (s, n)) in centres.iter_mut().zip(sums.into_iter().zip(counts)) {
-            if n > 0 {
-                *c = s.into_iter().map(|v| v / n as f64).collect();
-            }
-        }
         if !changed {
             break;
+        }
+        let mut sums = vec![vec![0.0f64; d]; k];
+        let mut counts = vec![0usize; k];
+        for (i, &a) in assign.iter().enumerate() {
+            counts[a] += 1;
+            for (s, &v) in sums[a].iter_mut().zip(f.row(i)) {
+                *s += v as f64;
+            }
+        }
+        for (c, (s, m)) in centres.iter_mut().zip(sums.into_iter().zip(counts)) {
+            if m > 0 {
+                *c = s.into_iter().map(|v| v / m as f64).collect();
+            }
         }
     }
     assign
@@ -391,5 +454,54 @@ mod tests {
         let c = gaussian(300, &[50.0, 0.0], &[1.0, 1.0], 9);
         let (f8, f18) = prd(&a, &c, 20, 3, 1001, 0).unwrap();
         assert!(f8 < 0.05 && f18 < 0.05, "{f8} {f18}");
+    }
+
+    #[test]
+    fn inception_score_by_hand() {
+        // Confident and spread over two classes: KL = ln 2 for each → IS = 2.
+        let big = 60.0f32;
+        let logits = [big, 0.0, 0.0, big];
+        let (m, sd) = inception_score(&logits, 2, 1).unwrap();
+        assert!((m - 2.0).abs() < 1e-9 && sd == 0.0, "{m}");
+        // Uniform predictions: IS = 1.
+        let (m, _) = inception_score(&[0.5; 12], 3, 2).unwrap();
+        assert!((m - 1.0).abs() < 1e-12);
+        // p(y|x) = (0.75, 0.25) and (0.25, 0.75): marginal ½, KL = 0.75 ln 1.5 + 0.25 ln 0.5.
+        let l = (3.0f32).ln();
+        let (m, _) = inception_score(&[l, 0.0, 0.0, l], 2, 1).unwrap();
+        let want = (0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln()).exp();
+        assert!((m - want).abs() < 1e-6, "{m} vs {want}");
+        // Two splits of different sets: the mean and spread of the per-split scores.
+        let (m, sd) = inception_score(&[big, 0.0, 0.0, big, 0.5, 0.5, 0.5, 0.5], 2, 2).unwrap();
+        assert!((m - 1.5).abs() < 1e-9 && (sd - 0.5).abs() < 1e-9, "{m} {sd}");
+        assert!(inception_score(&[0.0; 5], 2, 1).is_err());
+    }
+
+    #[test]
+    fn blocked_distances_match_the_direct_ones() {
+        // More rows than one block holds, so the blocking itself is exercised.
+        let n = 3000;
+        let f = gaussian(n, &[0.0; 3], &[1.0; 3], 12);
+        assert!(block_rows(n) < n);
+        let radii = knn_radii(&f, 3);
+        for &i in &[0usize, 1234, n - 1] {
+            let mut d: Vec<f64> = (0..n).filter(|&j| j != i).map(|j| f.row(i).iter().zip(f.row(j)).map(|(&p, &q)| ((p - q) as f64).powi(2)).sum()).collect();
+            d.sort_by(f64::total_cmp);
+            assert!((radii[i] - d[2]).abs() < 1e-9, "{} vs {}", radii[i], d[2]);
+        }
+    }
+
+    #[test]
+    fn kid_by_hand_on_two_points_each() {
+        // d = 1, x = {0, 1}, y = {1, 2}: k(u, v) = (uv + 1)³.
+        let a = Features::new(2, 1, vec![0.0, 1.0]).unwrap();
+        let b = Features::new(2, 1, vec![1.0, 2.0]).unwrap();
+        let k = |u: f64, v: f64| (u * v + 1.0f64).powi(3);
+        let kxx = 2.0 * k(0.0, 1.0);
+        let kyy = 2.0 * k(1.0, 2.0);
+        let kxy = k(0.0, 1.0) + k(0.0, 2.0) + k(1.0, 1.0) + k(1.0, 2.0);
+        let want = (kxx + kyy) / 2.0 - 2.0 * kxy / 4.0;
+        let (m, sd) = kid(&a, &b, 3, 2, 0).unwrap();
+        assert!((m - want).abs() < 1e-9 && sd < 1e-12, "{m} vs {want}");
     }
 }

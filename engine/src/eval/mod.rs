@@ -1,4 +1,9 @@
-//! Evaluation (SPEC §5): sample-quality metrics on feature vectors.
+//! Evaluation (SPEC §5): feature extractors, sample-quality metrics, per-class and split
+//! reports.
 
+pub mod domain;
+pub mod features;
 pub mod inception;
 pub mod metrics;
+pub mod reference;
+pub mod report;

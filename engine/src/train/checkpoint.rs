@@ -67,29 +67,17 @@ impl Checkpoint {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors
-            .iter()
-            .map(|(k, s, d)| (k.clone(), s.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect()))
-            .collect();
-        let views: Vec<(String, TensorView)> = bytes
-            .iter()
-            .map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("consistent view")))
-            .collect();
         let meta = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("step".to_string(), self.step.to_string()),
             ("seed".to_string(), self.seed.to_string()),
         ]);
-        let out = safetensors::serialize(views, Some(meta)).map_err(|e| Error::data(path, format!("cannot serialise checkpoint: {e}")))?;
-        write_atomic(path, &out)
+        write_tensors(path, &self.tensors, meta)
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (info, tensors) = read_tensors(path)?;
         let bad = |m: String| Error::data(path, m);
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let info = meta.metadata().clone().unwrap_or_default();
         let format = info.get("format").map(String::as_str);
         if format != Some(FORMAT) && format != Some(FORMAT_1) {
             return Err(bad(format!("not an ltlab checkpoint (format `{}`, expected `{FORMAT}`)", format.unwrap_or_default())));
@@ -97,15 +85,7 @@ impl Checkpoint {
         let rename: fn(String) -> String = if format == Some(FORMAT_1) { migrate_from_1 } else { |n| n };
         let num = |k: &str| info.get(k).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| bad(format!("metadata `{k}` missing")));
         let (step, seed) = (num("step")?, num("seed")?);
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("corrupt safetensors: {e}")))?;
-        let mut tensors = Vec::new();
-        for (name, view) in st.tensors() {
-            if view.dtype() != Dtype::F32 {
-                return Err(bad(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
-            }
-            let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            tensors.push((rename(name), view.shape().to_vec(), data));
-        }
+        let mut tensors: Vec<_> = tensors.into_iter().map(|(k, s, d)| (rename(k), s, d)).collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Self { step, seed, tensors })
     }
@@ -127,6 +107,40 @@ impl Checkpoint {
         let take = |p: &str| self.params::<B>(p, device).into_iter().map(|(k, v)| (k, v.value)).collect();
         AdamState { m: take("adam_m"), v: take("adam_v") }
     }
+}
+
+/// Named f32 tensors `(name, shape, values)`.
+pub type HostTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// Writes f32 tensors and string metadata as one safetensors file (temp file + rename).
+pub fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], meta: HashMap<String, String>) -> Result<()> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        tensors.iter().map(|(k, s, d)| (k.clone(), s.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (k, s, b) in &bytes {
+        let view = TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::data(path, format!("tensor `{k}`: {e}")))?;
+        views.push((k.clone(), view));
+    }
+    let out = safetensors::serialize(views, Some(meta)).map_err(|e| Error::data(path, format!("cannot serialise tensors: {e}")))?;
+    write_atomic(path, &out)
+}
+
+/// Reads a safetensors file of f32 tensors: its metadata and its tensors.
+pub fn read_tensors(path: &Path) -> Result<(HashMap<String, String>, HostTensors)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: String| Error::data(path, m);
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let info = meta.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("corrupt safetensors: {e}")))?;
+    let mut tensors = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+        }
+        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        tensors.push((name, view.shape().to_vec(), data));
+    }
+    Ok((info, tensors))
 }
 
 pub fn file_name(step: u64) -> String {
