@@ -3,6 +3,7 @@
 mod analyze;
 mod bench;
 mod data;
+mod eval;
 mod model;
 mod sample;
 mod train;
@@ -34,6 +35,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Sample per-class grids from a run's EMA model.
     Sample(sample::SampleArgs),
+    /// Sample-quality metrics (FID, KID, IS, precision/recall, PRD; per class and Many/Medium/
+    /// Few) of a run, two image folders or two feature files; `eval train-features` makes the
+    /// domain network.
+    Eval(eval::EvalArgs),
     /// Analyses without training: OC's transfer probability.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCommand),
@@ -48,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(c) => model::run(c),
         Command::Train(a) => train::run(a),
         Command::Sample(a) => sample::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Analyze(c) => analyze::run(c),
         Command::Bench(c) => bench::run(c),
     }

@@ -158,6 +158,15 @@ impl DataConfig {
         Ok(())
     }
 
+    /// The folder the data is read from (Debian's for Fashion-MNIST); none for the synthetic set.
+    pub fn effective_root(&self) -> Option<PathBuf> {
+        match (self.dataset, &self.root) {
+            (DatasetKind::Synthetic, _) => None,
+            (DatasetKind::FashionMnist, None) => Some(PathBuf::from(FASHION_MNIST_ROOT)),
+            (_, r) => r.clone(),
+        }
+    }
+
     /// Loads the balanced training set and applies the long-tail profile.
     pub fn load(&self) -> Result<Dataset> {
         self.validate()?;

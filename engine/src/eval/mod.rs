@@ -2,6 +2,7 @@
 //! reports.
 
 pub mod domain;
+pub mod feature_file;
 pub mod features;
 pub mod inception;
 pub mod metrics;

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 pub struct MetricOptions {
     pub kid_subsets: usize,
-    /// KID subsets have min(this, n/2) vectors, n the smaller set.
-    pub kid_subset_max: usize,
+    /// KID subsets: `None` → min(1000, n/2) vectors (SPEC), `Some(m)` → min(m, n); n the
+    /// smaller set. With m = n the subset is the whole set and KID is deterministic.
+    pub kid_subset_size: Option<usize>,
     pub pr_k: usize,
     /// PRD clusters per class (20·C in all).
     pub prd_clusters_per_class: usize,
@@ -26,7 +27,7 @@ pub struct MetricOptions {
 
 impl Default for MetricOptions {
     fn default() -> Self {
-        Self { kid_subsets: 100, kid_subset_max: 1000, pr_k: 3, prd_clusters_per_class: 20, prd_runs: 10, prd_angles: 1001, is_splits: 10, seed: 0 }
+        Self { kid_subsets: 100, kid_subset_size: None, pr_k: 3, prd_clusters_per_class: 20, prd_runs: 10, prd_angles: 1001, is_splits: 10, seed: 0 }
     }
 }
 
@@ -159,7 +160,8 @@ pub fn set_scores(real: &Features, fake: &Features, o: &MetricOptions) -> Result
         return Ok(None);
     }
     let fid = metrics::fid(&GaussianStats::of(real)?, &GaussianStats::of(fake)?)?;
-    let m = o.kid_subset_max.min(real.n.min(fake.n) / 2).max(2);
+    let n = real.n.min(fake.n);
+    let m = o.kid_subset_size.map_or(1000.min(n / 2), |m| m.min(n)).max(2);
     let (kid, kid_std) = metrics::kid(real, fake, o.kid_subsets, m, o.seed)?;
     Ok(Some(SetScores { n_real: real.n, n_fake: fake.n, fid, kid, kid_std }))
 }

@@ -1,0 +1,134 @@
+//! Feature vectors as `.npy` files (numpy's format), so that features made elsewhere can be
+//! scored by ltlab and ltlab's features checked elsewhere.
+
+use super::metrics::Features;
+use crate::error::{Error, Result, write_atomic};
+use npyz::{DType, Order, WriterBuilder};
+use std::path::Path;
+
+fn open(path: &Path) -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    npyz::NpyFile::new(std::io::BufReader::new(f)).map_err(|e| Error::data(path, format!("not a .npy file: {e}")))
+}
+
+/// An N × D array of float32 or float64 in C order.
+pub fn read_features(path: &Path) -> Result<Features> {
+    let npy = open(path)?;
+    let shape = npy.shape().to_vec();
+    if shape.len() != 2 || shape[0] == 0 || shape[1] == 0 {
+        return Err(Error::data(path, format!("expected a 2-D array (vectors × dimensions), found shape {shape:?}")));
+    }
+    if npy.order() != Order::C {
+        return Err(Error::data(path, "array is in Fortran order; save it with numpy's default (C) order"));
+    }
+    let dtype = match npy.dtype() {
+        DType::Plain(t) => t.to_string(),
+        other => return Err(Error::data(path, format!("expected float32 or float64 values, found {other:?}"))),
+    };
+    let data: Vec<f32> = match dtype.as_str() {
+        "<f4" => npy.into_vec::<f32>().map_err(|e| Error::data(path, format!("truncated data: {e}")))?,
+        "<f8" => npy.into_vec::<f64>().map_err(|e| Error::data(path, format!("truncated data: {e}")))?.into_iter().map(|v| v as f32).collect(),
+        other => return Err(Error::data(path, format!("expected float32 or float64 values (<f4, <f8), found {other}"))),
+    };
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::data(path, format!("value {} (row {}) is not finite", data[i], i / shape[1] as usize)));
+    }
+    Features::new(shape[0] as usize, shape[1] as usize, data).map_err(|e| Error::data(path, e.to_string()))
+}
+
+/// A 1-D array of non-negative integer class labels.
+pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
+    let npy = open(path)?;
+    if npy.shape().len() != 1 {
+        return Err(Error::data(path, format!("expected a 1-D array of class labels, found shape {:?}", npy.shape())));
+    }
+    let bad = |e: std::io::Error| Error::data(path, format!("expected integer class labels: {e}"));
+    let values: Vec<i64> = match npy.dtype() {
+        DType::Plain(t) if t.to_string() == "<i8" => npy.into_vec::<i64>().map_err(bad)?,
+        DType::Plain(t) if t.to_string() == "<i4" => npy.into_vec::<i32>().map_err(bad)?.into_iter().map(i64::from).collect(),
+        other => return Err(Error::data(path, format!("expected int32 or int64 class labels, found {other:?}"))),
+    };
+    values.into_iter().map(|v| usize::try_from(v).map_err(|_| Error::data(path, format!("class label {v} is negative")))).collect()
+}
+
+/// Writes `f` as a float32 N × D `.npy` file (temp file + rename).
+pub fn write_features(path: &Path, f: &Features) -> Result<()> {
+    let mut buf = Vec::new();
+    {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[f.n as u64, f.d as u64])
+            .writer(&mut buf)
+            .begin_nd()
+            .map_err(|e| Error::io(path, e))?;
+        w.extend(f.data.iter().copied()).map_err(|e| Error::io(path, e))?;
+        w.finish().map_err(|e| Error::io(path, e))?;
+    }
+    write_atomic(path, &buf)
+}
+
+/// Writes class labels as an int64 `.npy` file.
+pub fn write_labels(path: &Path, labels: &[usize]) -> Result<()> {
+    let mut buf = Vec::new();
+    {
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[labels.len() as u64]).writer(&mut buf).begin_nd().map_err(|e| Error::io(path, e))?;
+        w.extend(labels.iter().map(|&y| y as i64)).map_err(|e| Error::io(path, e))?;
+        w.finish().map_err(|e| Error::io(path, e))?;
+    }
+    write_atomic(path, &buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-1.0 .npy file written by hand (magic, header length, dict, padding, data).
+    fn npy(descr: &str, shape: &str, fortran: bool, data: &[u8]) -> Vec<u8> {
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn reads_numpy_arrays_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        let vals: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&p, npy("<f8", "(3, 2)", false, &vals)).unwrap();
+        let f = read_features(&p).unwrap();
+        assert_eq!((f.n, f.d, f.data.clone()), (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        let q = dir.path().join("b.npy");
+        write_features(&q, &f).unwrap();
+        assert_eq!(read_features(&q).unwrap(), f);
+        write_labels(&q, &[0, 3, 1]).unwrap();
+        assert_eq!(read_labels(&q).unwrap(), vec![0, 3, 1]);
+    }
+
+    #[test]
+    fn bad_feature_files_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.npy");
+        let check = |bytes: Vec<u8>, want: &str| {
+            std::fs::write(&p, bytes).unwrap();
+            let e = read_features(&p).unwrap_err().to_string();
+            assert!(e.contains("f.npy") && e.contains(want), "{e}");
+        };
+        check(b"hello".to_vec(), "not a .npy file");
+        let f4: Vec<u8> = [1.0f32; 6].iter().flat_map(|v| v.to_le_bytes()).collect();
+        check(npy("<f4", "(6,)", false, &f4), "2-D");
+        check(npy("<f4", "(3, 2)", true, &f4), "Fortran");
+        check(npy("<i8", "(3, 1)", false, &[0u8; 24]), "float32 or float64");
+        check(npy("<f4", "(4, 2)", false, &f4), "truncated");
+        let nan: Vec<u8> = [1.0f32, f32::NAN].iter().flat_map(|v| v.to_le_bytes()).collect();
+        check(npy("<f4", "(1, 2)", false, &nan), "not finite");
+        let e = read_features(&dir.path().join("missing.npy")).unwrap_err().to_string();
+        assert!(e.contains("missing.npy"), "{e}");
+    }
+}
