@@ -289,3 +289,98 @@ fn bench_methods_reports_a_ratio_per_method() {
     assert_eq!(rows[0]["ratio_to_ddpm"].as_f64().unwrap(), 1.0);
     assert!(rows.iter().all(|r| r["seconds_per_step"].as_f64().unwrap() > 0.0));
 }
+
+/// A hand-written version-1.0 `.npy` of float32 rows.
+fn write_npy(path: &Path, rows: usize, cols: usize, values: &[f32]) {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while (11 + header.len()) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn eval_scores_a_run_per_class_with_borrowing_and_agrees_with_its_feature_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("run");
+    let o = run(&tiny_run_args(out.to_str().unwrap(), "2", "2", &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let with_cache = |args: &[&str]| ltlab().env("LTLAB_CACHE", &cache).env_remove("LTLAB_INCEPTION").args(args).output().unwrap();
+    let run_dir = out.to_str().unwrap();
+
+    // No domain network yet (and no Inception weights): the error says how to make one.
+    let o = with_cache(&["eval", "--run", run_dir, "--samples", "20"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("pt_inception-2015-12-05-6726825d.pth") && e.contains("ltlab eval train-features"), "{e}");
+    let o = with_cache(&["eval", "train-features", "--run", run_dir, "--epochs", "1", "--width", "8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("held-out accuracy"));
+
+    let dump = tmp.path().join("dump");
+    let args = [
+        "eval", "--run", run_dir, "--samples", "20", "--sampler", "ddim:3", "--per-class", "--kid-subsets", "5", "--prd-runs", "1",
+        "--dump-features", dump.to_str().unwrap(), "--json",
+    ];
+    let v = json(&with_cache(&args));
+    assert!(v["features"].as_str().unwrap().starts_with("domain ("), "{}", v["features"]);
+    assert!(v["context"]["reference_cache"].as_str().unwrap().ends_with("(written)"));
+    let per_class = v["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 10);
+    assert!(per_class.iter().all(|c| c["scores"]["fid"].as_f64().unwrap().is_finite() && c["scores"]["n_fake"] == 2));
+    let splits: Vec<&str> = v["splits"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(splits, ["Many", "Medium", "Few", "Tail"]);
+    let b = &v["borrowing"];
+    assert_eq!(b["matrix"].as_array().unwrap().len(), 10);
+    // The synthetic set's five recorded resemblances are checked.
+    assert_eq!(b["ground_truth"].as_array().unwrap().len(), 5);
+    assert!(std::fs::read_dir(out.join("evals")).unwrap().count() == 2, "JSON and PNG in the run");
+
+    // The second time the reference features come from the cache.
+    let v2 = json(&with_cache(&args));
+    assert!(v2["context"]["reference_cache"].as_str().unwrap().ends_with("(read)"));
+    assert_eq!(v2["overall"]["fid"], v["overall"]["fid"]);
+
+    // The dumped features through the feature-file mode give the same FID.
+    let (real, fake) = (dump.join("real.npy"), dump.join("fake.npy"));
+    let f = json(&run(&["eval", "--real-features", real.to_str().unwrap(), "--fake-features", fake.to_str().unwrap(), "--kid-subsets", "5", "--prd-runs", "1", "--json"]));
+    let (a, b) = (f["overall"]["fid"].as_f64().unwrap(), v["overall"]["fid"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+    // Mismatched dimensions and bad files are refused by name.
+    let other = tmp.path().join("other.npy");
+    write_npy(&other, 3, 5, &[0.0; 15]);
+    assert_fails(&["eval", "--real-features", real.to_str().unwrap(), "--fake-features", other.to_str().unwrap()], &["other.npy", "5"]);
+    std::fs::write(&other, b"not numpy").unwrap();
+    assert_fails(&["eval", "--real-features", real.to_str().unwrap(), "--fake-features", other.to_str().unwrap()], &["other.npy", "not a .npy file"]);
+    assert_fails(&["eval", "--run", run_dir, "--features", "inception:/nowhere/w.pth"], &["/nowhere/w.pth", "pt_inception-2015-12-05-6726825d.pth"]);
+    assert_fails(&["eval", "--run", run_dir, "--features", "clip"], &["features", "clip"]);
+    assert_fails(&["eval"], &["--run DIR", "--real DIR"]);
+}
+
+#[test]
+fn eval_of_an_image_folder_against_itself_is_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    for (c, name) in ["a", "b"].iter().enumerate() {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        for k in 0..6u32 {
+            let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30 + k * 7) as u8, (y * 30) as u8, (c * 200) as u8]));
+            img.save(dir.join(name).join(format!("{k}.png"))).unwrap();
+        }
+    }
+    // A domain network of the 8×8 synthetic set scores any 3-channel 8×8 images.
+    let net = tmp.path().join("net.safetensors");
+    let o = run(&["eval", "train-features", "--dataset", "synthetic", "--image-size", "8", "--epochs", "1", "--width", "8", "--out", net.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = dir.to_str().unwrap();
+    let feats = format!("domain:{}", net.display());
+    let v = json(&run(&["eval", "--real", d, "--fake", d, "--features", &feats, "--per-class", "--kid-subsets", "3", "--prd-runs", "1", "--json"]));
+    assert!(v["overall"]["fid"].as_f64().unwrap().abs() < 1e-6, "{}", v["overall"]);
+    assert_eq!(v["per_class"].as_array().unwrap().len(), 2);
+    assert_eq!((v["precision"].as_f64(), v["recall"].as_f64()), (Some(1.0), Some(1.0)));
+}
