@@ -36,7 +36,7 @@ def fid_network():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ltlab", default="target/release/ltlab")
-    ap.add_argument("--images", type=int, default=12)
+    ap.add_argument("--images", type=int, default=40)
     args = ap.parse_args()
     torch.manual_seed(0)
     tmp = tempfile.mkdtemp()
@@ -51,6 +51,9 @@ def main():
     with torch.no_grad():
         net(torch.rand(16, 3, 299, 299) * 2 - 1)
     net.eval()
+    # Small classifier weights so that the softmax is not saturated and IS says something.
+    with torch.no_grad():
+        net.fc.weight.normal_(0, 2e-2)
     pth = os.path.join(tmp, "random_fid_inception.pth")
     torch.save(net.state_dict(), pth)
 
@@ -76,9 +79,20 @@ def main():
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
         net(x)
     ref = pooled["f"].double().numpy()
+    # IS from the logits without the fc bias (torch-fidelity's `logits_unbiased`), 10 splits.
+    logits = ref @ net.fc.weight.detach().double().numpy().T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    n, splits = len(p), 10
+    scores = []
+    for k in range(splits):
+        part = p[k * n // splits:(k + 1) * n // splits]
+        kl = (part * (np.log(part + 1e-300) - np.log(part.mean(0) + 1e-300))).sum(1).mean()
+        scores.append(np.exp(kl))
+    ref_is = float(np.mean(scores))
 
     dump = os.path.join(tmp, "dump")
-    subprocess.run([args.ltlab, "eval", "--real", imgs, "--fake", imgs, "--features", f"inception:{pth}",
+    out = subprocess.run([args.ltlab, "eval", "--real", imgs, "--fake", imgs, "--features", f"inception:{pth}",
                     "--dump-features", dump, "--kid-subsets", "1", "--prd-runs", "1", "--json"],
                    check=True, capture_output=True, text=True)
     ours = np.load(os.path.join(dump, "real.npy")).astype(np.float64)
@@ -87,7 +101,11 @@ def main():
     rel = diff / scale
     print(f"{ours.shape[0]} images, {ours.shape[1]} features; max |ltlab − pytorch-fid| = {diff:.3g} "
           f"(largest feature {scale:.3g}, relative {rel:.2e})")
-    ok = ours.shape == ref.shape and rel < 1e-3
+    import json
+    our_is = json.loads(out.stdout)["inception_score"]
+    is_rel = abs(our_is - ref_is) / ref_is
+    print(f"IS over the 1008 unbiased logits: ltlab {our_is:.6g}, numpy {ref_is:.6g} (relative {is_rel:.2e})")
+    ok = ours.shape == ref.shape and rel < 1e-3 and is_rel < 1e-3
     print("agree" if ok else "DISAGREE")
     sys.exit(0 if ok else 1)
 

@@ -17,8 +17,8 @@ from scipy import linalg
 def fid(a, b):
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
-    covmean = covmean.real
+    covmean = linalg.sqrtm(s1.dot(s2))
+    covmean = (covmean[0] if isinstance(covmean, tuple) else covmean).real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
