@@ -57,6 +57,34 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluation cost: a feature network over images (random weights: the cost does not
+    /// depend on them) and every SPEC §5 metric on N real + N generated feature vectors.
+    /// `tools/peer_eval_bench.py` runs the same in PyTorch/numpy/scipy and prints the ratios.
+    Eval {
+        /// Feature vectors per set (real and generated).
+        #[arg(long, default_value_t = 10000)]
+        samples: usize,
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        /// Network whose extraction is timed: domain or inception.
+        #[arg(long, default_value = "domain")]
+        network: String,
+        /// Images pushed through the network.
+        #[arg(long, default_value_t = 1000)]
+        images: usize,
+        #[arg(long, default_value_t = 16)]
+        image_size: usize,
+        #[arg(long, default_value_t = 1)]
+        channels: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The per-step cost targets of the methods issue (ratio to DDPM).
@@ -181,6 +209,16 @@ impl WithBackend for TrainBench {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Eval { samples, dim, classes, network, images, image_size, channels, batch, backend, json } => {
+            if !["domain", "inception"].contains(&network.as_str()) {
+                anyhow::bail!("option `network`: `{network}`; expected domain or inception");
+            }
+            if samples < 4 || classes == 0 || dim == 0 || images == 0 {
+                anyhow::bail!("bench eval: samples ≥ 4, classes, dim and images ≥ 1");
+            }
+            let backend = BackendKind::parse(&backend)?;
+            dispatch(backend, EvalBench { samples, dim, classes, network, images, image_size, channels, batch, json })?
+        }
         BenchCommand::Train { preset, batch, backend, steps, warmup, image_size, json } => {
             let config = bench_config(&preset, batch, &backend, steps, image_size, 1.0)?;
             let backend = config.backend;
@@ -218,4 +256,89 @@ fn bench_config(preset: &str, batch: usize, backend: &str, steps: u64, image_siz
     };
     config.validate()?;
     Ok(config)
+}
+
+struct EvalBench {
+    samples: usize,
+    dim: usize,
+    classes: usize,
+    network: String,
+    images: usize,
+    image_size: usize,
+    channels: usize,
+    batch: usize,
+    json: bool,
+}
+
+impl WithBackend for EvalBench {
+    type Output = anyhow::Result<()>;
+    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
+        use ltlab_engine::eval::domain::{Domain, DomainInfo, DomainNetConfig};
+        use ltlab_engine::eval::features::{Extractor, Images};
+        use ltlab_engine::eval::inception::FidInception;
+        use ltlab_engine::eval::metrics::Features;
+        use ltlab_engine::eval::report::{ClassInfo, LabelledSet, MetricOptions, evaluate};
+        use ltlab_engine::rng::{self, Stream};
+        type I<B> = <B as AutodiffBackend>::InnerBackend;
+
+        // Features: class-dependent Gaussian clouds, the generated set shifted and wider.
+        let labels: Vec<usize> = (0..self.samples).map(|i| i % self.classes).collect();
+        let centres = rng::normal_vec(&mut rng::rng(0, Stream::Analysis, 1), self.classes * self.dim);
+        let cloud = |stream: u64, scale: f32, shift: f32| {
+            let z = rng::normal_vec(&mut rng::rng(0, Stream::Analysis, stream), self.samples * self.dim);
+            let data = z.iter().enumerate().map(|(k, v)| centres[labels[k / self.dim] * self.dim + k % self.dim] * 2.0 + v * scale + shift).collect();
+            Features::new(self.samples, self.dim, data)
+        };
+        let (real, fake) = (cloud(2, 1.0, 0.0)?, cloud(3, 1.2, 0.1)?);
+        let info = ClassInfo { names: (0..self.classes).map(|c| format!("class {c}")).collect(), train_counts: Some((0..self.classes).map(|c| 1000 >> c.min(9)).collect()), resembles: Vec::new() };
+        let clock = Instant::now();
+        let report = evaluate(
+            &LabelledSet { features: &real, labels: Some(&labels) },
+            &LabelledSet { features: &fake, labels: Some(&labels) },
+            &[],
+            0,
+            false,
+            &info,
+            true,
+            "bench",
+            &MetricOptions::default(),
+        )?;
+        let metrics_total = clock.elapsed().as_secs_f64();
+
+        let (size, channels) = if self.network == "inception" { (self.image_size, 3) } else { (self.image_size, self.channels) };
+        let ex: Extractor<I<B>> = if self.network == "inception" {
+            Extractor::Inception { net: FidInception::new(&device), file: "random weights".into() }
+        } else {
+            let net = DomainNetConfig::new(channels, self.classes).init(&device);
+            let info = DomainInfo {
+                dataset: "bench".into(), fingerprint: String::new(), class_names: info.names.clone(), channels, size, width: 32, epochs: 0,
+                train_images: 0, val_accuracy: 0.0, val_accuracy_per_class: Vec::new(),
+            };
+            Extractor::Domain { domain: Domain { net, info }, file: "random weights".into() }
+        };
+        let pixels: Vec<f32> = (0..self.images * channels * size * size).map(|k| ((k * 7919) % 256) as f32 / 255.0).collect();
+        let imgs = Images::new(self.images, channels, size, pixels)?;
+        // One untimed batch first (allocation, autotune).
+        ex.extract(&Images::new(1, channels, size, imgs.data[..channels * size * size].to_vec())?, 1, &device, &mut |_, _| {})?;
+        let clock = Instant::now();
+        ex.extract(&imgs, self.batch, &device, &mut |_, _| {})?;
+        let feature_secs = clock.elapsed().as_secs_f64();
+        let per_image = feature_secs / self.images as f64;
+        if self.json {
+            println!("{}", serde_json::json!({
+                "bench": "eval", "samples": self.samples, "dim": self.dim, "classes": self.classes, "device": device_name,
+                "metrics_seconds": report.seconds, "metrics_total": metrics_total,
+                "network": self.network, "images": self.images, "image_size": size, "channels": channels, "batch": self.batch,
+                "feature_seconds": feature_secs, "feature_seconds_per_image": per_image,
+            }));
+        } else {
+            println!("bench eval on {device_name}: {} real + {} generated vectors of dimension {}, {} classes", self.samples, self.samples, self.dim, self.classes);
+            for (k, v) in &report.seconds {
+                println!("  {k:<18} {v:>8.2} s");
+            }
+            println!("  {:<18} {metrics_total:>8.2} s", "metrics total");
+            println!("{} network, {} images of {channels}×{size}×{size}, batch {}: {feature_secs:.2} s ({:.1} images/s; {:.0} s per 10k)", self.network, self.images, self.batch, 1.0 / per_image, per_image * 1e4);
+        }
+        Ok(())
+    }
 }
