@@ -309,7 +309,7 @@ fn eval_scores_a_run_per_class_with_borrowing_and_agrees_with_its_feature_files(
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("run");
-    let o = run(&tiny_run_args(out.to_str().unwrap(), "2", "2", &[]));
+    let o = run(&tiny_run_args(out.to_str().unwrap(), "2", "1", &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let with_cache = |args: &[&str]| ltlab().env("LTLAB_CACHE", &cache).env_remove("LTLAB_INCEPTION").args(args).output().unwrap();
     let run_dir = out.to_str().unwrap();
@@ -345,6 +345,10 @@ fn eval_scores_a_run_per_class_with_borrowing_and_agrees_with_its_feature_files(
     let v2 = json(&with_cache(&args));
     assert!(v2["context"]["reference_cache"].as_str().unwrap().ends_with("(read)"));
     assert_eq!(v2["overall"]["fid"], v["overall"]["fid"]);
+    // Metrics over training: one report per checkpoint.
+    let all = json(&with_cache(&["eval", "--run", run_dir, "--all-checkpoints", "--samples", "20", "--sampler", "ddim:3", "--kid-subsets", "3", "--prd-runs", "1", "--json"]));
+    let steps: Vec<u64> = all.as_array().unwrap().iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 2]);
 
     // The dumped features through the feature-file mode give the same FID.
     let (real, fake) = (dump.join("real.npy"), dump.join("fake.npy"));

@@ -46,6 +46,9 @@ struct ScoreArgs {
     /// Checkpoint step (default: the newest).
     #[arg(long, requires = "run")]
     step: Option<u64>,
+    /// Evaluate every checkpoint of the run in turn (metrics over training).
+    #[arg(long, requires = "run", conflicts_with = "step")]
+    all_checkpoints: bool,
     /// Generated images, spread evenly over the classes.
     #[arg(long, default_value_t = 1000)]
     samples: usize,
@@ -280,9 +283,9 @@ impl ScoreJob {
         Ok(())
     }
 
-    fn run_mode<B: AutodiffBackend>(&self, run: &Path, device: B::Device) -> anyhow::Result<(EvalReport, Option<PathBuf>)> {
+    fn run_mode<B: AutodiffBackend>(&self, run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(EvalReport, Option<PathBuf>)> {
         let s = &self.0;
-        let (trainer, step) = super::open_run::<B>(run, s.step, device.clone())?;
+        let (trainer, step) = super::open_run::<B>(run, step, device.clone())?;
         let data_cfg: &DataConfig = &trainer.cfg.data;
         let real = data_cfg.load_balanced()?;
         let root = data_cfg.effective_root();
@@ -450,8 +453,30 @@ impl WithBackend for ScoreJob {
     fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let s = &self.0;
         let clock = Instant::now();
+        if let (Some(run), true) = (&s.run, s.all_checkpoints) {
+            let steps: Vec<u64> = RunDir::open(run)?.checkpoints().iter().map(|c| c.0).collect();
+            if steps.is_empty() {
+                bail!("{}: no checkpoints yet", run.display());
+            }
+            let mut rows = Vec::new();
+            for step in steps {
+                let (report, written) = self.run_mode::<B>(run, Some(step), device.clone())?;
+                eprintln!("step {step}: FID {:.3}, KID×10³ {:.3}{}", report.overall.fid, report.overall.kid * 1e3, written.map_or(String::new(), |p| format!(" ({})", p.display())));
+                rows.push(serde_json::json!({ "step": step, "report": report }));
+            }
+            if s.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:>8} {:>9} {:>9} {:>7} {:>7} {:>7}", "step", "FID", "KID×10³", "prec", "recall", "acc");
+                for r in &rows {
+                    let rep: EvalReport = serde_json::from_value(r["report"].clone())?;
+                    println!("{:>8} {:>9.3} {:>9.3} {:>7.3} {:>7.3} {:>7}", r["step"], rep.overall.fid, rep.overall.kid * 1e3, rep.precision, rep.recall, opt(rep.accuracy, 3));
+                }
+            }
+            return Ok(());
+        }
         let (mut report, written) = match (&s.run, &s.real, &s.fake, &s.real_features, &s.fake_features) {
-            (Some(run), ..) => self.run_mode::<B>(run, device)?,
+            (Some(run), ..) => self.run_mode::<B>(run, s.step, device)?,
             (_, Some(r), Some(f), ..) => (self.folder_mode::<B::InnerBackend>(r, f, device)?, None),
             (.., Some(r), Some(f)) => (self.feature_file_mode(r, f)?, None),
             _ => bail!("say what to evaluate: --run DIR, --real DIR --fake DIR, or --real-features A.npy --fake-features B.npy"),
