@@ -55,12 +55,12 @@ struct ScoreArgs {
     /// Per-class FID/KID (and accuracy), Many/Medium/Few and tail splits.
     #[arg(long)]
     per_class: bool,
-    /// ddpm[:clip] or ddim:K[:ref][:clip].
-    #[arg(long, default_value = "ddim:50")]
-    sampler: String,
-    /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅).
-    #[arg(long, default_value_t = 0.0)]
-    omega: f64,
+    /// ddpm[:clip] or ddim:K[:ref][:clip] (default: the sampler of the run's grids).
+    #[arg(long)]
+    sampler: Option<String>,
+    /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅) (default: the ω of the run's grids).
+    #[arg(long)]
+    omega: Option<f64>,
     /// ema, raw or ema-base (CM without its experts).
     #[arg(long, default_value = "ema", value_parser = ["ema", "raw", "ema-base"])]
     weights: String,
@@ -153,7 +153,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             if s.samples < 2 {
                 bail!("option `samples`: need at least 2");
             }
-            SamplerKind::parse(&s.sampler)?;
+            if let Some(k) = &s.sampler {
+                SamplerKind::parse(k)?;
+            }
             FeatureChoice::parse(&s.features)?;
             let backend = match (&s.backend, &s.run) {
                 (Some(b), _) => BackendKind::parse(b)?,
@@ -308,7 +310,11 @@ impl ScoreJob {
 
         let classes: Vec<usize> = (0..real.num_classes()).collect();
         let per_class = s.samples.div_ceil(classes.len());
-        let sampler = SamplerKind::parse(&s.sampler)?;
+        let sampler = match &s.sampler {
+            Some(k) => SamplerKind::parse(k)?,
+            None => trainer.cfg.log.grid_sampler,
+        };
+        let omega = s.omega.unwrap_or(trainer.cfg.log.grid_omega);
         let weights = match s.weights.as_str() {
             "raw" => Weights::Raw,
             "ema-base" => Weights::EmaBase,
@@ -317,7 +323,7 @@ impl ScoreJob {
         let clock = Instant::now();
         let pb = super::progress_bar(1, "sample");
         let samples = trainer
-            .sample_classes(&classes, per_class, sampler, s.omega, weights, &mut |done, all| {
+            .sample_classes(&classes, per_class, sampler, omega, weights, &mut |done, all| {
                 pb.set_length(all as u64);
                 pb.set_position(done as u64);
                 true
@@ -352,14 +358,14 @@ impl ScoreJob {
         ctx.insert("step".into(), step.to_string());
         ctx.insert("methods".into(), trainer.cfg.methods.label());
         ctx.insert("sampler".into(), sampler.label());
-        ctx.insert("omega".into(), s.omega.to_string());
+        ctx.insert("omega".into(), omega.to_string());
         ctx.insert("weights".into(), s.weights.clone());
         ctx.insert("samples".into(), format!("{} ({per_class} per class)", fake_labels.len()));
         ctx.insert("real".into(), format!("{} balanced images of {} (fingerprint {})", reference.labels.len(), real.name, real.fingerprint()));
         ctx.insert("reference_cache".into(), format!("{}{}", cache.display(), if cached { " (read)" } else { " (written)" }));
 
         // Written into the run so that the lab shows metrics over training.
-        let stem = format!("step-{step:08}-{}-{}-w{}-n{}", ex.key(), sampler.label().replace(':', "_"), s.omega, fake_labels.len());
+        let stem = format!("step-{step:08}-{}-{}-w{}-n{}", ex.key(), sampler.label().replace(':', "_"), omega, fake_labels.len());
         let dir = run.join("evals");
         let json = serde_json::to_string_pretty(&report)?;
         write_atomic(&dir.join(format!("{stem}.json")), json.as_bytes())?;
