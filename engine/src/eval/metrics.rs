@@ -142,17 +142,20 @@ pub fn kid(a: &Features, b: &Features, subsets: usize, subset_size: usize, seed:
     Ok((mean, var.sqrt()))
 }
 
-/// Squared distances between `query` rows `q0..q1` and every row of `set`, as a
-/// (q1 − q0) × n block: ‖q‖² + ‖s‖² − 2 q·s through one matrix product.
-fn distance_block(query: &Features, q0: usize, q1: usize, set: &Features, set_mat: &Mat<f64>, set_norms: &[f64]) -> Mat<f64> {
+/// Squared distances between every row of `set` and `query` rows `q0..q1`, as an
+/// n × (q1 − q0) block (column-major, so one query's distances are contiguous):
+/// ‖s‖² + ‖q‖² − 2 s·q through one matrix product.
+fn distance_block(query: &Features, q0: usize, q1: usize, set_mat: &Mat<f64>, set_norms: &[f64]) -> Mat<f64> {
+    use rayon::prelude::*;
     let q = Mat::<f64>::from_fn(q1 - q0, query.d, |i, j| query.row(q0 + i)[j] as f64);
-    let mut g = &q * set_mat.transpose();
-    for i in 0..q1 - q0 {
-        let qn: f64 = query.row(q0 + i).iter().map(|&v| (v as f64).powi(2)).sum();
-        for j in 0..set.n {
-            g[(i, j)] = (qn + set_norms[j] - 2.0 * g[(i, j)]).max(0.0);
+    let mut g = set_mat * q.transpose();
+    let n = set_norms.len();
+    let qn: Vec<f64> = (q0..q1).map(|i| query.row(i).iter().map(|&v| (v as f64).powi(2)).sum()).collect();
+    g.par_col_chunks_mut(1).enumerate().for_each(|(i, mut col)| {
+        for j in 0..n {
+            col[(j, 0)] = (set_norms[j] + qn[i] - 2.0 * col[(j, 0)]).max(0.0);
         }
-    }
+    });
     g
 }
 
@@ -168,18 +171,23 @@ fn norms(f: &Features) -> Vec<f64> {
 /// Squared distance of every vector of `f` to its k-th nearest neighbour in `f` (itself
 /// excluded), in blocks of rows: memory bounded, never an n×n matrix.
 pub fn knn_radii(f: &Features, k: usize) -> Vec<f64> {
+    use rayon::prelude::*;
     let all: Vec<usize> = (0..f.n).collect();
     let (mat, nrm) = (rows_f64(f, &all), norms(f));
     let mut out = Vec::with_capacity(f.n);
     let step = block_rows(f.n);
     for q0 in (0..f.n).step_by(step) {
         let q1 = (q0 + step).min(f.n);
-        let block = distance_block(f, q0, q1, f, &mat, &nrm);
-        for i in 0..q1 - q0 {
-            let mut d: Vec<f64> = (0..f.n).filter(|&j| j != q0 + i).map(|j| block[(i, j)]).collect();
-            let kk = k.min(d.len()).max(1) - 1;
-            out.push(*d.select_nth_unstable_by(kk, f64::total_cmp).1);
-        }
+        let block = distance_block(f, q0, q1, &mat, &nrm);
+        let radii: Vec<f64> = (0..q1 - q0)
+            .into_par_iter()
+            .map(|i| {
+                let mut d: Vec<f64> = (0..f.n).filter(|&j| j != q0 + i).map(|j| block[(j, i)]).collect();
+                let kk = k.min(d.len()).max(1) - 1;
+                *d.select_nth_unstable_by(kk, f64::total_cmp).1
+            })
+            .collect();
+        out.extend(radii);
     }
     out
 }
@@ -187,14 +195,15 @@ pub fn knn_radii(f: &Features, k: usize) -> Vec<f64> {
 /// Fraction of `query` vectors inside at least one k-NN ball of `manifold` (Kynkäänniemi et
 /// al.): precision = coverage(real manifold, fake), recall = coverage(fake manifold, real).
 pub fn coverage(manifold: &Features, radii: &[f64], query: &Features) -> f64 {
+    use rayon::prelude::*;
     let all: Vec<usize> = (0..manifold.n).collect();
     let (mat, nrm) = (rows_f64(manifold, &all), norms(manifold));
     let step = block_rows(manifold.n);
     let mut inside = 0usize;
     for q0 in (0..query.n).step_by(step) {
         let q1 = (q0 + step).min(query.n);
-        let block = distance_block(query, q0, q1, manifold, &mat, &nrm);
-        inside += (0..q1 - q0).filter(|&i| (0..manifold.n).any(|j| block[(i, j)] <= radii[j])).count();
+        let block = distance_block(query, q0, q1, &mat, &nrm);
+        inside += (0..q1 - q0).into_par_iter().filter(|&i| (0..manifold.n).any(|j| block[(j, i)] <= radii[j])).count();
     }
     inside as f64 / query.n as f64
 }
