@@ -1,0 +1,182 @@
+//! The lab: one persisted UI state, the run store, and the panels drawn from them. Intake and
+//! drawing are separate (`intake` then `ui`), so tests drive it frame by frame without threads.
+
+use crate::panels;
+use crate::store::{Intake, RunData, RunId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+
+/// The methods a new run can stack (the CLI's `--method` names).
+pub const METHODS: &[&str] = &["cbdm", "t2h", "h2t", "full", "diffrop", "ccua", "coral", "cm"];
+
+/// The run the controls will start; also its CLI command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewRun {
+    /// A built-in config (preset) name.
+    pub config: String,
+    pub steps: u64,
+    pub batch: usize,
+    pub imbalance: f64,
+    pub seed: u64,
+    pub methods: Vec<String>,
+}
+
+impl Default for NewRun {
+    fn default() -> Self {
+        Self { config: "demo-synthetic".into(), steps: 1500, batch: 32, imbalance: 0.01, seed: 0, methods: Vec::new() }
+    }
+}
+
+impl NewRun {
+    /// The same run as an `ltlab train` command.
+    pub fn cli(&self) -> String {
+        let mut s = format!("ltlab train --config {} --steps {} --batch {} --imbalance {} --seed {}", self.config, self.steps, self.batch, self.imbalance, self.seed);
+        for m in &self.methods {
+            s.push_str(&format!(" --method {m}"));
+        }
+        s
+    }
+}
+
+/// What persists between sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LabState {
+    pub new_run: NewRun,
+    /// β of the debiased EMA of the loss curves.
+    pub smoothing: f64,
+    pub log_y: bool,
+    pub show_raw: bool,
+    /// The global step every panel shows; `None` follows the newest.
+    pub scrub: Option<u64>,
+    /// Loss terms hidden from the plot.
+    pub hidden_terms: BTreeSet<String>,
+    /// Run directories open in the lab.
+    pub open_runs: Vec<String>,
+    /// The text field of "open run".
+    pub open_path: String,
+}
+
+impl Default for LabState {
+    fn default() -> Self {
+        Self {
+            new_run: NewRun::default(),
+            smoothing: 0.9,
+            log_y: true,
+            show_raw: true,
+            scrub: None,
+            hidden_terms: BTreeSet::new(),
+            open_runs: Vec::new(),
+            open_path: String::new(),
+        }
+    }
+}
+
+/// What the lab asks its host to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiCommand {
+    Start(NewRun),
+    Pause(RunId),
+    Resume(RunId),
+    Stop(RunId),
+    SampleNow(RunId),
+    /// Open the run directory at this path.
+    Open(String),
+    /// Close the run (its engine keeps running if live).
+    Close(RunId),
+}
+
+pub struct Lab {
+    pub state: LabState,
+    pub runs: Vec<RunData>,
+    /// Runs shown in the plots and grids.
+    pub selected: BTreeSet<RunId>,
+    /// Built-in configs the controls offer.
+    pub configs: Vec<String>,
+    pub errors: Vec<String>,
+    pub(crate) textures: HashMap<(RunId, u64), egui::TextureHandle>,
+    pub(crate) commands: Vec<UiCommand>,
+}
+
+impl Lab {
+    pub fn new(state: LabState, configs: Vec<String>) -> Self {
+        Self { state, runs: Vec::new(), selected: BTreeSet::new(), configs, errors: Vec::new(), textures: HashMap::new(), commands: Vec::new() }
+    }
+
+    pub fn run(&self, id: RunId) -> Option<&RunData> {
+        self.runs.iter().find(|r| r.id == id)
+    }
+
+    /// Takes one message from the host.
+    pub fn intake(&mut self, msg: Intake) {
+        match msg {
+            Intake::Opened(run) => {
+                if !self.state.open_runs.contains(&run.dir) {
+                    self.state.open_runs.push(run.dir.clone());
+                }
+                self.selected.insert(run.id);
+                self.runs.retain(|r| r.id != run.id);
+                self.runs.push(run);
+            }
+            Intake::Engine(id, ev) => {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                    r.apply(&ev);
+                }
+            }
+            Intake::Grid(id, step, img) => {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                    r.grids.insert(step, img);
+                    self.textures.remove(&(id, step));
+                }
+            }
+            Intake::Error(e) => self.errors.push(e),
+        }
+    }
+
+    /// Steps the scrubber can stop at, over the selected runs.
+    pub fn marks(&self) -> Vec<u64> {
+        let mut all = BTreeSet::new();
+        for r in self.runs.iter().filter(|r| self.selected.contains(&r.id)) {
+            all.extend(r.marks());
+            all.insert(r.last_step());
+        }
+        all.into_iter().collect()
+    }
+
+    /// The step every panel shows.
+    pub fn scrub_step(&self) -> u64 {
+        self.state.scrub.unwrap_or_else(|| self.marks().last().copied().unwrap_or(0))
+    }
+
+    /// Moves the scrubber to the previous (−1) or next (+1) mark.
+    pub fn scrub_by(&mut self, dir: i32) {
+        let marks = self.marks();
+        let now = self.scrub_step();
+        let to = if dir < 0 { marks.iter().rev().find(|&&m| m < now) } else { marks.iter().find(|&&m| m > now) };
+        if let Some(&m) = to {
+            self.state.scrub = Some(m);
+        }
+    }
+
+    /// Draws the whole lab; returns what the host should do.
+    pub fn ui(&mut self, ui: &mut egui::Ui) -> Vec<UiCommand> {
+        if ui.input(|i| i.key_pressed(egui::Key::ArrowLeft)) {
+            self.scrub_by(-1);
+        }
+        if ui.input(|i| i.key_pressed(egui::Key::ArrowRight)) {
+            self.scrub_by(1);
+        }
+        egui::Panel::top("scrubber").show(ui, |ui| panels::scrubber(self, ui));
+        egui::Panel::left("controls").resizable(true).default_size(300.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| panels::controls(self, ui));
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let h = ui.available_height();
+            ui.allocate_ui(egui::vec2(ui.available_width(), h * 0.5), |ui| panels::losses(self, ui));
+            ui.separator();
+            egui::ScrollArea::both().id_salt("grids").show(ui, |ui| panels::grids(self, ui));
+        });
+        std::mem::take(&mut self.commands)
+    }
+}

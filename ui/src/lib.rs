@@ -1,0 +1,10 @@
+//! The lab's panels over a run store. Plain egui: no Burn, no threads, no files — the host
+//! (desktop app, later the web app) feeds `Intake` messages and carries out `UiCommand`s.
+
+pub mod lab;
+mod panels;
+pub mod smooth;
+pub mod store;
+
+pub use lab::{Lab, LabState, NewRun, UiCommand};
+pub use store::{GridImage, Intake, RunData, RunId, RunStatus};
