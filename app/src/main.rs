@@ -1,6 +1,8 @@
-//! `ltlab`: the lab's binary. Subcommands run headless; they share the engine with the lab.
+//! `ltlab`: the lab's binary. Without arguments it opens the desktop lab; subcommands run
+//! headless; both share the engine.
 
 mod cli;
+mod lab;
 
 use clap::Parser;
 use std::process::ExitCode;

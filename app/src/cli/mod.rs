@@ -19,8 +19,15 @@ use std::path::{Path, PathBuf};
 #[derive(Parser, Debug)]
 #[command(name = "ltlab", version, about = "A lab for long-tailed (class-imbalanced) diffusion")]
 pub struct Cli {
+    /// Without a command: open the desktop lab.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Where the lab puts the runs it starts.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// The lab's settings file (default: the platform's app-data folder).
+    #[arg(long)]
+    settings: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,7 +55,10 @@ enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return crate::lab::run(cli.runs, cli.settings);
+    };
+    match command {
         Command::Data(c) => data::run(c),
         Command::Model(c) => model::run(c),
         Command::Train(a) => train::run(a),
@@ -56,6 +66,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Analyze(c) => analyze::run(c),
         Command::Bench(c) => bench::run(c),
+    }
+}
+
+/// The config `ltlab train ARGS…` would run (`args` start with `ltlab train`), so that the
+/// lab's "Start" and its "Copy CLI" are the same run.
+pub fn train_config(args: &[String]) -> anyhow::Result<ltlab_engine::train::TrainConfig> {
+    match Cli::try_parse_from(args)?.command {
+        Some(Command::Train(a)) => a.config(),
+        _ => anyhow::bail!("not a train command: {}", args.join(" ")),
     }
 }
 

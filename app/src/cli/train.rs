@@ -74,7 +74,7 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn config(&self) -> anyhow::Result<TrainConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<TrainConfig> {
         let mut c = TrainConfig::load(self.config.as_deref().unwrap_or("demo-synthetic"))?;
         if let Some(p) = &self.preset {
             c.model.preset = Preset::parse(p)?;
