@@ -12,6 +12,8 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("training stopped at step {step}: the loss became {value} (not finite); {checkpoint}")]
     NonFinite { step: u64, value: f64, checkpoint: String },
+    #[error("cancelled")]
+    Cancelled,
     #[error("{0}")]
     Other(String),
 }

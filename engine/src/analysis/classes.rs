@@ -7,7 +7,6 @@ use crate::model::{ClassCond, UNet};
 use crate::rng::{self, Stream};
 use burn::prelude::*;
 use rand::Rng;
-use rand::seq::SliceRandom;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,12 +78,7 @@ pub fn class_report<B: Backend>(
 ) -> ClassReport {
     let c = real.num_classes();
     let len = real.image_len();
-    let mut chosen: Vec<usize> = Vec::new();
-    for (cl, idx) in real.indices_by_class().into_iter().enumerate() {
-        let mut idx = idx;
-        idx.shuffle(&mut rng::rng(seed, Stream::Analysis, 1000 + cl as u64));
-        chosen.extend(idx.into_iter().take(per_class));
-    }
+    let chosen = super::latents::stratified(real, per_class, seed);
     let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
     let mut r = rng::rng(seed, Stream::Analysis, 999);
     let (mut loss_sum, mut loss_n) = (vec![0.0f64; c], vec![0usize; c]);

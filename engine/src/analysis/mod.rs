@@ -1,5 +1,7 @@
 //! Analyses of data and trained runs: OC's transfer probability, per-class loss and the
-//! bottleneck's class structure.
+//! bottleneck's class structure and its 2-D maps.
 
-pub mod transfer;
 pub mod classes;
+pub mod embed;
+pub mod latents;
+pub mod transfer;

@@ -70,7 +70,7 @@ impl GaussianStats {
 }
 
 /// Eigenvalues and eigenvectors of a symmetric matrix.
-fn sym_eigen(m: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
+pub(crate) fn sym_eigen(m: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
     let e = m.self_adjoint_eigen(Side::Lower).map_err(|e| Error::Other(format!("eigendecomposition failed: {e:?}")))?;
     let s = e.S();
     let vals = (0..m.nrows()).map(|i| s[i]).collect();
@@ -168,9 +168,10 @@ fn norms(f: &Features) -> Vec<f64> {
     (0..f.n).map(|i| f.row(i).iter().map(|&v| (v as f64).powi(2)).sum()).collect()
 }
 
-/// Squared distance of every vector of `f` to its k-th nearest neighbour in `f` (itself
-/// excluded), in blocks of rows: memory bounded, never an n×n matrix.
-pub fn knn_radii(f: &Features, k: usize) -> Vec<f64> {
+/// Calls `visit(i, distances)` for every vector i of `f` with its squared distances to all
+/// vectors of `f` (itself included, at 0), in blocks of rows through matrix products: memory
+/// bounded, never an n×n matrix. Rows are visited in parallel.
+fn for_each_distance_row<R: Send>(f: &Features, visit: impl Fn(usize, &[f64]) -> R + Sync) -> Vec<R> {
     use rayon::prelude::*;
     let all: Vec<usize> = (0..f.n).collect();
     let (mat, nrm) = (rows_f64(f, &all), norms(f));
@@ -179,17 +180,62 @@ pub fn knn_radii(f: &Features, k: usize) -> Vec<f64> {
     for q0 in (0..f.n).step_by(step) {
         let q1 = (q0 + step).min(f.n);
         let block = distance_block(f, q0, q1, &mat, &nrm);
-        let radii: Vec<f64> = (0..q1 - q0)
-            .into_par_iter()
-            .map(|i| {
-                let mut d: Vec<f64> = (0..f.n).filter(|&j| j != q0 + i).map(|j| block[(j, i)]).collect();
-                let kk = k.min(d.len()).max(1) - 1;
-                *d.select_nth_unstable_by(kk, f64::total_cmp).1
-            })
-            .collect();
-        out.extend(radii);
+        out.par_extend((0..q1 - q0).into_par_iter().map(|i| {
+            let col: Vec<f64> = (0..f.n).map(|j| if j == q0 + i { 0.0 } else { block[(j, i)] }).collect();
+            visit(q0 + i, &col)
+        }));
     }
     out
+}
+
+/// The k nearest neighbours of every vector of `f` (itself excluded) as (index, squared
+/// distance), nearest first; ties broken by index.
+pub fn knn(f: &Features, k: usize) -> Vec<Vec<(usize, f64)>> {
+    for_each_distance_row(f, |i, dist| {
+        let mut d: Vec<(usize, f64)> = dist.iter().copied().enumerate().filter(|&(j, _)| j != i).collect();
+        let by = |a: &(usize, f64), b: &(usize, f64)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+        let kk = k.min(d.len());
+        if kk > 0 && kk < d.len() {
+            d.select_nth_unstable_by(kk - 1, by);
+        }
+        d.truncate(kk);
+        d.sort_unstable_by(by);
+        d
+    })
+}
+
+/// Squared distance of every vector of `f` to its k-th nearest neighbour in `f` (itself
+/// excluded).
+pub fn knn_radii(f: &Features, k: usize) -> Vec<f64> {
+    knn(f, k.max(1)).into_iter().map(|row| row.last().map_or(0.0, |&(_, d)| d)).collect()
+}
+
+/// Silhouette of every vector (Euclidean): s = (b − a) / max(a, b) with a the mean distance to
+/// the other members of its class and b the smallest mean distance to another class's members;
+/// 0 for a vector alone in its class (Rousseeuw 1987, as scikit-learn). NaN where no other
+/// class exists.
+pub fn silhouette(f: &Features, labels: &[usize], classes: usize) -> Vec<f64> {
+    let mut size = vec![0usize; classes];
+    for &l in labels {
+        size[l] += 1;
+    }
+    for_each_distance_row(f, |i, dist| {
+        let mut sum = vec![0.0f64; classes];
+        for (j, &d) in dist.iter().enumerate() {
+            sum[labels[j]] += d.sqrt();
+        }
+        let own = labels[i];
+        if size[own] <= 1 {
+            return 0.0;
+        }
+        let a = sum[own] / (size[own] - 1) as f64;
+        let b = (0..classes).filter(|&c| c != own && size[c] > 0).map(|c| sum[c] / size[c] as f64).fold(f64::INFINITY, f64::min);
+        if !b.is_finite() {
+            return f64::NAN;
+        }
+        let m = a.max(b);
+        if m > 0.0 { (b - a) / m } else { 0.0 }
+    })
 }
 
 /// Fraction of `query` vectors inside at least one k-NN ball of `manifold` (Kynkäänniemi et
@@ -484,6 +530,34 @@ mod tests {
         let (m, sd) = inception_score(&[big, 0.0, 0.0, big, 0.5, 0.5, 0.5, 0.5], 2, 2).unwrap();
         assert!((m - 1.5).abs() < 1e-9 && (sd - 0.5).abs() < 1e-9, "{m} {sd}");
         assert!(inception_score(&[0.0; 5], 2, 1).is_err());
+    }
+
+    #[test]
+    fn knn_lists_by_hand() {
+        // 1-D points 0, 1, 3, 7: neighbours nearest first, squared distances.
+        let f = Features::new(4, 1, vec![0.0, 1.0, 3.0, 7.0]).unwrap();
+        let nn = knn(&f, 2);
+        assert_eq!(nn[0], vec![(1, 1.0), (2, 9.0)]);
+        assert_eq!(nn[2], vec![(1, 4.0), (0, 9.0)]);
+        assert_eq!(nn[3], vec![(2, 16.0), (1, 36.0)]);
+        // k larger than n − 1 gives everyone else.
+        assert_eq!(knn(&f, 10)[1].len(), 3);
+    }
+
+    #[test]
+    fn silhouette_by_hand() {
+        // Class 0 at 0 and 1, class 1 at 4 and 6 (1-D).
+        let f = Features::new(4, 1, vec![0.0, 1.0, 4.0, 6.0]).unwrap();
+        let s = silhouette(&f, &[0, 0, 1, 1], 2);
+        // Point 0: a = 1, b = (4 + 6)/2 = 5 → 0.8. Point 1: a = 1, b = 4 → 0.75.
+        // Point 2: a = 2, b = (4 + 3)/2 = 3.5 → 1.5/3.5. Point 3: a = 2, b = 5.5 → 3.5/5.5.
+        let want = [0.8, 0.75, 1.5 / 3.5, 3.5 / 5.5];
+        for (g, w) in s.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{s:?}");
+        }
+        // A class of one scores 0; with a single class there is no b.
+        assert_eq!(silhouette(&f, &[0, 0, 0, 1], 2)[3], 0.0);
+        assert!(silhouette(&f, &[0, 0, 0, 0], 1)[0].is_nan());
     }
 
     #[test]

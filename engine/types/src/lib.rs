@@ -97,3 +97,81 @@ pub enum Command {
     /// Write an EMA sample grid now.
     SampleNow,
 }
+
+/// How entangled a model's bottleneck is per class, on real images at one diffusion time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entanglement {
+    pub step: u64,
+    pub t: usize,
+    /// Neighbours of the purity.
+    pub k: usize,
+    /// Per class: mean fraction of a point's k nearest bottleneck neighbours of its own class.
+    pub purity: Vec<f64>,
+    /// Per class: mean silhouette (Euclidean) of its points; higher is better separated.
+    pub silhouette: Vec<f64>,
+}
+
+/// A 2-D map of bottleneck features of real images (the lab's latent map; `ltlab analyze
+/// latents` writes the same as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatentMap {
+    pub step: u64,
+    pub t: usize,
+    /// `pca`, `tsne` or `umap`.
+    pub method: String,
+    /// Whether the network was given the true class (else the unconditional forward).
+    pub conditional: bool,
+    pub class_names: Vec<String>,
+    /// Images per class in the long-tailed training set.
+    pub train_counts: Vec<usize>,
+    /// Class of every point.
+    pub labels: Vec<usize>,
+    /// Index of every point's image in the balanced real data.
+    pub indices: Vec<usize>,
+    /// Coordinates, n × 2 row-major.
+    pub xy: Vec<f32>,
+    pub entanglement: Entanglement,
+    /// The images themselves (8-bit, N × C × S × S), for hovering; not written to files.
+    #[serde(skip)]
+    pub images: Option<Thumbnails>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thumbnails {
+    pub channels: usize,
+    pub size: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// A distinct colour per class: Tableau-10 for the first ten, then golden-angle hues.
+pub fn class_colour(c: usize) -> [u8; 3] {
+    const TAB10: [[u8; 3]; 10] = [
+        [31, 119, 180],
+        [255, 127, 14],
+        [44, 160, 44],
+        [214, 39, 40],
+        [148, 103, 189],
+        [140, 86, 75],
+        [227, 119, 194],
+        [127, 127, 127],
+        [188, 189, 34],
+        [23, 190, 207],
+    ];
+    if c < TAB10.len() {
+        return TAB10[c];
+    }
+    // HSV with s = 0.65, v = 0.9 and hue stepping by the golden angle.
+    let h = (c as f64 * 137.507_764) % 360.0 / 60.0;
+    let (s, v) = (0.65, 0.9);
+    let x = v * s * (1.0 - ((h % 2.0) - 1.0).abs());
+    let m = v - v * s;
+    let (r, g, b) = match h as u32 {
+        0 => (v * s, x, 0.0),
+        1 => (x, v * s, 0.0),
+        2 => (0.0, v * s, x),
+        3 => (0.0, x, v * s),
+        4 => (x, 0.0, v * s),
+        _ => (v * s, 0.0, x),
+    };
+    [((r + m) * 255.0) as u8, ((g + m) * 255.0) as u8, ((b + m) * 255.0) as u8]
+}

@@ -1,0 +1,171 @@
+//! The latent map: U-Net bottleneck features of real images (the same number from every class,
+//! so tail classes never vanish) at one diffusion time, their per-class entanglement (k-NN
+//! class purity and silhouette) and a 2-D layout by PCA, t-SNE or UMAP.
+
+use super::embed::{EmbedMethod, Progress, embed};
+use crate::data::Dataset;
+use crate::diffusion::Schedule;
+use crate::error::{Error, Result};
+use crate::eval::metrics::{Features, knn, silhouette};
+use crate::model::{ClassCond, UNet};
+use crate::rng::{self, Stream};
+use burn::prelude::*;
+use ltlab_types::{Entanglement, LatentMap, Thumbnails};
+use rand::seq::SliceRandom;
+
+#[derive(Debug, Clone)]
+pub struct LatentSetup {
+    /// Real images per class (fewer where a class has fewer).
+    pub per_class: usize,
+    /// Diffusion time of x_t.
+    pub t: usize,
+    /// Neighbours of the purity.
+    pub k: usize,
+    /// Give the network the true class (else the unconditional forward).
+    pub conditional: bool,
+    pub seed: u64,
+}
+
+impl Default for LatentSetup {
+    fn default() -> Self {
+        Self { per_class: 100, t: 100, k: 10, conditional: true, seed: 0 }
+    }
+}
+
+/// Up to `per_class` images of every class (a seeded choice), in class order.
+pub fn stratified(real: &Dataset, per_class: usize, seed: u64) -> Vec<usize> {
+    let mut chosen = Vec::new();
+    for (c, mut idx) in real.indices_by_class().into_iter().enumerate() {
+        idx.shuffle(&mut rng::rng(seed, Stream::Analysis, 1000 + c as u64));
+        chosen.extend(idx.into_iter().take(per_class));
+    }
+    chosen
+}
+
+/// Flattened bottleneck activations of `model` on x_t of the chosen images (one ε per image,
+/// seeded), in batches of 128. `progress(fraction)` returning false cancels.
+#[allow(clippy::too_many_arguments)]
+pub fn bottlenecks<B: Backend>(
+    model: &UNet<B>,
+    schedule: &Schedule,
+    real: &Dataset,
+    chosen: &[usize],
+    t: usize,
+    conditional: bool,
+    seed: u64,
+    device: &B::Device,
+    progress: &mut dyn FnMut(f32) -> bool,
+) -> Result<Features> {
+    if t >= schedule.len() {
+        return Err(Error::option("t", format!("{t} is outside 0..{}", schedule.len())));
+    }
+    let len = real.image_len();
+    let mut r = rng::rng(seed, Stream::Analysis, 998);
+    let (mut out, mut dim) = (Vec::new(), 0);
+    for (b_i, chunk) in chosen.chunks(128).enumerate() {
+        if !progress(b_i as f32 * 128.0 / chosen.len().max(1) as f32) {
+            return Err(Error::Cancelled);
+        }
+        let b = chunk.len();
+        let mut x0 = Vec::with_capacity(b * len);
+        for &i in chunk {
+            real.image_f32(i, false, &mut x0);
+        }
+        let shape = [b, real.channels, real.size, real.size];
+        let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0, shape), device);
+        let eps = Tensor::<B, 4>::from_data(TensorData::new(rng::normal_vec(&mut r, b * len), shape), device);
+        let ts = vec![t; b];
+        let x_t = schedule.noise(x0, eps, &ts);
+        let cond = if conditional {
+            let y: Vec<i64> = chunk.iter().map(|&i| real.labels[i] as i64).collect();
+            ClassCond::Labels(Tensor::<B, 1, Int>::from_data(TensorData::new(y, [b]), device))
+        } else {
+            ClassCond::Uncond
+        };
+        let h = model.forward(x_t, &ts, &cond, true).bottleneck.expect("asked for the bottleneck");
+        let [_, c, hh, ww] = h.dims();
+        dim = c * hh * ww;
+        out.extend(h.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data"));
+    }
+    Features::new(chosen.len(), dim, out)
+}
+
+/// Per-class mean k-NN purity and silhouette of `f`.
+pub fn entanglement(f: &Features, labels: &[usize], classes: usize, k: usize, step: u64, t: usize) -> Entanglement {
+    let per_class_mean = |values: &[f64]| -> Vec<f64> {
+        let (mut sum, mut cnt) = (vec![0.0; classes], vec![0usize; classes]);
+        for (&v, &l) in values.iter().zip(labels) {
+            if v.is_finite() {
+                sum[l] += v;
+                cnt[l] += 1;
+            }
+        }
+        (0..classes).map(|c| if cnt[c] > 0 { sum[c] / cnt[c] as f64 } else { f64::NAN }).collect()
+    };
+    let nn = knn(f, k);
+    let purity: Vec<f64> = nn
+        .iter()
+        .enumerate()
+        .map(|(i, row)| row.iter().filter(|&&(j, _)| labels[j] == labels[i]).count() as f64 / row.len().max(1) as f64)
+        .collect();
+    Entanglement { step, t, k, purity: per_class_mean(&purity), silhouette: per_class_mean(&silhouette(f, labels, classes)) }
+}
+
+/// The whole latent map of `model` at `step`: bottlenecks (first 30 % of the progress),
+/// entanglement, then the layout.
+#[allow(clippy::too_many_arguments)]
+pub fn latent_map<B: Backend>(
+    model: &UNet<B>,
+    schedule: &Schedule,
+    real: &Dataset,
+    train_counts: &[usize],
+    setup: &LatentSetup,
+    method: EmbedMethod,
+    step: u64,
+    device: &B::Device,
+    progress: &mut Progress,
+) -> Result<LatentMap> {
+    let chosen = stratified(real, setup.per_class, setup.seed);
+    let f = bottlenecks(model, schedule, real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |p| progress(0.3 * p, None))?;
+    let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
+    let ent = entanglement(&f, &labels, real.num_classes(), setup.k, step, setup.t);
+    let xy = embed(&f, method, setup.seed, &mut |p, snap| progress(0.3 + 0.7 * p, snap))?;
+    let mut pixels = Vec::with_capacity(chosen.len() * real.image_len());
+    for &i in &chosen {
+        pixels.extend_from_slice(real.image(i));
+    }
+    Ok(LatentMap {
+        step,
+        t: setup.t,
+        method: method.name().to_string(),
+        conditional: setup.conditional,
+        class_names: real.class_names.clone(),
+        train_counts: train_counts.to_vec(),
+        labels,
+        indices: chosen,
+        xy,
+        entanglement: ent,
+        images: Some(Thumbnails { channels: real.channels, size: real.size, pixels }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entanglement_by_hand() {
+        // Class 0 at 0, 1; class 1 at 4, 6 (1-D), k = 1: every nearest neighbour is of the
+        // same class except none → purity 1 both; silhouettes as in metrics' hand example.
+        let f = Features::new(4, 1, vec![0.0, 1.0, 4.0, 6.0]).unwrap();
+        let e = entanglement(&f, &[0, 0, 1, 1], 2, 1, 7, 3);
+        assert_eq!(e.purity, vec![1.0, 1.0]);
+        assert!((e.silhouette[0] - (0.8 + 0.75) / 2.0).abs() < 1e-12);
+        assert!((e.silhouette[1] - (1.5 / 3.5 + 3.5 / 5.5) / 2.0).abs() < 1e-12);
+        assert_eq!((e.step, e.t, e.k), (7, 3, 1));
+        // k = 2: every point's second neighbour is of the other class (0 → 1, 4; 1 → 0, 4;
+        // 4 → 6, 1; 6 → 4, 1) → ½ everywhere.
+        let e = entanglement(&f, &[0, 0, 1, 1], 2, 2, 0, 0);
+        assert_eq!(e.purity, vec![0.5, 0.5]);
+    }
+}
