@@ -6,7 +6,11 @@ use ltlab_engine::train::config::BUILTIN_PRESETS;
 use ltlab_engine::train::engine::{self, EngineHandle};
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_types::{Command, Event};
-use ltlab_ui::{GridImage, Intake, Lab, LabState, NewRun, RunData, RunId, UiCommand};
+use crate::jobs::Jobs;
+use ltlab_engine::analysis::latents::read_entanglement;
+use ltlab_engine::eval::report::EvalReport;
+use ltlab_types::{LatentMap, Thumbnails};
+use ltlab_ui::{EvalSummary, GridImage, Intake, Lab, LabState, NewRun, RunData, RunId, UiCommand};
 use eframe::egui;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub struct LabApp {
     lab: Lab,
     engines: HashMap<RunId, EngineHandle>,
+    jobs: Jobs,
     next_id: u64,
     runs_root: PathBuf,
 }
@@ -35,6 +40,8 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
     run.total_steps = cfg.steps;
     run.records = rd.read_metrics()?;
     run.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
+    read_analysis(&rd, &cfg, &mut run)?;
+    run.evals = read_evals(&dir.join("evals"));
     if let Ok(entries) = std::fs::read_dir(dir.join("samples")) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -47,11 +54,76 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
     Ok(run)
 }
 
+/// Latent maps and entanglement lists in the run's `analysis/`; the maps get their images back
+/// from the balanced data (files do not carry them).
+fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, run: &mut RunData) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(rd.path.join("analysis")) else { return Ok(()) };
+    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    let mut real = None;
+    for name in names {
+        let path = rd.path.join("analysis").join(&name);
+        if let Some(rest) = name.strip_prefix("entanglement-t").and_then(|r| r.strip_suffix(".json")) {
+            let (t, cond) = rest.split_once('-').unwrap_or((rest, "cond"));
+            if let Ok(t) = t.parse::<usize>() {
+                run.entanglement.insert((t, cond == "cond"), read_entanglement(&path)?);
+            }
+        } else if name.starts_with("latents-") && name.ends_with(".json") {
+            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let mut map: LatentMap = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a latent map: {e}", path.display()))?;
+            if real.is_none() {
+                real = Some(cfg.data.load_balanced()?);
+            }
+            let real = real.as_ref().expect("loaded above");
+            if map.indices.iter().all(|&i| i < real.len()) {
+                let mut pixels = Vec::with_capacity(map.indices.len() * real.image_len());
+                for &i in &map.indices {
+                    pixels.extend_from_slice(real.image(i));
+                }
+                map.images = Some(Thumbnails { channels: real.channels, size: real.size, pixels });
+            }
+            let list = run.entanglement.clone();
+            run.add_latent(map);
+            // Lists read from disk are complete; keep them over the one-map view.
+            for (k, v) in list {
+                run.entanglement.insert(k, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `ltlab eval` reports of a run, by step (unreadable files are skipped).
+fn read_evals(dir: &Path) -> Vec<EvalSummary> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<EvalSummary> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| {
+            let r: EvalReport = serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok()?;
+            let c = |k: &str| r.context.get(k).cloned().unwrap_or_default();
+            let step = c("step").parse().ok()?;
+            Some(EvalSummary {
+                step,
+                label: format!("{} · {} · ω {} · {} samples", r.features.split(" (").next().unwrap_or(""), c("sampler"), c("omega"), c("samples")),
+                fid: r.overall.fid,
+                kid: r.overall.kid,
+                precision: r.precision,
+                recall: r.recall,
+                class_fid: r.per_class.iter().map(|p| p.scores.as_ref().map(|s| s.fid)).collect(),
+                splits: r.splits.iter().map(|s| (s.name.clone(), s.scores.as_ref().map(|x| x.fid), s.mean_class_fid)).collect(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| e.step);
+    out
+}
+
 impl LabApp {
     pub fn new(state: LabState, runs_root: PathBuf) -> Self {
         let configs = BUILTIN_PRESETS.iter().map(|(n, _)| n.to_string()).collect();
         let reopen = state.open_runs.clone();
-        let mut app = Self { lab: Lab::new(LabState { open_runs: Vec::new(), ..state }, configs), engines: HashMap::new(), next_id: 1, runs_root };
+        let mut app = Self { lab: Lab::new(LabState { open_runs: Vec::new(), ..state }, configs), engines: HashMap::new(), jobs: Jobs::default(), next_id: 1, runs_root };
         for dir in reopen {
             app.open(&dir);
         }
@@ -111,6 +183,19 @@ impl LabApp {
             UiCommand::Stop(id) => send(&self.engines, id, Command::Stop),
             UiCommand::SampleNow(id) => send(&self.engines, id, Command::SampleNow),
             UiCommand::Open(dir) => self.open(&dir),
+            UiCommand::LatentMap { run, step, settings } => {
+                if let Some(r) = self.lab.run(run) {
+                    let dir = r.dir.clone();
+                    self.jobs.latent_map(run, &dir, step, &settings);
+                }
+            }
+            UiCommand::Entanglement { run, settings } => {
+                if let Some(r) = self.lab.run(run) {
+                    let dir = r.dir.clone();
+                    self.jobs.entanglement(run, &dir, &settings);
+                }
+            }
+            UiCommand::CancelJob(id) => self.jobs.cancel(id),
             UiCommand::Close(id) => {
                 self.lab.runs.retain(|r| r.id != id);
                 self.lab.selected.remove(&id);
@@ -138,6 +223,7 @@ impl LabApp {
                 msgs.push(Intake::Engine(id, ev));
             }
         }
+        msgs.extend(self.jobs.drain());
         for m in msgs {
             self.lab.intake(m);
         }
@@ -146,7 +232,7 @@ impl LabApp {
                 e.join();
             }
         }
-        !self.engines.is_empty()
+        !self.engines.is_empty() || self.jobs.busy()
     }
 
     /// One frame's UI; the host then carries out the commands.
@@ -174,7 +260,7 @@ impl eframe::App for LabApp {
 }
 
 /// Opens the lab window; runs started from it go under `runs_root`.
-pub fn run(runs_root: PathBuf, persistence: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run(runs_root: PathBuf, persistence: Option<PathBuf>, start: bool) -> anyhow::Result<()> {
     let mut options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_title("ltlab").with_inner_size([1400.0, 900.0]),
         ..Default::default()
@@ -187,7 +273,12 @@ pub fn run(runs_root: PathBuf, persistence: Option<PathBuf>) -> anyhow::Result<(
         options,
         Box::new(move |cc| {
             let state: LabState = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
-            Ok(Box::new(LabApp::new(state, runs_root)))
+            let mut app = LabApp::new(state, runs_root);
+            if start {
+                let n = app.lab.state.new_run.clone();
+                app.start(&n);
+            }
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("the lab window could not open: {e}"))

@@ -2,6 +2,7 @@
 //! headless; both share the engine.
 
 mod cli;
+mod jobs;
 mod lab;
 
 use clap::Parser;

@@ -2,9 +2,9 @@
 //! drawing are separate (`intake` then `ui`), so tests drive it frame by frame without threads.
 
 use crate::panels;
-use crate::store::{Intake, RunData, RunId};
+use crate::store::{Intake, JobView, LatentSettings, RunData, RunId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The methods a new run can stack (the CLI's `--method` names).
 pub const METHODS: &[&str] = &["cbdm", "t2h", "h2t", "full", "diffrop", "ccua", "coral", "cm"];
@@ -56,6 +56,18 @@ pub struct LabState {
     pub open_runs: Vec<String>,
     /// The text field of "open run".
     pub open_path: String,
+    /// What the central area shows.
+    pub view: View,
+    pub latent: LatentSettings,
+}
+
+/// The central area's views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum View {
+    /// Loss curves over sample grids.
+    Training,
+    LatentMap,
+    Compare,
 }
 
 impl Default for LabState {
@@ -69,6 +81,8 @@ impl Default for LabState {
             hidden_terms: BTreeSet::new(),
             open_runs: Vec::new(),
             open_path: String::new(),
+            view: View::Training,
+            latent: LatentSettings::default(),
         }
     }
 }
@@ -85,6 +99,11 @@ pub enum UiCommand {
     Open(String),
     /// Close the run (its engine keeps running if live).
     Close(RunId),
+    /// Compute a latent map of the run's checkpoint at `step`.
+    LatentMap { run: RunId, step: u64, settings: LatentSettings },
+    /// Compute the entanglement at every checkpoint of the run.
+    Entanglement { run: RunId, settings: LatentSettings },
+    CancelJob(u64),
 }
 
 pub struct Lab {
@@ -95,13 +114,27 @@ pub struct Lab {
     /// Built-in configs the controls offer.
     pub configs: Vec<String>,
     pub errors: Vec<String>,
+    /// The host's background jobs by id.
+    pub jobs: BTreeMap<u64, JobView>,
     pub(crate) textures: HashMap<(RunId, u64), egui::TextureHandle>,
+    /// Thumbnail of the hovered latent-map point: (run, step, point) and its texture.
+    pub(crate) hover_texture: Option<((RunId, u64, usize), egui::TextureHandle)>,
     pub(crate) commands: Vec<UiCommand>,
 }
 
 impl Lab {
     pub fn new(state: LabState, configs: Vec<String>) -> Self {
-        Self { state, runs: Vec::new(), selected: BTreeSet::new(), configs, errors: Vec::new(), textures: HashMap::new(), commands: Vec::new() }
+        Self {
+            state,
+            runs: Vec::new(),
+            selected: BTreeSet::new(),
+            configs,
+            errors: Vec::new(),
+            jobs: BTreeMap::new(),
+            textures: HashMap::new(),
+            hover_texture: None,
+            commands: Vec::new(),
+        }
     }
 
     pub fn run(&self, id: RunId) -> Option<&RunData> {
@@ -129,6 +162,22 @@ impl Lab {
                     r.grids.insert(step, img);
                     self.textures.remove(&(id, step));
                 }
+            }
+            Intake::Latent(id, map) => {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                    r.add_latent(map);
+                }
+            }
+            Intake::Entanglement(id, t, cond, list) => {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                    r.entanglement.insert((t, cond), list);
+                }
+            }
+            Intake::Job(j) => {
+                self.jobs.insert(j.id, j);
+            }
+            Intake::JobEnded(id) => {
+                self.jobs.remove(&id);
             }
             Intake::Error(e) => self.errors.push(e),
         }
@@ -172,10 +221,22 @@ impl Lab {
             egui::ScrollArea::vertical().show(ui, |ui| panels::controls(self, ui));
         });
         egui::CentralPanel::default().show(ui, |ui| {
-            let h = ui.available_height();
-            ui.allocate_ui(egui::vec2(ui.available_width(), h * 0.5), |ui| panels::losses(self, ui));
+            ui.horizontal(|ui| {
+                for (v, name) in [(View::Training, "Training"), (View::LatentMap, "Latent map"), (View::Compare, "Compare")] {
+                    ui.selectable_value(&mut self.state.view, v, name);
+                }
+            });
             ui.separator();
-            egui::ScrollArea::both().id_salt("grids").show(ui, |ui| panels::grids(self, ui));
+            match self.state.view {
+                View::Training => {
+                    let h = ui.available_height();
+                    ui.allocate_ui(egui::vec2(ui.available_width(), h * 0.5), |ui| panels::losses(self, ui));
+                    ui.separator();
+                    egui::ScrollArea::both().id_salt("grids").show(ui, |ui| panels::grids(self, ui));
+                }
+                View::LatentMap => panels::latent(self, ui),
+                View::Compare => panels::compare(self, ui),
+            }
         });
         std::mem::take(&mut self.commands)
     }

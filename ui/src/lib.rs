@@ -6,5 +6,5 @@ mod panels;
 pub mod smooth;
 pub mod store;
 
-pub use lab::{Lab, LabState, NewRun, UiCommand};
-pub use store::{GridImage, Intake, RunData, RunId, RunStatus};
+pub use lab::{Lab, LabState, NewRun, UiCommand, View};
+pub use store::{EvalSummary, GridImage, Intake, JobView, LatentSettings, RunData, RunId, RunStatus};

@@ -1,7 +1,7 @@
 //! The run store as the panels see it: every open run's record, filled from its run directory
 //! and from live engine events, one `Intake` message at a time (drained once per frame).
 
-use ltlab_types::{DatasetSummary, Event, StepRecord};
+use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, StepRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +57,98 @@ pub struct RunData {
     pub checkpoints: BTreeSet<u64>,
     pub grids: BTreeMap<u64, GridImage>,
     pub status: RunStatus,
+    /// Latent maps computed so far (this session or read from `analysis/`).
+    pub latent_maps: Vec<LatentMap>,
+    /// Entanglement over checkpoints by (t, conditional).
+    pub entanglement: BTreeMap<(usize, bool), Vec<Entanglement>>,
+    /// `ltlab eval` results found in the run's `evals/`, by step.
+    pub evals: Vec<EvalSummary>,
+}
+
+/// The numbers of one `ltlab eval` report that the compare view overlays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSummary {
+    pub step: u64,
+    /// Features, sampler, ω and sample count: only evals with the same label are comparable.
+    pub label: String,
+    pub fid: f64,
+    pub kid: f64,
+    pub precision: f64,
+    pub recall: f64,
+    /// Per class (class order); `None` where not computed.
+    pub class_fid: Vec<Option<f64>>,
+    /// (split name, FID of the split's pooled samples, mean of its per-class FIDs).
+    pub splits: Vec<(String, Option<f64>, Option<f64>)>,
+}
+
+/// Flattens a TOML document to `a.b.c = value` pairs (arrays and values as TOML text).
+pub fn flatten_toml(text: &str) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(v) = text.parse::<toml::Table>() {
+        walk("", &toml::Value::Table(v), &mut out);
+    }
+    out
+}
+
+/// The keys whose values differ between the configs (missing counts as different), with
+/// every config's value (`None` where absent).
+pub fn config_diff(configs: &[&str]) -> Vec<(String, Vec<Option<String>>)> {
+    let flat: Vec<BTreeMap<String, String>> = configs.iter().map(|c| flatten_toml(c)).collect();
+    let keys: BTreeSet<&String> = flat.iter().flat_map(|f| f.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let vals: Vec<Option<String>> = flat.iter().map(|f| f.get(k).cloned()).collect();
+            (vals.iter().any(|v| v != &vals[0])).then(|| (k.clone(), vals))
+        })
+        .collect()
+}
+
+/// The settings of a latent map (besides run and step).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LatentSettings {
+    /// `pca`, `tsne` or `umap`.
+    pub method: String,
+    pub t: usize,
+    pub per_class: usize,
+    pub k: usize,
+    pub conditional: bool,
+}
+
+impl Default for LatentSettings {
+    fn default() -> Self {
+        Self { method: "umap".into(), t: 100, per_class: 100, k: 10, conditional: true }
+    }
+}
+
+impl LatentSettings {
+    pub fn matches(&self, m: &LatentMap) -> bool {
+        m.method == self.method && m.t == self.t && m.conditional == self.conditional && m.entanglement.k == self.k && m.per_class == self.per_class
+    }
+}
+
+/// A background job of the host (latent map, entanglement sweep) as the lab shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    pub id: u64,
+    pub run: RunId,
+    pub label: String,
+    pub progress: f32,
+    /// The layout so far with its labels (n × 2), for a live preview.
+    pub preview: Option<(Vec<usize>, Vec<f32>)>,
 }
 
 /// What the host feeds the lab.
@@ -67,6 +159,12 @@ pub enum Intake {
     Engine(RunId, Event),
     /// A sample grid decoded from the PNG the engine wrote.
     Grid(RunId, u64, GridImage),
+    Latent(RunId, LatentMap),
+    Entanglement(RunId, usize, bool, Vec<Entanglement>),
+    /// A job started or moved on.
+    Job(JobView),
+    /// A job ended (its result, if any, arrives as its own message).
+    JobEnded(u64),
     Error(String),
 }
 
@@ -84,6 +182,9 @@ impl RunData {
             checkpoints: BTreeSet::new(),
             grids: BTreeMap::new(),
             status: RunStatus::Stored,
+            latent_maps: Vec::new(),
+            entanglement: BTreeMap::new(),
+            evals: Vec::new(),
         }
     }
 
@@ -155,6 +256,28 @@ impl RunData {
         self.grids.range(..=step).next_back().map(|(&s, g)| (s, g))
     }
 
+    /// The checkpoint a step shows: the newest at or before it.
+    pub fn checkpoint_at(&self, step: u64) -> Option<u64> {
+        self.checkpoints.range(..=step).next_back().copied()
+    }
+
+    /// The latent map with these settings at the checkpoint `step` shows.
+    pub fn latent_at(&self, step: u64, s: &LatentSettings) -> Option<&LatentMap> {
+        let ck = self.checkpoint_at(step)?;
+        self.latent_maps.iter().find(|m| m.step == ck && s.matches(m))
+    }
+
+    /// Adds a map, replacing one with the same step and settings.
+    pub fn add_latent(&mut self, map: LatentMap) {
+        self.latent_maps.retain(|m| !(m.step == map.step && m.method == map.method && m.t == map.t && m.conditional == map.conditional && m.entanglement.k == map.entanglement.k && m.per_class == map.per_class));
+        let key = (map.t, map.conditional);
+        let list = self.entanglement.entry(key).or_default();
+        list.retain(|e| e.step != map.step);
+        list.push(map.entanglement.clone());
+        list.sort_by_key(|e| e.step);
+        self.latent_maps.push(map);
+    }
+
     /// The steps a scrubber can stop at: checkpoints and grids.
     pub fn marks(&self) -> BTreeSet<u64> {
         self.checkpoints.iter().chain(self.grids.keys()).copied().collect()
@@ -200,5 +323,20 @@ mod tests {
         assert_eq!(r.grid_at(999).map(|g| g.0), Some(500));
         assert_eq!(r.grid_at(499), None);
         assert_eq!(r.marks().into_iter().collect::<Vec<_>>(), [10, 500, 1000]);
+        assert_eq!((r.checkpoint_at(9), r.checkpoint_at(10), r.checkpoint_at(999)), (None, Some(10), Some(10)));
+    }
+
+    #[test]
+    fn config_diff_shows_only_differing_keys() {
+        let a = "name = \"a\"\nsteps = 100\n[model]\nbase = 32\nmults = [1, 2]\n[methods]\ncoral = 0.1\n";
+        let b = "name = \"b\"\nsteps = 100\n[model]\nbase = 32\nmults = [1, 2, 2]\n";
+        let d = config_diff(&[a, b]);
+        let keys: Vec<&str> = d.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["methods.coral", "model.mults", "name"]);
+        assert_eq!(d[0].1, vec![Some("0.1".to_string()), None]);
+        assert_eq!(d[1].1, vec![Some("[1, 2]".to_string()), Some("[1, 2, 2]".to_string())]);
+        // Identical configs differ nowhere; three runs differ where any one does.
+        assert!(config_diff(&[a, a]).is_empty());
+        assert_eq!(config_diff(&[a, a, b]).len(), 3);
     }
 }

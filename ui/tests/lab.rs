@@ -121,3 +121,103 @@ fn two_runs_side_by_side_and_state_round_trips() {
     let json = serde_json::to_string(&state).unwrap();
     assert_eq!(serde_json::from_str::<LabState>(&json).unwrap(), state);
 }
+
+fn latent_map(step: u64) -> ltlab_types::LatentMap {
+    // Three classes of 20 points on three circles' centres.
+    let labels: Vec<usize> = (0..60).map(|i| i / 20).collect();
+    let xy: Vec<f32> = (0..60).flat_map(|i| [(i / 20) as f32 * 10.0 + (i % 5) as f32 * 0.1, (i % 20) as f32 * 0.1]).collect();
+    ltlab_types::LatentMap {
+        step,
+        t: 100,
+        method: "umap".into(),
+        conditional: true,
+        per_class: 100,
+        class_names: vec!["head".into(), "mid".into(), "tail".into()],
+        train_counts: vec![500, 50, 5],
+        labels,
+        indices: (0..60).collect(),
+        xy,
+        entanglement: ltlab_types::Entanglement { step, t: 100, k: 10, purity: vec![0.9, 0.6, 0.3], silhouette: vec![0.5, 0.2, -0.1] },
+        images: Some(ltlab_types::Thumbnails { channels: 1, size: 2, pixels: vec![128; 60 * 4] }),
+    }
+}
+
+#[test]
+fn latent_map_job_progress_cancel_and_result() {
+    let mut h = harness(lab_with_a_run());
+    h.get_by_label("Latent map").click();
+    h.run();
+    // No map yet at the newest checkpoint (500): one click asks the host for it.
+    h.get_by_label("Compute umap at step 500").click();
+    h.run();
+    let cmd = h.state().1.last().cloned().unwrap();
+    match cmd {
+        UiCommand::LatentMap { run, step, settings } => {
+            assert_eq!((run, step, settings.method.as_str(), settings.t, settings.per_class), (RunId(7), 500, "umap", 100, 100));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The host's job reports progress with a preview; Cancel asks to stop it.
+    let map = latent_map(500);
+    let view = ltlab_ui::JobView { id: 3, run: RunId(7), label: "umap at step 500".into(), progress: 0.4, preview: Some((map.labels.clone(), map.xy.clone())) };
+    h.state_mut().0.intake(Intake::Job(view));
+    h.run();
+    h.get_by_label("umap at step 500 40 %");
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert_eq!(h.state().1.last(), Some(&UiCommand::CancelJob(3)));
+    // The result arrives: the map, its legend with training counts and the entanglement table.
+    h.state_mut().0.intake(Intake::Latent(RunId(7), map));
+    h.state_mut().0.intake(Intake::JobEnded(3));
+    h.run();
+    h.get_by_label("umap of 60 images at step 500, t = 100");
+    h.get_by_label("tail (5)");
+    assert!(h.state().0.jobs.is_empty());
+    // Scrubbing to the first checkpoint shows that there is no map there yet.
+    h.key_press(egui::Key::ArrowLeft);
+    h.run();
+    h.key_press(egui::Key::ArrowLeft);
+    h.run();
+    h.get_by_label("Compute umap at step 250");
+    // Other settings are another map.
+    h.key_press(egui::Key::ArrowRight);
+    h.run();
+    h.get_by_label("umap of 60 images at step 500, t = 100");
+    h.state_mut().0.state.latent.method = "tsne".into();
+    h.run();
+    h.get_by_label("Compute tsne at step 500");
+}
+
+#[test]
+fn compare_shows_differing_config_keys_and_metrics() {
+    let mut lab = lab_with_a_run();
+    lab.runs[0].config_text = "name = \"ddpm\"\nseed = 0\n[train]\nsteps = 1000\n".into();
+    let mut other = RunData::new(RunId(8), "coral", "/runs/coral");
+    other.config_text = "name = \"coral\"\nseed = 0\n[train]\nsteps = 1000\n[methods]\ncoral = 0.1\n".into();
+    other.checkpoints.insert(500);
+    lab.intake(Intake::Opened(other));
+    let eval = |step, fid| ltlab_ui::EvalSummary {
+        step,
+        label: "domain · ddim:20 · ω 0 · 1000 samples".into(),
+        fid,
+        kid: 0.1,
+        precision: 0.5,
+        recall: 0.6,
+        class_fid: vec![Some(10.0), Some(20.0)],
+        splits: vec![("many".into(), Some(8.0), Some(9.0))],
+    };
+    lab.runs[0].evals = vec![eval(500, 12.5)];
+    lab.runs[1].evals = vec![eval(500, 11.25)];
+    let mut h = harness(lab);
+    h.get_by_label("Compare").click();
+    h.run();
+    // Only the keys that differ: name and methods.coral, not seed or train.steps.
+    h.get_by_label("methods.coral");
+    h.get_by_label("name");
+    assert!(h.query_by_label("seed").is_none() && h.query_by_label("train.steps").is_none());
+    h.get_by_label("12.500");
+    h.get_by_label("11.250");
+    h.get_by_label("many mean class FID");
+    // Two grids of the scrubbed step, side by side, under the numbers.
+    h.get_by_label("samples at step 500");
+}

@@ -1,11 +1,15 @@
 use super::DataArgs;
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use ltlab_engine::analysis::classes::class_report;
+use ltlab_engine::analysis::classes::{class_report, splits};
+use ltlab_engine::analysis::embed::{EmbedMethod, Progress};
+use ltlab_engine::analysis::latents::{LatentSetup, bottlenecks, entanglement, latent_map, read_entanglement, record_entanglement, stratified};
+use ltlab_engine::error::write_atomic;
+use ltlab_types::{Entanglement, LatentMap, class_colour};
 use ltlab_engine::backend::{WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::train::run_dir::RunDir;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::data::sampler::BatchSampler;
 use ltlab_engine::diffusion::Schedule;
@@ -20,6 +24,185 @@ pub enum AnalyzeCommand {
     /// Per-class denoising loss and bottleneck k-NN class purity of a run's EMA model on the
     /// balanced real data, with Many/Medium/Few means.
     Classes(ClassesArgs),
+    /// The latent map: the EMA model's bottleneck on real images (the same number per class) at
+    /// one t, laid out by PCA, t-SNE or UMAP, with per-class entanglement (k-NN purity,
+    /// silhouette). Writes OUT.json, OUT.csv and OUT.png.
+    Latents(LatentsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LatentsArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Checkpoint step (default: the newest).
+    #[arg(long)]
+    step: Option<u64>,
+    /// pca, tsne or umap.
+    #[arg(long, default_value = "umap")]
+    method: String,
+    /// Diffusion time of x_t.
+    #[arg(long, default_value_t = 100)]
+    t: usize,
+    /// Real images per class (fewer where a class has fewer).
+    #[arg(long, default_value_t = 100)]
+    per_class: usize,
+    /// Neighbours of the k-NN purity.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Use the unconditional forward (no class given) instead of the true class.
+    #[arg(long)]
+    uncond: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output path without extension (default: RUN/analysis/latents-step-…).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also compute the entanglement at every checkpoint (kept in RUN/analysis/).
+    #[arg(long)]
+    all_checkpoints: bool,
+}
+
+struct LatentsJob(LatentsArgs);
+
+impl WithBackend for LatentsJob {
+    type Output = anyhow::Result<()>;
+    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+        let a = self.0;
+        let method = EmbedMethod::parse(&a.method)?;
+        if a.per_class < 2 || a.k == 0 {
+            bail!("options --per-class (≥ 2) and --k (≥ 1) must be positive");
+        }
+        let dir = RunDir::open(&a.run)?;
+        let setup = LatentSetup { per_class: a.per_class, t: a.t, k: a.k, conditional: !a.uncond, seed: a.seed };
+        if a.all_checkpoints {
+            let steps = dir.checkpoints().len() as u64;
+            let pb = super::progress_bar(steps, "entanglement");
+            entanglement_sweep::<B>(&a.run, &setup, &device, &mut |done, _| {
+                pb.set_position(done as u64);
+                true
+            })?;
+            pb.finish_and_clear();
+        }
+        let pb = super::progress_bar(1000, method.name());
+        let (map, all) = compute_latent_map::<B>(&a.run, a.step, &setup, method, &device, &mut |p, _| {
+            pb.set_position((p * 1000.0) as u64);
+            true
+        })?;
+        pb.finish_and_clear();
+        let step = map.step;
+        let stem = a.out.clone().unwrap_or_else(|| dir.latent_map_path(step, a.t, setup.conditional, method.name()).with_extension(""));
+        let stem = match stem.extension().and_then(|e| e.to_str()) {
+            Some("json" | "csv" | "png") => stem.with_extension(""),
+            _ => stem,
+        };
+        let with_ext = |e: &str| PathBuf::from(format!("{}.{e}", stem.display()));
+        if with_ext("json") != dir.latent_map_path(step, a.t, setup.conditional, method.name()) {
+            write_atomic(&with_ext("json"), serde_json::to_string(&map)?.as_bytes())?;
+        }
+        write_atomic(&with_ext("csv"), latent_csv(&map).as_bytes())?;
+        let png = scatter_png(&map, 640);
+        let mut bytes = Vec::new();
+        png.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+        write_atomic(&with_ext("png"), &bytes)?;
+        let e = &map.entanglement;
+        println!("{} step {step}: {} of {} points ({} per class) at t = {}, {}", a.run.display(), method.name(), map.labels.len(), a.per_class, a.t, if setup.conditional { "conditional" } else { "unconditional" });
+        println!("{:<5} {:<14} {:>6} {:>8} {:>11}", "class", "name", "train", "purity", "silhouette");
+        for (c, name) in map.class_names.iter().enumerate() {
+            println!("{c:<5} {name:<14} {:>6} {:>8.3} {:>11.3}", map.train_counts[c], e.purity[c], e.silhouette[c]);
+        }
+        for (cls, name) in splits(&map.train_counts).iter().zip(["many", "medium", "few"]) {
+            let mean = |v: &[f64]| cls.iter().map(|&c| v[c]).sum::<f64>() / cls.len().max(1) as f64;
+            println!("{name:<20} {:>6} {:>8.3} {:>11.3}", "", mean(&e.purity), mean(&e.silhouette));
+        }
+        if all.len() > 1 {
+            println!("over checkpoints (mean over classes): step, purity, silhouette");
+            for x in &all {
+                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+                println!("{:>8} {:>8.3} {:>11.3}", x.step, mean(&x.purity), mean(&x.silhouette));
+            }
+        }
+        println!("wrote {}.{{json,csv,png}}", stem.display());
+        Ok(())
+    }
+}
+
+/// The latent map of a run's checkpoint (default: the newest), saved in the run's `analysis/`
+/// with its entanglement added to the run's list (returned by step). Shared by the CLI and the
+/// lab's background jobs; `progress` returning false cancels.
+pub fn compute_latent_map<B: AutodiffBackend>(
+    run: &Path,
+    step: Option<u64>,
+    setup: &LatentSetup,
+    method: EmbedMethod,
+    device: &B::Device,
+    progress: &mut Progress,
+) -> anyhow::Result<(LatentMap, Vec<Entanglement>)> {
+    let dir = RunDir::open(run)?;
+    let (trainer, step) = super::open_run::<B>(run, step, device.clone())?;
+    let real = trainer.cfg.data.load_balanced()?;
+    let model = trainer.ema.clone().merge_experts();
+    let map = latent_map(&model, &trainer.schedule, &real, &trainer.data.counts(), setup, method, step, device, progress)?;
+    write_atomic(&dir.latent_map_path(step, setup.t, setup.conditional, method.name()), serde_json::to_string(&map)?.as_bytes())?;
+    let all = record_entanglement(&dir.entanglement_path(setup.t, setup.conditional), &map.entanglement)?;
+    Ok((map, all))
+}
+
+/// Entanglement at every checkpoint of a run that has none recorded yet with these settings;
+/// `progress(done, total)` returning false cancels. Returns the run's list by step.
+pub fn entanglement_sweep<B: AutodiffBackend>(
+    run: &Path,
+    setup: &LatentSetup,
+    device: &B::Device,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> anyhow::Result<Vec<Entanglement>> {
+    let dir = RunDir::open(run)?;
+    let path = dir.entanglement_path(setup.t, setup.conditional);
+    let have: Vec<u64> = read_entanglement(&path)?.into_iter().filter(|e| e.k == setup.k).map(|e| e.step).collect();
+    let steps: Vec<u64> = dir.checkpoints().into_iter().map(|(s, _)| s).filter(|s| !have.contains(s)).collect();
+    let mut all = read_entanglement(&path)?;
+    for (i, &s) in steps.iter().enumerate() {
+        if !progress(i, steps.len()) {
+            return Err(ltlab_engine::error::Error::Cancelled.into());
+        }
+        let (trainer, _) = super::open_run::<B>(run, Some(s), device.clone())?;
+        let real = trainer.cfg.data.load_balanced()?;
+        let chosen = stratified(&real, setup.per_class, setup.seed);
+        let model = trainer.ema.clone().merge_experts();
+        let f = bottlenecks(&model, &trainer.schedule, &real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |_| true)?;
+        let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
+        all = record_entanglement(&path, &entanglement(&f, &labels, real.num_classes(), setup.k, s, setup.t))?;
+    }
+    progress(steps.len(), steps.len());
+    Ok(all)
+}
+
+/// One row per point: x, y, class index, class name, index of the image in the balanced data.
+fn latent_csv(map: &LatentMap) -> String {
+    let mut out = String::from("x,y,class,name,image\n");
+    for (i, &l) in map.labels.iter().enumerate() {
+        let _ = writeln!(out, "{},{},{l},{},{}", map.xy[2 * i], map.xy[2 * i + 1], csv_field(&map.class_names[l]), map.indices[i]);
+    }
+    out
+}
+
+/// The map as a scatter plot (class colours of the lab, 3×3 dots, 5 % margins), no text.
+fn scatter_png(map: &LatentMap, size: u32) -> image::RgbImage {
+    let mut img = image::RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255]));
+    let n = map.labels.len();
+    let range = |d: usize| (0..n).map(|i| map.xy[2 * i + d]).fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let ((x0, x1), (y0, y1)) = (range(0), range(1));
+    let inner = size as f32 * 0.9;
+    let to_px = |v: f32, lo: f32, hi: f32| (size as f32 * 0.05 + inner * (v - lo) / (hi - lo).max(1e-12)) as i64;
+    for (i, &l) in map.labels.iter().enumerate() {
+        let (px, py) = (to_px(map.xy[2 * i], x0, x1), size as i64 - 1 - to_px(map.xy[2 * i + 1], y0, y1));
+        for (dx, dy) in (-1..=1).flat_map(|a| (-1..=1).map(move |b| (a, b))) {
+            let (x, y) = (px + dx, py + dy);
+            if (0..size as i64).contains(&x) && (0..size as i64).contains(&y) {
+                img.put_pixel(x as u32, y as u32, image::Rgb(class_colour(l)));
+            }
+        }
+    }
+    img
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +295,10 @@ pub struct TransferArgs {
 pub fn run(cmd: AnalyzeCommand) -> anyhow::Result<()> {
     match cmd {
         AnalyzeCommand::Transfer(a) => transfer(a),
+        AnalyzeCommand::Latents(a) => {
+            let backend = RunDir::open(&a.run)?.read_config()?.backend;
+            dispatch(backend, LatentsJob(a))?
+        }
         AnalyzeCommand::Classes(a) => {
             let backend = RunDir::open(&a.run)?.read_config()?.backend;
             dispatch(backend, ClassesJob(a))?

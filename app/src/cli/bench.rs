@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use clap::Subcommand;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
 use ltlab_engine::data::{DataConfig, DatasetKind};
@@ -82,6 +83,28 @@ pub enum BenchCommand {
         batch: usize,
         #[arg(long, default_value = "flex")]
         backend: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Latent-map cost and quality: t-SNE and UMAP (and PCA) of the feature vectors in a .npy
+    /// file, each timed (k-NN included) and scored by k-NN preservation. Layouts are written as
+    /// OUT/<method>.npy. `tools/peer_embed_bench.py` runs openTSNE and umap-learn on the same
+    /// file and prints the ratios.
+    Embed {
+        /// n × d float32 .npy of feature vectors.
+        #[arg(long)]
+        input: PathBuf,
+        /// Comma-separated: pca, tsne, umap.
+        #[arg(long, default_value = "tsne,umap")]
+        methods: String,
+        /// Neighbours of the k-NN preservation.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Folder for the layouts.
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -209,6 +232,30 @@ impl WithBackend for TrainBench {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Embed { input, methods, k, seed, out, json } => {
+            use ltlab_engine::analysis::embed::{EmbedMethod, embed, knn_preservation};
+            let methods: Vec<EmbedMethod> = methods.split(',').map(|m| EmbedMethod::parse(m.trim())).collect::<Result<_, _>>()?;
+            let f = ltlab_engine::eval::feature_file::read_features(&input)?;
+            let mut rows = Vec::new();
+            for m in methods {
+                let t0 = std::time::Instant::now();
+                let xy = embed(&f, m, seed, &mut |_, _| true)?;
+                let secs = t0.elapsed().as_secs_f64();
+                let kept = knn_preservation(&f, &xy, k)?;
+                if let Some(dir) = &out {
+                    let layout = ltlab_engine::eval::metrics::Features::new(f.n, 2, xy)?;
+                    ltlab_engine::eval::feature_file::write_features(&dir.join(format!("{}.npy", m.name())), &layout)?;
+                }
+                if !json {
+                    println!("{:<5} {:>8.2} s  k-NN preservation (k = {k}) {:.4}", m.name(), secs, kept);
+                }
+                rows.push(serde_json::json!({ "method": m.name(), "seconds": secs, "knn_preservation": kept }));
+            }
+            if json {
+                println!("{}", serde_json::json!({ "n": f.n, "d": f.d, "k": k, "results": rows }));
+            }
+            Ok(())
+        }
         BenchCommand::Eval { samples, dim, classes, network, images, image_size, channels, batch, backend, json } => {
             if !["domain", "inception"].contains(&network.as_str()) {
                 anyhow::bail!("option `network`: `{network}`; expected domain or inception");

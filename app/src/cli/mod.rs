@@ -1,6 +1,6 @@
 //! The headless commands.
 
-mod analyze;
+pub mod analyze;
 mod bench;
 mod data;
 mod eval;
@@ -28,6 +28,9 @@ pub struct Cli {
     /// The lab's settings file (default: the platform's app-data folder).
     #[arg(long)]
     settings: Option<PathBuf>,
+    /// Open the lab and start the new run its controls hold at once (as if Start was clicked).
+    #[arg(long)]
+    start: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,7 +49,7 @@ enum Command {
     /// Few) of a run, two image folders or two feature files; `eval train-features` makes the
     /// domain network.
     Eval(eval::EvalArgs),
-    /// Analyses without training: OC's transfer probability.
+    /// Analyses: OC's transfer probability, per-class loss and purity, latent maps.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCommand),
     /// Benchmarks.
@@ -56,7 +59,7 @@ enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let Some(command) = cli.command else {
-        return crate::lab::run(cli.runs, cli.settings);
+        return crate::lab::run(cli.runs, cli.settings, cli.start);
     };
     match command {
         Command::Data(c) => data::run(c),

@@ -34,15 +34,7 @@ pub struct ClassReport {
     pub splits: Vec<(String, Vec<usize>, f64, f64, f64)>,
 }
 
-/// Many / Medium / Few: classes sorted by training count (descending), round(C/3) each for the
-/// first two, the rest Few (SPEC §5).
-pub fn splits(counts: &[usize]) -> [Vec<usize>; 3] {
-    let c = counts.len();
-    let mut order: Vec<usize> = (0..c).collect();
-    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
-    let third = ((c as f64) / 3.0).round() as usize;
-    [order[..third].to_vec(), order[third..(2 * third).min(c)].to_vec(), order[(2 * third).min(c)..].to_vec()]
-}
+pub use ltlab_types::class_splits as splits;
 
 /// Mean over points of each class of the fraction of its k nearest neighbours (Euclidean,
 /// itself excluded) that share its class. `sq_dist(i, j)` gives squared distances.

@@ -139,6 +139,7 @@ pub fn latent_map<B: Backend>(
         t: setup.t,
         method: method.name().to_string(),
         conditional: setup.conditional,
+        per_class: setup.per_class,
         class_names: real.class_names.clone(),
         train_counts: train_counts.to_vec(),
         labels,
@@ -147,6 +148,28 @@ pub fn latent_map<B: Backend>(
         entanglement: ent,
         images: Some(Thumbnails { channels: real.channels, size: real.size, pixels }),
     })
+}
+
+/// Entanglement over checkpoints as stored in a run (`RunDir::entanglement_path`), by step;
+/// empty when not computed yet.
+pub fn read_entanglement(path: &std::path::Path) -> Result<Vec<Entanglement>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::data(path, format!("not an entanglement list: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Adds (or replaces) one checkpoint's entanglement in the run's list, atomically; returns the
+/// list by step.
+pub fn record_entanglement(path: &std::path::Path, e: &Entanglement) -> Result<Vec<Entanglement>> {
+    let mut all = read_entanglement(path)?;
+    all.retain(|x| x.step != e.step);
+    all.push(e.clone());
+    all.sort_by_key(|x| x.step);
+    let text = serde_json::to_string_pretty(&all).map_err(|e| Error::Other(e.to_string()))?;
+    crate::error::write_atomic(path, text.as_bytes())?;
+    Ok(all)
 }
 
 #[cfg(test)]
@@ -167,5 +190,21 @@ mod tests {
         // 4 → 6, 1; 6 → 4, 1) → ½ everywhere.
         let e = entanglement(&f, &[0, 0, 1, 1], 2, 2, 0, 0);
         assert_eq!(e.purity, vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn entanglement_list_is_kept_by_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("analysis/entanglement.json");
+        assert!(read_entanglement(&path).unwrap().is_empty());
+        let e = |step, p| Entanglement { step, t: 10, k: 5, purity: vec![p], silhouette: vec![0.0] };
+        record_entanglement(&path, &e(20, 0.5)).unwrap();
+        record_entanglement(&path, &e(10, 0.4)).unwrap();
+        let all = record_entanglement(&path, &e(20, 0.7)).unwrap();
+        assert_eq!(all, vec![e(10, 0.4), e(20, 0.7)]);
+        assert_eq!(read_entanglement(&path).unwrap(), all);
+        std::fs::write(&path, "nonsense").unwrap();
+        let err = read_entanglement(&path).unwrap_err().to_string();
+        assert!(err.contains("entanglement.json") && err.contains("not an entanglement list"), "{err}");
     }
 }

@@ -48,6 +48,15 @@ impl RunDir {
     pub fn samples_path(&self, step: u64) -> PathBuf {
         self.path.join("samples").join(format!("step-{step:08}.png"))
     }
+    /// Latent maps and entanglement written by `ltlab analyze latents` and the lab.
+    pub fn latent_map_path(&self, step: u64, t: usize, conditional: bool, method: &str) -> PathBuf {
+        let cond = if conditional { "cond" } else { "uncond" };
+        self.path.join("analysis").join(format!("latents-step-{step:08}-t{t}-{cond}-{method}.json"))
+    }
+    pub fn entanglement_path(&self, t: usize, conditional: bool) -> PathBuf {
+        let cond = if conditional { "cond" } else { "uncond" };
+        self.path.join("analysis").join(format!("entanglement-t{t}-{cond}.json"))
+    }
 
     pub fn write_config(&self, cfg: &TrainConfig) -> Result<()> {
         write_atomic(&self.config_path(), cfg.to_toml().as_bytes())

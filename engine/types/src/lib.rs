@@ -121,6 +121,8 @@ pub struct LatentMap {
     pub method: String,
     /// Whether the network was given the true class (else the unconditional forward).
     pub conditional: bool,
+    /// Real images asked for per class (a class with fewer gives all it has).
+    pub per_class: usize,
     pub class_names: Vec<String>,
     /// Images per class in the long-tailed training set.
     pub train_counts: Vec<usize>,
@@ -174,4 +176,14 @@ pub fn class_colour(c: usize) -> [u8; 3] {
         _ => (v * s, 0.0, x),
     };
     [((r + m) * 255.0) as u8, ((g + m) * 255.0) as u8, ((b + m) * 255.0) as u8]
+}
+
+/// Many / Medium / Few (SPEC §5): classes sorted by training count (descending, ties by index),
+/// round(C/3) each for the first two, the rest Few.
+pub fn class_splits(counts: &[usize]) -> [Vec<usize>; 3] {
+    let c = counts.len();
+    let mut order: Vec<usize> = (0..c).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let third = ((c as f64) / 3.0).round() as usize;
+    [order[..third].to_vec(), order[third..(2 * third).min(c)].to_vec(), order[(2 * third).min(c)..].to_vec()]
 }

@@ -1,12 +1,16 @@
 //! The lab's panels: each draws from the lab's state and store and pushes commands.
 
+mod compare;
 mod controls;
-mod grids;
+pub(crate) mod grids;
+mod latent;
 mod losses;
 mod scrubber;
 
+pub(crate) use compare::compare;
 pub(crate) use controls::controls;
 pub(crate) use grids::grids;
+pub(crate) use latent::latent;
 pub(crate) use losses::losses;
 pub(crate) use scrubber::scrubber;
 
@@ -23,4 +27,10 @@ pub(crate) fn colour(i: usize) -> egui::Color32 {
         egui::Color32::from_rgb(149, 165, 166),
     ];
     P[i % P.len()]
+}
+
+/// A class's colour (the same as in `ltlab analyze latents` PNGs).
+pub(crate) fn class_colour(c: usize) -> egui::Color32 {
+    let [r, g, b] = ltlab_types::class_colour(c);
+    egui::Color32::from_rgb(r, g, b)
 }

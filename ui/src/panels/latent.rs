@@ -1,0 +1,193 @@
+//! The latent map: the bottleneck of real images (the same number per class) at the chosen t,
+//! laid out by PCA, t-SNE or UMAP, one column per selected run at the scrubbed checkpoint.
+//! Points are coloured by class; hovering shows the image. Below, the per-class entanglement
+//! (k-NN purity, silhouette) over checkpoints, as Many/Medium/Few means.
+
+use crate::lab::{Lab, UiCommand};
+use crate::store::{JobView, RunData, RunId};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+use ltlab_types::{LatentMap, Thumbnails};
+
+const METHODS: [&str; 3] = ["pca", "tsne", "umap"];
+
+pub(crate) fn latent(lab: &mut Lab, ui: &mut egui::Ui) {
+    ui.horizontal_wrapped(|ui| {
+        let s = &mut lab.state.latent;
+        egui::ComboBox::from_label("layout").selected_text(s.method.as_str()).show_ui(ui, |ui| {
+            for m in METHODS {
+                ui.selectable_value(&mut s.method, m.to_string(), m);
+            }
+        });
+        ui.add(egui::DragValue::new(&mut s.t).range(0..=999).prefix("t "));
+        ui.add(egui::DragValue::new(&mut s.per_class).range(2..=5000).prefix("images per class "));
+        ui.add(egui::DragValue::new(&mut s.k).range(1..=100).prefix("k "));
+        ui.checkbox(&mut s.conditional, "class given to the network");
+    });
+    let step = lab.scrub_step();
+    let ids: Vec<RunId> = lab.runs.iter().filter(|r| lab.selected.contains(&r.id)).map(|r| r.id).collect();
+    if ids.is_empty() {
+        ui.label("Select a run on the left to map its bottleneck.");
+        return;
+    }
+    let width = (ui.available_width() / ids.len() as f32 - 8.0).max(320.0);
+    let height = ui.available_height();
+    egui::ScrollArea::horizontal().id_salt("latent-runs").show(ui, |ui| {
+        ui.horizontal_top(|ui| {
+            for id in ids {
+                ui.allocate_ui(egui::vec2(width, height), |ui| {
+                    ui.vertical(|ui| run_column(lab, id, step, ui));
+                });
+            }
+        });
+    });
+}
+
+fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
+    let Some(run) = lab.run(id) else { return };
+    ui.strong(format!("{} [{}]", run.name, run.methods));
+    let Some(ck) = run.checkpoint_at(step) else {
+        ui.label(format!("no checkpoint at or before step {step} yet"));
+        return;
+    };
+    let settings = lab.state.latent.clone();
+    let job = lab.jobs.values().find(|j| j.run == id).cloned();
+    let map_h = (ui.available_height() * 0.62).max(200.0);
+    let mut command = None;
+    match (&job, run.latent_at(step, &settings)) {
+        (Some(j), _) => job_view(j, run, map_h, ui, &mut command),
+        (None, Some(map)) => {
+            ui.horizontal(|ui| {
+                ui.label(format!("{} of {} images at step {}, t = {}", map.method, map.labels.len(), map.step, map.t));
+                if ui.small_button("Recompute").clicked() {
+                    command = Some(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+                }
+            });
+            let map = map.clone();
+            scatter(lab, id, &map, map_h, ui);
+        }
+        (None, None) => {
+            ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method));
+            if ui.button(format!("Compute {} at step {ck}", settings.method)).clicked() {
+                command = Some(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+            }
+        }
+    }
+    let Some(run) = lab.run(id) else { return };
+    ui.separator();
+    entanglement_plot(run, &settings, ck, ui);
+    if job.is_none() && ui.small_button("Entanglement at every checkpoint").clicked() {
+        command = Some(UiCommand::Entanglement { run: id, settings });
+    }
+    if let Some(c) = command {
+        lab.commands.push(c);
+    }
+}
+
+fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, command: &mut Option<UiCommand>) {
+    ui.horizontal(|ui| {
+        ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(220.0));
+        if ui.button("Cancel").clicked() {
+            *command = Some(UiCommand::CancelJob(j.id));
+        }
+    });
+    if let Some((labels, xy)) = &j.preview {
+        let classes = run.dataset.as_ref().map_or(0, |d| d.class_names.len()).max(labels.iter().max().map_or(0, |m| m + 1));
+        Plot::new(("latent-preview", run.id.0)).height(h).data_aspect(1.0).show_axes(false).show(ui, |plot| {
+            for c in 0..classes {
+                let pts: PlotPoints = labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [xy[2 * i] as f64, xy[2 * i + 1] as f64]).collect();
+                plot.points(Points::new("", pts).color(super::class_colour(c)).radius(1.5));
+            }
+        });
+    }
+}
+
+/// The map itself: one point series per class (legend with training counts), hover → image.
+fn scatter(lab: &mut Lab, id: RunId, map: &LatentMap, h: f32, ui: &mut egui::Ui) {
+    let resp = Plot::new(("latent", id.0)).height(h).data_aspect(1.0).show_axes(false).legend(Legend::default()).show(ui, |plot| {
+        for (c, name) in map.class_names.iter().enumerate() {
+            let pts: PlotPoints = map.labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [map.xy[2 * i] as f64, map.xy[2 * i + 1] as f64]).collect();
+            let label = format!("{name} ({})", map.train_counts.get(c).copied().unwrap_or(0));
+            plot.points(Points::new(label, pts).color(super::class_colour(c)).radius(1.8).allow_hover(false));
+        }
+        // The point under the pointer, within 6 screen pixels.
+        let pointer = plot.pointer_coordinate()?;
+        let at = plot.screen_from_plot(pointer);
+        (0..map.labels.len())
+            .map(|i| (i, plot.screen_from_plot(egui_plot::PlotPoint::new(map.xy[2 * i], map.xy[2 * i + 1])).distance_sq(at)))
+            .filter(|&(_, d)| d < 36.0)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    });
+    if let Some(i) = resp.inner {
+        let key = (id, map.step, i);
+        let tex = match (&lab.hover_texture, &map.images) {
+            (Some((k, t)), _) if *k == key => Some(t.clone()),
+            (_, Some(thumbs)) => {
+                let t = ui.ctx().load_texture("latent-hover", thumbnail(thumbs, i), egui::TextureOptions::NEAREST);
+                lab.hover_texture = Some((key, t.clone()));
+                Some(t)
+            }
+            _ => None,
+        };
+        let l = map.labels[i];
+        resp.response.on_hover_ui_at_pointer(|ui| {
+            ui.label(format!("{} (class {l}), image {}", map.class_names[l], map.indices[i]));
+            if let Some(t) = tex {
+                let s = t.size_vec2();
+                ui.image((t.id(), s * (96.0 / s.x.max(1.0)).floor().max(1.0)));
+            }
+        });
+    }
+    egui::CollapsingHeader::new("per-class entanglement at this step").id_salt(("ent-table", id.0)).show(ui, |ui| {
+        egui::Grid::new(("ent-grid", id.0)).striped(true).show(ui, |ui| {
+            for h in ["class", "train", "purity", "silhouette"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            let e = &map.entanglement;
+            for (c, name) in map.class_names.iter().enumerate() {
+                ui.colored_label(super::class_colour(c), name);
+                ui.label(map.train_counts.get(c).map_or(String::new(), |n| n.to_string()));
+                ui.label(format!("{:.3}", e.purity[c]));
+                ui.label(format!("{:.3}", e.silhouette[c]));
+                ui.end_row();
+            }
+        });
+    });
+}
+
+/// One image of the thumbnails as an egui image (grey or RGB, planar N × C × S × S).
+fn thumbnail(t: &Thumbnails, i: usize) -> egui::ColorImage {
+    let (c, s) = (t.channels, t.size);
+    let px = &t.pixels[i * c * s * s..(i + 1) * c * s * s];
+    let rgba: Vec<u8> = (0..s * s)
+        .flat_map(|p| {
+            let ch = |k: usize| px[k.min(c - 1) * s * s + p];
+            [ch(0), ch(1), ch(2), 255]
+        })
+        .collect();
+    egui::ColorImage::from_rgba_unmultiplied([s, s], &rgba)
+}
+
+/// Mean purity (solid) and silhouette (dashed) of the Many/Medium/Few classes over the
+/// checkpoints computed so far.
+fn entanglement_plot(run: &RunData, s: &crate::store::LatentSettings, ck: u64, ui: &mut egui::Ui) {
+    let list = run.entanglement.get(&(s.t, s.conditional)).map(Vec::as_slice).unwrap_or(&[]);
+    let counts = run.dataset.as_ref().map(|d| d.counts.clone()).unwrap_or_default();
+    if list.is_empty() || counts.is_empty() {
+        ui.label("entanglement over checkpoints: none computed yet at this t");
+        return;
+    }
+    let splits = ltlab_types::class_splits(&counts);
+    Plot::new(("entanglement", run.id.0)).legend(Legend::default()).x_axis_label("step").y_axis_label("purity / silhouette").height(ui.available_height().max(140.0)).show(ui, |plot| {
+        for (k, (name, cls)) in ["many", "medium", "few"].iter().zip(&splits).enumerate() {
+            let mean = |v: &[f64]| cls.iter().map(|&c| v[c]).sum::<f64>() / cls.len().max(1) as f64;
+            let c = super::colour(k);
+            let purity: PlotPoints = list.iter().map(|e| [e.step as f64, mean(&e.purity)]).collect();
+            let sil: PlotPoints = list.iter().map(|e| [e.step as f64, mean(&e.silhouette)]).collect();
+            plot.line(Line::new(format!("{name} purity"), purity).color(c));
+            plot.line(Line::new(format!("{name} silhouette"), sil).color(c).style(egui_plot::LineStyle::dashed_loose()));
+        }
+        plot.vline(VLine::new("scrub", ck as f64).color(egui::Color32::GRAY));
+    });
+}
