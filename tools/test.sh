@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
-# The project's test command (README, CI): all tests on the CPU backend, then a type-check of
-# the GPU backends (they need no GPU or CUDA toolkit to build), then one summary line.
+# The project's test command (README, CI): installs what the UI tests need (Mesa's lavapipe
+# Vulkan driver for egui_kittest snapshots, Xvfb + ImageMagick for the window smoke test), runs
+# every test on the CPU backend, type-checks the GPU backends (no GPU or CUDA toolkit needed) and
+# the panels for wasm32, opens the real lab window under Xvfb, then prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+packages=(mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libxkbcommon-x11-0 xvfb imagemagick)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Snapshots are made on lavapipe's Vulkan; the GL fallback differs by a few pixels.
+export WGPU_BACKEND=vulkan
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -16,4 +30,7 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 cargo check -p ltlab --locked --features wgpu,cuda
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+cargo check -p ltlab-ui --locked --target wasm32-unknown-unknown
+bash tools/smoke_lab.sh target/debug/ltlab
 echo "tests: $passed passed, $failed failed"

@@ -250,7 +250,10 @@ impl eframe::App for LabApp {
         }
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if let Some(s) = frame.info().cpu_usage {
+            self.lab.record_frame(1000.0 * s);
+        }
         self.frame(ui);
     }
 

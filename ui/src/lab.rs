@@ -116,6 +116,9 @@ pub struct Lab {
     pub errors: Vec<String>,
     /// The host's background jobs by id.
     pub jobs: BTreeMap<u64, JobView>,
+    /// CPU time of the last frames in ms (layout, tessellation, paint submission), as the host
+    /// measures it.
+    pub frame_ms: std::collections::VecDeque<f32>,
     pub(crate) textures: HashMap<(RunId, u64), egui::TextureHandle>,
     /// Thumbnail of the hovered latent-map point: (run, step, point) and its texture.
     pub(crate) hover_texture: Option<((RunId, u64, usize), egui::TextureHandle)>,
@@ -131,6 +134,7 @@ impl Lab {
             configs,
             errors: Vec::new(),
             jobs: BTreeMap::new(),
+            frame_ms: std::collections::VecDeque::new(),
             textures: HashMap::new(),
             hover_texture: None,
             commands: Vec::new(),
@@ -181,6 +185,25 @@ impl Lab {
             }
             Intake::Error(e) => self.errors.push(e),
         }
+    }
+
+    /// Records one frame's CPU time (the last 240 are kept).
+    pub fn record_frame(&mut self, ms: f32) {
+        if self.frame_ms.len() == 240 {
+            self.frame_ms.pop_front();
+        }
+        self.frame_ms.push_back(ms);
+    }
+
+    /// (median, 95th percentile, max) of the recorded frame times.
+    pub fn frame_stats(&self) -> Option<(f32, f32, f32)> {
+        let mut v: Vec<f32> = self.frame_ms.iter().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f32::total_cmp);
+        let at = |q: f32| v[((v.len() - 1) as f32 * q).round() as usize];
+        Some((at(0.5), at(0.95), v[v.len() - 1]))
     }
 
     /// Steps the scrubber can stop at, over the selected runs.

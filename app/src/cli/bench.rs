@@ -105,6 +105,16 @@ pub enum BenchCommand {
         /// Folder for the layouts.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// t-SNE learning rate (default: max(2n, 200)).
+        #[arg(long)]
+        tsne_lr: Option<f64>,
+        #[arg(long, default_value_t = 750)]
+        tsne_epochs: usize,
+        #[arg(long, default_value_t = 30.0)]
+        perplexity: f64,
+        /// UMAP epochs (default: 500 up to 10,000 points, else 200).
+        #[arg(long)]
+        umap_epochs: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -232,14 +242,18 @@ impl WithBackend for TrainBench {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Embed { input, methods, k, seed, out, json } => {
-            use ltlab_engine::analysis::embed::{EmbedMethod, embed, knn_preservation};
+        BenchCommand::Embed { input, methods, k, seed, out, tsne_lr, tsne_epochs, perplexity, umap_epochs, json } => {
+            use ltlab_engine::analysis::embed::{EmbedConfig, EmbedMethod, embed, knn_preservation, tsne::TsneConfig, umap::UmapConfig};
+            let cfg = EmbedConfig {
+                tsne: TsneConfig { learning_rate: tsne_lr, epochs: tsne_epochs, perplexity, ..Default::default() },
+                umap: UmapConfig { n_epochs: umap_epochs, ..Default::default() },
+            };
             let methods: Vec<EmbedMethod> = methods.split(',').map(|m| EmbedMethod::parse(m.trim())).collect::<Result<_, _>>()?;
             let f = ltlab_engine::eval::feature_file::read_features(&input)?;
             let mut rows = Vec::new();
             for m in methods {
                 let t0 = std::time::Instant::now();
-                let xy = embed(&f, m, seed, &mut |_, _| true)?;
+                let xy = embed(&f, m, &cfg, seed, &mut |_, _| true)?;
                 let secs = t0.elapsed().as_secs_f64();
                 let kept = knn_preservation(&f, &xy, k)?;
                 if let Some(dir) = &out {

@@ -129,7 +129,7 @@ pub fn latent_map<B: Backend>(
     let f = bottlenecks(model, schedule, real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |p| progress(0.3 * p, None))?;
     let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
     let ent = entanglement(&f, &labels, real.num_classes(), setup.k, step, setup.t);
-    let xy = embed(&f, method, setup.seed, &mut |p, snap| progress(0.3 + 0.7 * p, snap))?;
+    let xy = embed(&f, method, &Default::default(), setup.seed, &mut |p, snap| progress(0.3 + 0.7 * p, snap))?;
     let mut pixels = Vec::with_capacity(chosen.len() * real.image_len());
     for &i in &chosen {
         pixels.extend_from_slice(real.image(i));

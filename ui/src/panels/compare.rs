@@ -58,7 +58,9 @@ pub(crate) fn compare(lab: &mut Lab, ui: &mut egui::Ui) {
 /// Warns when the runs do not share dataset, classes or seed (the comparison is then unfair).
 fn same_footing(runs: &[&RunData], ui: &mut egui::Ui) {
     let fingerprints: Vec<Option<&str>> = runs.iter().map(|r| r.dataset.as_ref().map(|d| d.fingerprint.as_str())).collect();
-    if fingerprints.iter().any(|f| f != &fingerprints[0]) {
+    if fingerprints.iter().any(Option::is_none) {
+        ui.label("The training data of some runs is not recorded yet (they have not started).");
+    } else if fingerprints.iter().any(|f| f != &fingerprints[0]) {
         ui.colored_label(egui::Color32::from_rgb(230, 126, 34), "The runs train on different data (dataset fingerprints differ): per-class numbers are not comparable.");
     } else {
         ui.label("Same training data and classes in every run.");
@@ -125,10 +127,17 @@ fn class_fid_plot(runs: &[&RunData], evals: &[Option<&EvalSummary>], ui: &mut eg
         ui.label("(per-class FID needs `ltlab eval --per-class`)");
         return;
     }
-    Plot::new("class-fid").legend(Legend::default()).height(220.0).x_axis_label("class (head → tail)").y_axis_label("FID").show(ui, |plot| {
+    // Rank of every class by training count (head first), from the first run that knows it.
+    let counts = runs.iter().find_map(|r| r.dataset.as_ref().map(|d| d.counts.clone())).unwrap_or_default();
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let rank = |c: usize| order.iter().position(|&o| o == c).unwrap_or(c) as f64;
+    let x_label = if counts.is_empty() { "class" } else { "class rank by training count (head first)" };
+    Plot::new("class-fid").legend(Legend::default()).height(220.0).x_axis_label(x_label).y_axis_label("FID").show(ui, |plot| {
         for (k, (r, e)) in runs.iter().zip(evals).enumerate() {
             let Some(e) = e else { continue };
-            let pts: Vec<[f64; 2]> = e.class_fid.iter().enumerate().filter_map(|(c, v)| v.map(|v| [c as f64, v])).collect();
+            let mut pts: Vec<[f64; 2]> = e.class_fid.iter().enumerate().filter_map(|(c, v)| v.map(|v| [rank(c), v])).collect();
+            pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
             let c = super::colour(k);
             plot.line(Line::new(r.name.clone(), PlotPoints::from(pts.clone())).color(c));
             plot.points(Points::new("", PlotPoints::from(pts)).color(c).radius(3.0));

@@ -43,51 +43,47 @@ pub(crate) fn latent(lab: &mut Lab, ui: &mut egui::Ui) {
 }
 
 fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
-    let Some(run) = lab.run(id) else { return };
+    // Split borrows: the run is read while the hover texture and the commands change.
+    let Lab { runs, jobs, state, hover_texture, commands, .. } = lab;
+    let Some(run) = runs.iter().find(|r| r.id == id) else { return };
     ui.strong(format!("{} [{}]", run.name, run.methods));
     let Some(ck) = run.checkpoint_at(step) else {
         ui.label(format!("no checkpoint at or before step {step} yet"));
         return;
     };
-    let settings = lab.state.latent.clone();
-    let job = lab.jobs.values().find(|j| j.run == id).cloned();
+    let settings = &state.latent;
+    let job = jobs.values().find(|j| j.run == id);
     let map_h = (ui.available_height() * 0.62).max(200.0);
-    let mut command = None;
-    match (&job, run.latent_at(step, &settings)) {
-        (Some(j), _) => job_view(j, run, map_h, ui, &mut command),
+    match (job, run.latent_at(step, settings)) {
+        (Some(j), _) => job_view(j, run, map_h, ui, commands),
         (None, Some(map)) => {
             ui.horizontal(|ui| {
                 ui.label(format!("{} of {} images at step {}, t = {}", map.method, map.labels.len(), map.step, map.t));
                 if ui.small_button("Recompute").clicked() {
-                    command = Some(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+                    commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
                 }
             });
-            let map = map.clone();
-            scatter(lab, id, &map, map_h, ui);
+            scatter(hover_texture, id, map, map_h, ui);
         }
         (None, None) => {
             ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method));
             if ui.button(format!("Compute {} at step {ck}", settings.method)).clicked() {
-                command = Some(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+                commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
             }
         }
     }
-    let Some(run) = lab.run(id) else { return };
     ui.separator();
-    entanglement_plot(run, &settings, ck, ui);
+    entanglement_plot(run, settings, ck, ui);
     if job.is_none() && ui.small_button("Entanglement at every checkpoint").clicked() {
-        command = Some(UiCommand::Entanglement { run: id, settings });
-    }
-    if let Some(c) = command {
-        lab.commands.push(c);
+        commands.push(UiCommand::Entanglement { run: id, settings: settings.clone() });
     }
 }
 
-fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, command: &mut Option<UiCommand>) {
+fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, commands: &mut Vec<UiCommand>) {
     ui.horizontal(|ui| {
         ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(220.0));
         if ui.button("Cancel").clicked() {
-            *command = Some(UiCommand::CancelJob(j.id));
+            commands.push(UiCommand::CancelJob(j.id));
         }
     });
     if let Some((labels, xy)) = &j.preview {
@@ -102,7 +98,9 @@ fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, command: &mut
 }
 
 /// The map itself: one point series per class (legend with training counts), hover → image.
-fn scatter(lab: &mut Lab, id: RunId, map: &LatentMap, h: f32, ui: &mut egui::Ui) {
+type HoverTexture = Option<((RunId, u64, usize), egui::TextureHandle)>;
+
+fn scatter(hover_texture: &mut HoverTexture, id: RunId, map: &LatentMap, h: f32, ui: &mut egui::Ui) {
     let resp = Plot::new(("latent", id.0)).height(h).data_aspect(1.0).show_axes(false).legend(Legend::default()).show(ui, |plot| {
         for (c, name) in map.class_names.iter().enumerate() {
             let pts: PlotPoints = map.labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [map.xy[2 * i] as f64, map.xy[2 * i + 1] as f64]).collect();
@@ -120,11 +118,11 @@ fn scatter(lab: &mut Lab, id: RunId, map: &LatentMap, h: f32, ui: &mut egui::Ui)
     });
     if let Some(i) = resp.inner {
         let key = (id, map.step, i);
-        let tex = match (&lab.hover_texture, &map.images) {
+        let tex = match (&*hover_texture, &map.images) {
             (Some((k, t)), _) if *k == key => Some(t.clone()),
             (_, Some(thumbs)) => {
                 let t = ui.ctx().load_texture("latent-hover", thumbnail(thumbs, i), egui::TextureOptions::NEAREST);
-                lab.hover_texture = Some((key, t.clone()));
+                *hover_texture = Some((key, t.clone()));
                 Some(t)
             }
             _ => None,
@@ -173,7 +171,7 @@ fn thumbnail(t: &Thumbnails, i: usize) -> egui::ColorImage {
 /// checkpoints computed so far.
 fn entanglement_plot(run: &RunData, s: &crate::store::LatentSettings, ck: u64, ui: &mut egui::Ui) {
     let list = run.entanglement.get(&(s.t, s.conditional)).map(Vec::as_slice).unwrap_or(&[]);
-    let counts = run.dataset.as_ref().map(|d| d.counts.clone()).unwrap_or_default();
+    let counts = run.dataset.as_ref().map(|d| d.counts.clone()).or_else(|| run.latent_maps.first().map(|m| m.train_counts.clone())).unwrap_or_default();
     if list.is_empty() || counts.is_empty() {
         ui.label("entanglement over checkpoints: none computed yet at this t");
         return;

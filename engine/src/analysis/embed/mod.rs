@@ -43,15 +43,22 @@ impl EmbedMethod {
 /// (n × 2, row-major). Returning `false` cancels the job.
 pub type Progress<'a> = dyn FnMut(f32, Option<&[f32]>) -> bool + 'a;
 
-/// The 2-D layout (n × 2, row-major) of `f` by `method`, with that method's defaults.
-pub fn embed(f: &Features, method: EmbedMethod, seed: u64, progress: &mut Progress) -> Result<Vec<f32>> {
+/// Settings of the iterative layouts.
+#[derive(Debug, Clone, Default)]
+pub struct EmbedConfig {
+    pub tsne: tsne::TsneConfig,
+    pub umap: umap::UmapConfig,
+}
+
+/// The 2-D layout (n × 2, row-major) of `f` by `method`.
+pub fn embed(f: &Features, method: EmbedMethod, cfg: &EmbedConfig, seed: u64, progress: &mut Progress) -> Result<Vec<f32>> {
     if f.n < 3 {
         return Err(Error::Other(format!("a {} map needs at least 3 points (got {})", method.name(), f.n)));
     }
     let xy = match method {
         EmbedMethod::Pca => pca::pca_2d(f)?,
-        EmbedMethod::Tsne => tsne::tsne(f, &tsne::TsneConfig::default(), seed, progress)?,
-        EmbedMethod::Umap => umap::umap(f, &umap::UmapConfig::default(), seed, progress)?,
+        EmbedMethod::Tsne => tsne::tsne(f, &cfg.tsne, seed, progress)?,
+        EmbedMethod::Umap => umap::umap(f, &cfg.umap, seed, progress)?,
     };
     progress(1.0, Some(&xy));
     Ok(xy)
