@@ -173,7 +173,7 @@ fn latent_map_job_progress_cancel_and_result() {
     h.state_mut().0.intake(Intake::JobEnded(3));
     h.run();
     h.get_by_label("umap of 60 images at step 500, t = 100");
-    h.get_by_label("tail (5)");
+    h.get_by_label("2 tail (5)");
     assert!(h.state().0.jobs.is_empty());
     h.snapshot("lab-latent-map");
     // Scrubbing to the first checkpoint shows that there is no map there yet.

@@ -106,13 +106,14 @@ impl WithBackend for LatentsJob {
         write_atomic(&with_ext("png"), &bytes)?;
         let e = &map.entanglement;
         println!("{} step {step}: {} of {} points ({} per class) at t = {}, {}", a.run.display(), method.name(), map.labels.len(), a.per_class, a.t, if setup.conditional { "conditional" } else { "unconditional" });
-        println!("{:<5} {:<14} {:>6} {:>8} {:>11}", "class", "name", "train", "purity", "silhouette");
+        let w = map.class_names.iter().map(|n| n.chars().count()).max().unwrap_or(4).max(4);
+        println!("{:<5} {:<w$} {:>6} {:>8} {:>11}", "class", "name", "train", "purity", "silhouette");
         for (c, name) in map.class_names.iter().enumerate() {
-            println!("{c:<5} {name:<14} {:>6} {:>8.3} {:>11.3}", map.train_counts[c], e.purity[c], e.silhouette[c]);
+            println!("{c:<5} {name:<w$} {:>6} {:>8.3} {:>11.3}", map.train_counts[c], e.purity[c], e.silhouette[c]);
         }
         for (cls, name) in splits(&map.train_counts).iter().zip(["many", "medium", "few"]) {
             let mean = |v: &[f64]| cls.iter().map(|&c| v[c]).sum::<f64>() / cls.len().max(1) as f64;
-            println!("{name:<20} {:>6} {:>8.3} {:>11.3}", "", mean(&e.purity), mean(&e.silhouette));
+            println!("{name:<width$} {:>6} {:>8.3} {:>11.3}", "", mean(&e.purity), mean(&e.silhouette), width = w + 6);
         }
         if all.len() > 1 {
             println!("over checkpoints (mean over classes): step, purity, silhouette");

@@ -104,7 +104,8 @@ fn scatter(hover_texture: &mut HoverTexture, id: RunId, map: &LatentMap, h: f32,
     let resp = Plot::new(("latent", id.0)).height(h).data_aspect(1.0).show_axes(false).legend(Legend::default()).show(ui, |plot| {
         for (c, name) in map.class_names.iter().enumerate() {
             let pts: PlotPoints = map.labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [map.xy[2 * i] as f64, map.xy[2 * i + 1] as f64]).collect();
-            let label = format!("{name} ({})", map.train_counts.get(c).copied().unwrap_or(0));
+            // The index first keeps the legend (sorted by name) in class order.
+            let label = format!("{c} {name} ({})", map.train_counts.get(c).copied().unwrap_or(0));
             plot.points(Points::new(label, pts).color(super::class_colour(c)).radius(1.8).allow_hover(false));
         }
         // The point under the pointer, within 6 screen pixels.
@@ -183,8 +184,10 @@ fn entanglement_plot(run: &RunData, s: &crate::store::LatentSettings, ck: u64, u
             let c = super::colour(k);
             let purity: PlotPoints = list.iter().map(|e| [e.step as f64, mean(&e.purity)]).collect();
             let sil: PlotPoints = list.iter().map(|e| [e.step as f64, mean(&e.silhouette)]).collect();
+            let marks: PlotPoints = list.iter().flat_map(|e| [[e.step as f64, mean(&e.purity)], [e.step as f64, mean(&e.silhouette)]]).collect();
             plot.line(Line::new(format!("{name} purity"), purity).color(c));
             plot.line(Line::new(format!("{name} silhouette"), sil).color(c).style(egui_plot::LineStyle::dashed_loose()));
+            plot.points(Points::new("", marks).color(c).radius(2.5));
         }
         plot.vline(VLine::new("scrub", ck as f64).color(egui::Color32::GRAY));
     });
