@@ -1,6 +1,7 @@
-//! The lab's background jobs (latent maps, entanglement sweeps): each runs on its own thread
-//! on the run's backend, reports progress through a channel drained once per frame, and stops
-//! at its next progress report once cancelled.
+//! The lab's background jobs (latent maps, entanglement sweeps, transfer probabilities): each
+//! runs on its own thread (on the run's backend where it needs the model), reports progress
+//! through a channel drained once per frame, and stops at its next progress report once
+//! cancelled (the transfer job is short and runs to its end).
 
 use crate::cli::analyze::{compute_latent_map, entanglement_sweep};
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -9,7 +10,12 @@ use ltlab_engine::analysis::latents::LatentSetup;
 use ltlab_engine::backend::{WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::train::run_dir::RunDir;
-use ltlab_ui::{Intake, JobView, LatentSettings, RunId};
+use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
+use ltlab_engine::data::sampler::BatchSampler;
+use ltlab_engine::diffusion::Schedule;
+use ltlab_engine::methods::oc::{Gate, OcMode};
+use ltlab_types::TransferAnalysis;
+use ltlab_ui::{Intake, JobView, LatentSettings, RunId, TransferSettings};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +67,58 @@ impl Jobs {
 
     pub fn entanglement(&mut self, run: RunId, dir: &str, s: &LatentSettings) {
         self.spawn(run, dir, setup_of(s), Work::Sweep, "entanglement at every checkpoint".into());
+    }
+
+    /// OC's transfer probability on the run's training data: no model, no backend.
+    pub fn transfer(&mut self, run: RunId, dir: &str, s: &TransferSettings) {
+        self.next += 1;
+        let id = self.next;
+        let label = format!("P(t), {} with {} batches of {}", s.mode, s.sampler, s.batch);
+        let _ = self.tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: 0.0, preview: None }));
+        self.cancel.insert(id, Arc::new(AtomicBool::new(false)));
+        let (tx, dir, s) = (self.tx.clone(), PathBuf::from(dir), s.clone());
+        std::thread::spawn(move || {
+            let work = || -> anyhow::Result<TransferAnalysis> {
+                let cfg = RunDir::open(&dir)?.read_config()?;
+                let data = cfg.data.load()?;
+                let schedule = Schedule::linear(cfg.diffusion.timesteps, cfg.diffusion.beta_start, cfg.diffusion.beta_end);
+                if s.matrix_t >= schedule.len() {
+                    anyhow::bail!("matrix t = {} is outside 0..{}", s.matrix_t, schedule.len());
+                }
+                let setup = TransferSetup {
+                    gate: Gate { mode: OcMode::parse(&s.mode)?, beta: None, cutoff: None },
+                    sampler: BatchSampler::parse(&s.sampler)?,
+                    batch: s.batch.max(2),
+                    batches: 20,
+                    t_step: 10,
+                    seed: 0,
+                };
+                let curve = transfer_curve(&data, &schedule, &setup, &mut |done, total| {
+                    let _ = tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: done as f32 / total.max(1) as f32, preview: None }));
+                });
+                let matrix = transfer_matrix(&data, &schedule, &setup, s.matrix_t);
+                Ok(TransferAnalysis {
+                    mode: s.mode.clone(),
+                    sampler: s.sampler.clone(),
+                    batch: s.batch,
+                    t: curve.t,
+                    p_transfer: curve.p_transfer,
+                    per_class: curve.per_class,
+                    matrix_t: s.matrix_t,
+                    matrix,
+                    timesteps: schedule.len(),
+                })
+            };
+            match work() {
+                Ok(a) => {
+                    let _ = tx.send(Intake::Transfer(run, a));
+                }
+                Err(e) => {
+                    let _ = tx.send(Intake::Error(format!("{}: {e:#}", dir.display())));
+                }
+            }
+            let _ = tx.send(Intake::JobEnded(id));
+        });
     }
 
     pub fn cancel(&mut self, id: u64) {

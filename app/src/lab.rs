@@ -195,6 +195,12 @@ impl LabApp {
                     self.jobs.entanglement(run, &dir, &settings);
                 }
             }
+            UiCommand::Transfer { run, settings } => {
+                if let Some(r) = self.lab.run(run) {
+                    let dir = r.dir.clone();
+                    self.jobs.transfer(run, &dir, &settings);
+                }
+            }
             UiCommand::CancelJob(id) => self.jobs.cancel(id),
             UiCommand::Close(id) => {
                 self.lab.runs.retain(|r| r.id != id);

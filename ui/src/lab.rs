@@ -2,7 +2,7 @@
 //! drawing are separate (`intake` then `ui`), so tests drive it frame by frame without threads.
 
 use crate::panels;
-use crate::store::{Intake, JobView, LatentSettings, RunData, RunId};
+use crate::store::{Intake, JobView, LatentSettings, RunData, RunId, TransferSettings};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -59,6 +59,7 @@ pub struct LabState {
     /// What the central area shows.
     pub view: View,
     pub latent: LatentSettings,
+    pub transfer: TransferSettings,
 }
 
 /// The central area's views.
@@ -67,6 +68,7 @@ pub enum View {
     /// Loss curves over sample grids.
     Training,
     LatentMap,
+    Transfer,
     Compare,
 }
 
@@ -83,6 +85,7 @@ impl Default for LabState {
             open_path: String::new(),
             view: View::Training,
             latent: LatentSettings::default(),
+            transfer: TransferSettings::default(),
         }
     }
 }
@@ -103,6 +106,8 @@ pub enum UiCommand {
     LatentMap { run: RunId, step: u64, settings: LatentSettings },
     /// Compute the entanglement at every checkpoint of the run.
     Entanglement { run: RunId, settings: LatentSettings },
+    /// Compute OC's transfer probability on the run's training data.
+    Transfer { run: RunId, settings: TransferSettings },
     CancelJob(u64),
 }
 
@@ -177,6 +182,12 @@ impl Lab {
                     r.entanglement.insert((t, cond), list);
                 }
             }
+            Intake::Transfer(id, a) => {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                    r.transfers.retain(|x| !(x.mode == a.mode && x.sampler == a.sampler && x.batch == a.batch && x.matrix_t == a.matrix_t));
+                    r.transfers.push(a);
+                }
+            }
             Intake::Job(j) => {
                 self.jobs.insert(j.id, j);
             }
@@ -245,7 +256,7 @@ impl Lab {
         });
         egui::CentralPanel::default().show(ui, |ui| {
             ui.horizontal(|ui| {
-                for (v, name) in [(View::Training, "Training"), (View::LatentMap, "Latent map"), (View::Compare, "Compare")] {
+                for (v, name) in [(View::Training, "Training"), (View::LatentMap, "Latent map"), (View::Transfer, "Transfer (OC)"), (View::Compare, "Compare")] {
                     ui.selectable_value(&mut self.state.view, v, name);
                 }
             });
@@ -258,6 +269,7 @@ impl Lab {
                     egui::ScrollArea::both().id_salt("grids").show(ui, |ui| panels::grids(self, ui));
                 }
                 View::LatentMap => panels::latent(self, ui),
+                View::Transfer => panels::transfer(self, ui),
                 View::Compare => panels::compare(self, ui),
             }
         });

@@ -7,4 +7,4 @@ pub mod smooth;
 pub mod store;
 
 pub use lab::{Lab, LabState, NewRun, UiCommand, View};
-pub use store::{EvalSummary, GridImage, Intake, JobView, LatentSettings, RunData, RunId, RunStatus};
+pub use store::{EvalSummary, GridImage, Intake, JobView, LatentSettings, RealisedSwaps, RunData, RunId, RunStatus, TransferSettings};

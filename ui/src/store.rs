@@ -1,7 +1,7 @@
 //! The run store as the panels see it: every open run's record, filled from its run directory
 //! and from live engine events, one `Intake` message at a time (drained once per frame).
 
-use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, StepRecord};
+use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, StepRecord, TransferAnalysis, T_BUCKETS};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +63,40 @@ pub struct RunData {
     pub entanglement: BTreeMap<(usize, bool), Vec<Entanglement>>,
     /// `ltlab eval` results found in the run's `evals/`, by step.
     pub evals: Vec<EvalSummary>,
+    /// Transfer analyses computed for this run's data, newest last.
+    pub transfers: Vec<TransferAnalysis>,
+}
+
+/// The settings of the transfer view.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TransferSettings {
+    pub mode: String,
+    pub sampler: String,
+    pub batch: usize,
+    /// t of the class→class matrix.
+    pub matrix_t: usize,
+}
+
+impl Default for TransferSettings {
+    fn default() -> Self {
+        Self { mode: "t2h".into(), sampler: "balanced".into(), batch: 128, matrix_t: 300 }
+    }
+}
+
+impl TransferSettings {
+    pub fn matches(&self, a: &TransferAnalysis) -> bool {
+        a.mode == self.mode && a.sampler == self.sampler && a.batch == self.batch && a.matrix_t == self.matrix_t
+    }
+}
+
+/// The swaps a T2H/H2T/Full run actually made up to a step: per t-bucket (samples, swaps) and
+/// class→class counts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RealisedSwaps {
+    pub samples_by_t: Vec<u64>,
+    pub swaps_by_t: Vec<u64>,
+    pub pairs: BTreeMap<(usize, usize), u64>,
 }
 
 /// The numbers of one `ltlab eval` report that the compare view overlays.
@@ -160,6 +194,7 @@ pub enum Intake {
     /// A sample grid decoded from the PNG the engine wrote.
     Grid(RunId, u64, GridImage),
     Latent(RunId, LatentMap),
+    Transfer(RunId, TransferAnalysis),
     Entanglement(RunId, usize, bool, Vec<Entanglement>),
     /// A job started or moved on.
     Job(JobView),
@@ -185,6 +220,7 @@ impl RunData {
             latent_maps: Vec::new(),
             entanglement: BTreeMap::new(),
             evals: Vec::new(),
+            transfers: Vec::new(),
         }
     }
 
@@ -278,6 +314,24 @@ impl RunData {
         self.latent_maps.push(map);
     }
 
+    /// The swaps OC logged in the steps up to `step`; `None` for runs without OC.
+    pub fn realised_swaps(&self, step: u64) -> Option<RealisedSwaps> {
+        let mut out = RealisedSwaps { samples_by_t: vec![0; T_BUCKETS], swaps_by_t: vec![0; T_BUCKETS], pairs: BTreeMap::new() };
+        let mut any = false;
+        for r in self.records.iter().take_while(|r| r.step <= step) {
+            let Some(tr) = &r.transfers else { continue };
+            any = true;
+            for (k, (&n, &s)) in tr.samples_by_t.iter().zip(&tr.swaps_by_t).enumerate().take(T_BUCKETS) {
+                out.samples_by_t[k] += n as u64;
+                out.swaps_by_t[k] += s as u64;
+            }
+            for &(a, b, n) in &tr.pairs {
+                *out.pairs.entry((a, b)).or_default() += n as u64;
+            }
+        }
+        any.then_some(out)
+    }
+
     /// The steps a scrubber can stop at: checkpoints and grids.
     pub fn marks(&self) -> BTreeSet<u64> {
         self.checkpoints.iter().chain(self.grids.keys()).copied().collect()
@@ -324,6 +378,24 @@ mod tests {
         assert_eq!(r.grid_at(499), None);
         assert_eq!(r.marks().into_iter().collect::<Vec<_>>(), [10, 500, 1000]);
         assert_eq!((r.checkpoint_at(9), r.checkpoint_at(10), r.checkpoint_at(999)), (None, Some(10), Some(10)));
+    }
+
+    #[test]
+    fn realised_swaps_add_up_to_the_step() {
+        let mut r = RunData::new(RunId(1), "a", "/tmp/a");
+        assert_eq!(r.realised_swaps(10), None);
+        for s in 1..=3u64 {
+            let mut rec = record(s, 1.0);
+            let mut samples = vec![0u32; T_BUCKETS];
+            let mut swaps = vec![0u32; T_BUCKETS];
+            samples[0] = 4;
+            swaps[0] = s as u32;
+            rec.transfers = Some(ltlab_types::TransferCounts { samples_by_t: samples, swaps_by_t: swaps, pairs: vec![(2, 0, s as u32)] });
+            r.apply(&Event::Step(rec));
+        }
+        let sw = r.realised_swaps(2).unwrap();
+        assert_eq!((sw.samples_by_t[0], sw.swaps_by_t[0], sw.pairs[&(2, 0)]), (8, 3, 3));
+        assert_eq!(r.realised_swaps(3).unwrap().swaps_by_t[0], 6);
     }
 
     #[test]

@@ -225,3 +225,46 @@ fn compare_shows_differing_config_keys_and_metrics() {
     h.get_by_label("samples at step 500");
     h.snapshot("lab-compare");
 }
+
+#[test]
+fn transfer_view_asks_for_p_of_t_and_shows_the_swaps_made() {
+    let mut lab = lab_with_a_run();
+    // The run trained with T2H: its records carry the swaps (2 of 8 samples in bucket 0, 0 → 1).
+    let mut rec = record(601, 0.01);
+    let mut samples = vec![0u32; 10];
+    let mut swaps = vec![0u32; 10];
+    samples[0] = 8;
+    swaps[0] = 2;
+    rec.transfers = Some(ltlab_types::TransferCounts { samples_by_t: samples, swaps_by_t: swaps, pairs: vec![(0, 1, 2)] });
+    lab.intake(Intake::Engine(RunId(7), Event::Step(rec)));
+    let mut h = harness(lab);
+    h.get_by_label("Transfer (OC)").click();
+    h.run();
+    h.get_by_label("Compute P(t)").click();
+    h.run();
+    let settings = match h.state().1.last().cloned().unwrap() {
+        UiCommand::Transfer { run, settings } => {
+            assert_eq!(run, RunId(7));
+            settings
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((settings.mode.as_str(), settings.sampler.as_str(), settings.batch, settings.matrix_t), ("t2h", "balanced", 128, 300));
+    let analysis = ltlab_types::TransferAnalysis {
+        mode: "t2h".into(),
+        sampler: "balanced".into(),
+        batch: 128,
+        t: vec![0, 500, 990],
+        p_transfer: vec![0.0, 0.2, 0.5],
+        per_class: vec![vec![Some(0.0), Some(0.0)], vec![Some(0.1), Some(0.3)], vec![Some(0.4), None]],
+        matrix_t: 300,
+        matrix: vec![Some(vec![0.9, 0.1]), None],
+        timesteps: 1000,
+    };
+    h.state_mut().0.intake(Intake::Transfer(RunId(7), analysis));
+    h.run();
+    h.get_by_label("Recompute");
+    h.get_by_label_contains("class -> class at t = 300");
+    h.get_by_label_contains("swaps made by demo-synthetic up to step 601");
+    h.snapshot("lab-transfer");
+}

@@ -187,3 +187,23 @@ pub fn class_splits(counts: &[usize]) -> [Vec<usize>; 3] {
     let third = ((c as f64) / 3.0).round() as usize;
     [order[..third].to_vec(), order[third..(2 * third).min(c)].to_vec(), order[(2 * third).min(c)..].to_vec()]
 }
+
+/// OC's transfer probability on a run's training data (no model needed): P(t) overall and per
+/// anchor class on a grid of t, and the class→class matrix at one t (SPEC §4.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferAnalysis {
+    /// `t2h`, `h2t` or `full`.
+    pub mode: String,
+    /// `uniform`, `balanced` or `brs:F`.
+    pub sampler: String,
+    pub batch: usize,
+    pub t: Vec<usize>,
+    pub p_transfer: Vec<f64>,
+    /// `per_class[k][c]`: P(t_k) for anchors of class c (`None` where none was drawn).
+    pub per_class: Vec<Vec<Option<f64>>>,
+    pub matrix_t: usize,
+    /// Row a: where anchors of class a take their target from (`None`: no anchor of a).
+    pub matrix: Vec<Option<Vec<f64>>>,
+    /// Diffusion steps T of the schedule.
+    pub timesteps: usize,
+}

@@ -6,6 +6,7 @@ pub(crate) mod grids;
 mod latent;
 mod losses;
 mod scrubber;
+mod transfer;
 
 pub(crate) use compare::compare;
 pub(crate) use controls::controls;
@@ -13,6 +14,7 @@ pub(crate) use grids::grids;
 pub(crate) use latent::latent;
 pub(crate) use losses::losses;
 pub(crate) use scrubber::scrubber;
+pub(crate) use transfer::transfer;
 
 /// A distinct colour per index (runs, loss terms).
 pub(crate) fn colour(i: usize) -> egui::Color32 {
