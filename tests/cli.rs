@@ -252,6 +252,23 @@ fn method_stack_run_then_class_analysis() {
     assert_eq!(rows.len(), 10);
     assert!(rows.iter().all(|r| r["loss"].as_f64().unwrap().is_finite() && r["purity_cond"].as_f64().unwrap() <= 1.0));
     assert_eq!(v["report"]["splits"].as_array().unwrap().len(), 3);
+    // The latent map headless: JSON, CSV and PNG, with the entanglement kept in the run.
+    let stem = tmp.path().join("map");
+    for method in ["pca", "umap", "tsne"] {
+        let o = run(&["analyze", "latents", "--run", out.to_str().unwrap(), "--method", method, "--per-class", "3", "--k", "2", "--out", stem.to_str().unwrap()]);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stem.with_extension("json")).unwrap()).unwrap();
+        assert_eq!((map["method"].as_str(), map["labels"].as_array().unwrap().len(), map["xy"].as_array().unwrap().len()), (Some(method), 30, 60));
+        assert!(map["xy"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap().is_finite()), "{method}");
+        assert_eq!(map["entanglement"]["purity"].as_array().unwrap().len(), 10);
+        assert_eq!(std::fs::read_to_string(stem.with_extension("csv")).unwrap().lines().count(), 31);
+        assert!(stem.with_extension("png").is_file());
+    }
+    let ent: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("analysis/entanglement-t100-cond.json")).unwrap()).unwrap();
+    assert_eq!(ent.as_array().unwrap().len(), 1, "one checkpoint, one entry");
+    assert_fails(&["analyze", "latents", "--run", out.to_str().unwrap(), "--method", "isomap"], &["method", "isomap"]);
+    assert_fails(&["analyze", "latents", "--run", out.to_str().unwrap(), "--t", "5000"], &["t", "5000"]);
+    assert_fails(&["analyze", "latents", "--run", out.to_str().unwrap(), "--step", "7"], &["step", "7"]);
     // A θ^g-only grid (the CM ablation) samples too.
     let png = tmp.path().join("base.png");
     let o = run(&["sample", "--run", out.to_str().unwrap(), "--per-class", "1", "--sampler", "ddim:5", "--weights", "ema-base", "--out", png.to_str().unwrap()]);
