@@ -17,7 +17,7 @@ sleep 1
 lab=$!
 steps=0
 for _ in $(seq 180); do
-  steps=$(cat "$out"/runs/*/metrics.jsonl 2>/dev/null | wc -l)
+  steps=$(cat "$out"/runs/*/metrics.jsonl 2>/dev/null | wc -l || true)
   [ "$steps" -ge 20 ] && break
   kill -0 "$lab" 2>/dev/null || { cat "$out/lab.log"; echo "smoke: the lab exited"; exit 1; }
   sleep 1
