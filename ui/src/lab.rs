@@ -184,7 +184,8 @@ impl Lab {
             }
             Intake::Transfer(id, a) => {
                 if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
-                    r.transfers.retain(|x| !(x.mode == a.mode && x.sampler == a.sampler && x.batch == a.batch && x.matrix_t == a.matrix_t));
+                    let same = TransferSettings::of(&a);
+                    r.transfers.retain(|x| !same.matches(x));
                     r.transfers.push(a);
                 }
             }

@@ -85,6 +85,11 @@ impl Default for TransferSettings {
 }
 
 impl TransferSettings {
+    /// The settings an analysis was made with.
+    pub fn of(a: &TransferAnalysis) -> Self {
+        Self { mode: a.mode.clone(), sampler: a.sampler.clone(), batch: a.batch, matrix_t: a.matrix_t }
+    }
+
     pub fn matches(&self, a: &TransferAnalysis) -> bool {
         a.mode == self.mode && a.sampler == self.sampler && a.batch == self.batch && a.matrix_t == self.matrix_t
     }
@@ -169,6 +174,11 @@ impl Default for LatentSettings {
 }
 
 impl LatentSettings {
+    /// The settings a map was made with.
+    pub fn of(m: &LatentMap) -> Self {
+        Self { method: m.method.clone(), t: m.t, per_class: m.per_class, k: m.entanglement.k, conditional: m.conditional }
+    }
+
     pub fn matches(&self, m: &LatentMap) -> bool {
         m.method == self.method && m.t == self.t && m.conditional == self.conditional && m.entanglement.k == self.k && m.per_class == self.per_class
     }
@@ -305,7 +315,8 @@ impl RunData {
 
     /// Adds a map, replacing one with the same step and settings.
     pub fn add_latent(&mut self, map: LatentMap) {
-        self.latent_maps.retain(|m| !(m.step == map.step && m.method == map.method && m.t == map.t && m.conditional == map.conditional && m.entanglement.k == map.entanglement.k && m.per_class == map.per_class));
+        let same = LatentSettings::of(&map);
+        self.latent_maps.retain(|m| !(m.step == map.step && same.matches(m)));
         let key = (map.t, map.conditional);
         let list = self.entanglement.entry(key).or_default();
         list.retain(|e| e.step != map.step);

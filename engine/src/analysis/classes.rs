@@ -78,13 +78,7 @@ pub fn class_report<B: Backend>(
     let mut dim = 0;
     for chunk in chosen.chunks(128) {
         let b = chunk.len();
-        let mut x0 = Vec::with_capacity(b * len);
-        for &i in chunk {
-            real.image_f32(i, false, &mut x0);
-        }
-        let shape = [b, real.channels, real.size, real.size];
-        let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0, shape), device);
-        let eps = Tensor::<B, 4>::from_data(TensorData::new(rng::normal_vec(&mut r, b * len), shape), device);
+        let (x0, eps) = super::latents::real_batch(real, chunk, &mut r, device);
         let t: Vec<usize> = (0..b).map(|_| r.random_range(0..schedule.len())).collect();
         let y: Vec<i64> = chunk.iter().map(|&i| real.labels[i] as i64).collect();
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [b]), device);

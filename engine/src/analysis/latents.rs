@@ -42,6 +42,19 @@ pub fn stratified(real: &Dataset, per_class: usize, seed: u64) -> Vec<usize> {
     chosen
 }
 
+/// The images at `chunk` in [−1, 1] and one ε each (drawn from `r` after the images), on `device`.
+pub(crate) fn real_batch<B: Backend>(real: &Dataset, chunk: &[usize], r: &mut rand_chacha::ChaCha8Rng, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let (b, len) = (chunk.len(), real.image_len());
+    let mut x0 = Vec::with_capacity(b * len);
+    for &i in chunk {
+        real.image_f32(i, false, &mut x0);
+    }
+    let shape = [b, real.channels, real.size, real.size];
+    let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0, shape), device);
+    let eps = Tensor::<B, 4>::from_data(TensorData::new(rng::normal_vec(r, b * len), shape), device);
+    (x0, eps)
+}
+
 /// Flattened bottleneck activations of `model` on x_t of the chosen images (one ε per image,
 /// seeded), in batches of 128. `progress(fraction)` returning false cancels.
 #[allow(clippy::too_many_arguments)]
@@ -59,7 +72,6 @@ pub fn bottlenecks<B: Backend>(
     if t >= schedule.len() {
         return Err(Error::option("t", format!("{t} is outside 0..{}", schedule.len())));
     }
-    let len = real.image_len();
     let mut r = rng::rng(seed, Stream::Analysis, 998);
     let (mut out, mut dim) = (Vec::new(), 0);
     for (b_i, chunk) in chosen.chunks(128).enumerate() {
@@ -67,13 +79,7 @@ pub fn bottlenecks<B: Backend>(
             return Err(Error::Cancelled);
         }
         let b = chunk.len();
-        let mut x0 = Vec::with_capacity(b * len);
-        for &i in chunk {
-            real.image_f32(i, false, &mut x0);
-        }
-        let shape = [b, real.channels, real.size, real.size];
-        let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0, shape), device);
-        let eps = Tensor::<B, 4>::from_data(TensorData::new(rng::normal_vec(&mut r, b * len), shape), device);
+        let (x0, eps) = real_batch(real, chunk, &mut r, device);
         let ts = vec![t; b];
         let x_t = schedule.noise(x0, eps, &ts);
         let cond = if conditional {
