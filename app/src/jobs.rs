@@ -1,4 +1,5 @@
-//! The lab's background jobs (latent maps, entanglement sweeps, transfer probabilities): each
+//! The lab's background jobs (latent maps, entanglement sweeps, transfer probabilities, grids
+//! sampled at view time): each
 //! runs on its own thread (on the run's backend where it needs the model), reports progress
 //! through a channel drained once per frame, and stops at its next progress report once
 //! cancelled (the transfer job is short and runs to its end).
@@ -15,7 +16,11 @@ use ltlab_engine::data::sampler::BatchSampler;
 use ltlab_engine::diffusion::Schedule;
 use ltlab_engine::methods::oc::{Gate, OcMode};
 use ltlab_types::TransferAnalysis;
-use ltlab_ui::{Intake, JobView, LatentSettings, RunId, TransferSettings};
+use ltlab_engine::train::TrainConfig;
+use ltlab_ui::{DataPreview, Intake, JobKind, JobView, LatentSettings, RunId, SampleSettings, TransferSettings, ViewGrid};
+use ltlab_engine::diffusion::SamplerKind;
+use ltlab_engine::train::engine::write_class_grid;
+use ltlab_engine::train::trainer::Weights;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,19 +31,23 @@ pub struct Jobs {
     rx: Receiver<Intake>,
     cancel: HashMap<u64, Arc<AtomicBool>>,
     next: u64,
+    /// Requests to the dataset-preview thread (started on the first one).
+    preview: Option<Sender<(String, f64)>>,
 }
 
 enum Work {
-    Map { step: u64, method: EmbedMethod },
-    Sweep,
+    Map { step: u64, method: EmbedMethod, setup: LatentSetup },
+    Sweep { setup: LatentSetup },
+    /// A per-class grid of the checkpoint `step` with other sampling settings than training's.
+    Sample { step: u64, settings: SampleSettings, sampler: SamplerKind },
 }
 
 struct Job {
     id: u64,
     run: RunId,
     dir: PathBuf,
-    setup: LatentSetup,
     work: Work,
+    kind: JobKind,
     label: String,
     tx: Sender<Intake>,
     cancel: Arc<AtomicBool>,
@@ -47,7 +56,7 @@ struct Job {
 impl Default for Jobs {
     fn default() -> Self {
         let (tx, rx) = unbounded();
-        Self { tx, rx, cancel: HashMap::new(), next: 0 }
+        Self { tx, rx, cancel: HashMap::new(), next: 0, preview: None }
     }
 }
 
@@ -58,7 +67,7 @@ fn setup_of(s: &LatentSettings) -> LatentSetup {
 impl Jobs {
     pub fn latent_map(&mut self, run: RunId, dir: &str, step: u64, s: &LatentSettings) {
         match EmbedMethod::parse(&s.method) {
-            Ok(method) => self.spawn(run, dir, setup_of(s), Work::Map { step, method }, format!("{} at step {step}", method.name())),
+            Ok(method) => self.spawn(run, dir, Work::Map { step, method, setup: setup_of(s) }, JobKind::Latent, format!("{} at step {step}", method.name())),
             Err(e) => {
                 let _ = self.tx.send(Intake::Error(e.to_string()));
             }
@@ -66,7 +75,18 @@ impl Jobs {
     }
 
     pub fn entanglement(&mut self, run: RunId, dir: &str, s: &LatentSettings) {
-        self.spawn(run, dir, setup_of(s), Work::Sweep, "entanglement at every checkpoint".into());
+        self.spawn(run, dir, Work::Sweep { setup: setup_of(s) }, JobKind::Latent, "entanglement at every checkpoint".into());
+    }
+
+    /// The checkpoint's per-class grid sampled with `s` (EMA weights), written to the run's
+    /// `analysis/` under a name that carries the settings.
+    pub fn sample(&mut self, run: RunId, dir: &str, step: u64, s: &SampleSettings) {
+        match SamplerKind::parse(&s.sampler_spec()) {
+            Ok(sampler) => self.spawn(run, dir, Work::Sample { step, settings: s.clone(), sampler }, JobKind::Sample, format!("sampling step {step}, {}", s.label())),
+            Err(e) => {
+                let _ = self.tx.send(Intake::Error(e.to_string()));
+            }
+        }
     }
 
     /// OC's transfer probability on the run's training data: no model, no backend.
@@ -74,7 +94,7 @@ impl Jobs {
         self.next += 1;
         let id = self.next;
         let label = format!("P(t), {} with {} batches of {}", s.mode, s.sampler, s.batch);
-        let _ = self.tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: 0.0, preview: None }));
+        let _ = self.tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: 0.0, preview: None, kind: JobKind::Transfer }));
         self.cancel.insert(id, Arc::new(AtomicBool::new(false)));
         let (tx, dir, s) = (self.tx.clone(), PathBuf::from(dir), s.clone());
         std::thread::spawn(move || {
@@ -94,7 +114,7 @@ impl Jobs {
                     seed: 0,
                 };
                 let curve = transfer_curve(&data, &schedule, &setup, &mut |done, total| {
-                    let _ = tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: done as f32 / total.max(1) as f32, preview: None }));
+                    let _ = tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: done as f32 / total.max(1) as f32, preview: None, kind: JobKind::Transfer }));
                 });
                 let matrix = transfer_matrix(&data, &schedule, &setup, s.matrix_t);
                 Ok(TransferAnalysis {
@@ -121,19 +141,44 @@ impl Jobs {
         });
     }
 
+    /// Loads the config's dataset at ρ for the controls. One thread serves every request and
+    /// skips to the newest waiting, so a stream of ρ changes costs one load at a time.
+    pub fn preview(&mut self, config: String, imbalance: f64) {
+        let sender = self.preview.get_or_insert_with(|| {
+            let (req_tx, req_rx) = unbounded::<(String, f64)>();
+            let tx = self.tx.clone();
+            std::thread::spawn(move || {
+                while let Ok(mut req) = req_rx.recv() {
+                    if let Some(newest) = req_rx.try_iter().last() {
+                        req = newest;
+                    }
+                    let msg = match data_preview(&req.0, req.1) {
+                        Ok(p) => Intake::DataPreview(p),
+                        Err(e) => Intake::Error(format!("dataset of {} at ρ = {}: {e:#}", req.0, req.1)),
+                    };
+                    if tx.send(msg).is_err() {
+                        break;
+                    }
+                }
+            });
+            req_tx
+        });
+        let _ = sender.send((config, imbalance));
+    }
+
     pub fn cancel(&mut self, id: u64) {
         if let Some(c) = self.cancel.get(&id) {
             c.store(true, Ordering::Relaxed);
         }
     }
 
-    fn spawn(&mut self, run: RunId, dir: &str, setup: LatentSetup, work: Work, label: String) {
+    fn spawn(&mut self, run: RunId, dir: &str, work: Work, kind: JobKind, label: String) {
         self.next += 1;
         let id = self.next;
         let cancel = Arc::new(AtomicBool::new(false));
         self.cancel.insert(id, cancel.clone());
-        let _ = self.tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: 0.0, preview: None }));
-        let job = Job { id, run, dir: PathBuf::from(dir), setup, work, label, tx: self.tx.clone(), cancel };
+        let _ = self.tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: 0.0, preview: None, kind }));
+        let job = Job { id, run, dir: PathBuf::from(dir), work, kind, label, tx: self.tx.clone(), cancel };
         std::thread::spawn(move || {
             let (id, tx) = (job.id, job.tx.clone());
             let dir = job.dir.clone();
@@ -165,20 +210,41 @@ impl Jobs {
     }
 }
 
+/// Images per class in the controls' preview.
+const PREVIEW_IMAGES: usize = 4;
+
+fn data_preview(config: &str, imbalance: f64) -> anyhow::Result<DataPreview> {
+    let mut cfg = TrainConfig::load(config)?;
+    cfg.data.imbalance = imbalance;
+    cfg.validate()?;
+    let data = cfg.data.load()?;
+    let images = data.indices_by_class().iter().map(|idx| idx.iter().take(PREVIEW_IMAGES).flat_map(|&i| data.image(i).iter().copied()).collect()).collect();
+    Ok(DataPreview {
+        config: config.to_string(),
+        imbalance,
+        dataset: data.name.clone(),
+        class_names: data.class_names.clone(),
+        counts: data.counts(),
+        images,
+        channels: data.channels,
+        size: data.size,
+    })
+}
+
 impl WithBackend for Job {
     type Output = anyhow::Result<()>;
     fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
-        let view = |progress: f32, preview| JobView { id: self.id, run: self.run, label: self.label.clone(), progress, preview };
+        let view = |progress: f32, preview| JobView { id: self.id, run: self.run, label: self.label.clone(), progress, preview, kind: self.kind };
         match self.work {
-            Work::Map { step, method } => {
+            Work::Map { step, method, setup } => {
                 // Labels of the points, for the live preview (the same seeded choice as the map).
                 let labels: Vec<usize> = {
                     let cfg = RunDir::open(&self.dir)?.read_config()?;
                     let real = cfg.data.load_balanced()?;
-                    ltlab_engine::analysis::latents::stratified(&real, self.setup.per_class, self.setup.seed).iter().map(|&i| real.labels[i]).collect()
+                    ltlab_engine::analysis::latents::stratified(&real, setup.per_class, setup.seed).iter().map(|&i| real.labels[i]).collect()
                 };
                 let mut last = -1.0f32;
-                let (map, all) = compute_latent_map::<B>(&self.dir, Some(step), &self.setup, method, &device, &mut |p, snap| {
+                let (map, all) = compute_latent_map::<B>(&self.dir, Some(step), &setup, method, &device, &mut |p, snap| {
                     if snap.is_some() || p - last >= 0.01 {
                         last = p;
                         let _ = self.tx.send(Intake::Job(view(p, snap.map(|xy| (labels.clone(), xy.to_vec())))));
@@ -186,14 +252,26 @@ impl WithBackend for Job {
                     !self.cancel.load(Ordering::Relaxed)
                 })?;
                 let _ = self.tx.send(Intake::Latent(self.run, map));
-                let _ = self.tx.send(Intake::Entanglement(self.run, self.setup.t, self.setup.conditional, all));
+                let _ = self.tx.send(Intake::Entanglement(self.run, setup.t, setup.conditional, all));
             }
-            Work::Sweep => {
-                let all = entanglement_sweep::<B>(&self.dir, &self.setup, &device, &mut |done, total| {
+            Work::Sweep { setup } => {
+                let all = entanglement_sweep::<B>(&self.dir, &setup, &device, &mut |done, total| {
                     let _ = self.tx.send(Intake::Job(view(done as f32 / total.max(1) as f32, None)));
                     !self.cancel.load(Ordering::Relaxed)
                 })?;
-                let _ = self.tx.send(Intake::Entanglement(self.run, self.setup.t, self.setup.conditional, all));
+                let _ = self.tx.send(Intake::Entanglement(self.run, setup.t, setup.conditional, all));
+            }
+            Work::Sample { step, settings, sampler } => {
+                let (trainer, _) = crate::cli::open_run::<B>(&self.dir, Some(step), device)?;
+                let path = RunDir::open(&self.dir)?.path.join("analysis").join(settings.file_name(step));
+                let done = write_class_grid(&trainer, &path, settings.per_class, sampler, settings.omega, Weights::Ema, &mut |done, all| {
+                    let _ = self.tx.send(Intake::Job(view(done as f32 / all.max(1) as f32, None)));
+                    !self.cancel.load(Ordering::Relaxed)
+                })?;
+                if done {
+                    let image = crate::lab::decode_grid(&path)?;
+                    let _ = self.tx.send(Intake::ViewGrid(self.run, ViewGrid { step, settings, image }));
+                }
             }
         }
         Ok(())

@@ -10,7 +10,7 @@ use crate::jobs::Jobs;
 use ltlab_engine::analysis::latents::read_entanglement;
 use ltlab_engine::eval::report::EvalReport;
 use ltlab_types::{LatentMap, Thumbnails};
-use ltlab_ui::{EvalSummary, GridImage, Intake, Lab, LabState, NewRun, RunData, RunId, UiCommand};
+use ltlab_ui::{EvalSummary, GridImage, Intake, Lab, LabState, MethodParams, RunData, RunId, SampleSettings, UiCommand, ViewGrid};
 use eframe::egui;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ pub struct LabApp {
 }
 
 /// A grid PNG as RGBA.
-fn decode_grid(path: &Path) -> anyhow::Result<GridImage> {
+pub(crate) fn decode_grid(path: &Path) -> anyhow::Result<GridImage> {
     let img = image::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.to_rgba8();
     Ok(GridImage { width: img.width() as usize, height: img.height() as usize, rgba: img.into_raw() })
 }
@@ -68,6 +68,8 @@ fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, ru
             if let Ok(t) = t.parse::<usize>() {
                 run.entanglement.insert((t, cond == "cond"), read_entanglement(&path)?);
             }
+        } else if let Some((step, settings)) = SampleSettings::from_file_name(&name) {
+            run.add_view_grid(ViewGrid { step, settings, image: decode_grid(&path)? });
         } else if name.starts_with("latents-") && name.ends_with(".json") {
             let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let mut map: LatentMap = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a latent map: {e}", path.display()))?;
@@ -91,6 +93,22 @@ fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, ru
         }
     }
     Ok(())
+}
+
+/// Every method's hyper-parameters as config keys with their defaults (OC's mode is the
+/// method's name, so it is not offered).
+fn method_params() -> MethodParams {
+    let mut out = MethodParams::new();
+    for &m in ltlab_ui::lab::METHODS {
+        let mut cfg = ltlab_engine::methods::MethodsConfig::default();
+        if crate::cli::add_method(&mut cfg, m).is_err() {
+            continue;
+        }
+        let text = toml::to_string(&toml::Table::from_iter([("methods".to_string(), toml::Value::try_from(&cfg).unwrap_or(toml::Value::Table(Default::default())))])).unwrap_or_default();
+        let params = ltlab_ui::store::flatten_toml(&text).into_iter().filter(|(k, _)| !k.ends_with(".mode")).collect();
+        out.insert(m.to_string(), params);
+    }
+    out
 }
 
 /// The `ltlab eval` reports of a run, by step (unreadable files are skipped).
@@ -123,7 +141,10 @@ impl LabApp {
     pub fn new(state: LabState, runs_root: PathBuf) -> Self {
         let configs = BUILTIN_PRESETS.iter().map(|(n, _)| n.to_string()).collect();
         let reopen = state.open_runs.clone();
-        let mut app = Self { lab: Lab::new(LabState { open_runs: Vec::new(), ..state }, configs), engines: HashMap::new(), jobs: Jobs::default(), next_id: 1, runs_root };
+        let mut lab = Lab::new(LabState { open_runs: Vec::new(), ..state }, configs);
+        lab.method_params = method_params();
+        lab.backends = ["flex", "wgpu", "cuda"].iter().filter(|b| ltlab_engine::backend::BackendKind::parse(b).is_ok_and(|k| k.compiled())).map(|b| b.to_string()).collect();
+        let mut app = Self { lab, engines: HashMap::new(), jobs: Jobs::default(), next_id: 1, runs_root };
         for dir in reopen {
             app.open(&dir);
         }
@@ -148,9 +169,8 @@ impl LabApp {
 
     /// A new run exactly as its CLI command would start it, in a fresh folder under the runs
     /// root.
-    fn start(&mut self, n: &NewRun) {
-        let mut args: Vec<String> = n.cli().split_whitespace().map(String::from).collect();
-        let config = match crate::cli::train_config(&args) {
+    fn start(&mut self, args: &[String]) {
+        let config = match crate::cli::train_config(args) {
             Ok(c) => c,
             Err(e) => return self.lab.intake(Intake::Error(format!("start: {e:#}"))),
         };
@@ -160,7 +180,6 @@ impl LabApp {
             out = self.runs_root.join(format!("{}-{k}", config.name));
             k += 1;
         }
-        args.extend(["--out".to_string(), out.display().to_string()]);
         let id = self.fresh_id();
         let mut run = RunData::new(id, config.name.clone(), out.display().to_string());
         run.methods = config.methods.label();
@@ -177,7 +196,8 @@ impl LabApp {
             }
         };
         match c {
-            UiCommand::Start(n) => self.start(&n),
+            UiCommand::Start(args) => self.start(&args),
+            UiCommand::PreviewData { config, imbalance } => self.jobs.preview(config, imbalance),
             UiCommand::Pause(id) => send(&self.engines, id, Command::Pause),
             UiCommand::Resume(id) => send(&self.engines, id, Command::Resume),
             UiCommand::Stop(id) => send(&self.engines, id, Command::Stop),
@@ -199,6 +219,12 @@ impl LabApp {
                 if let Some(r) = self.lab.run(run) {
                     let dir = r.dir.clone();
                     self.jobs.transfer(run, &dir, &settings);
+                }
+            }
+            UiCommand::Sample { run, step, settings } => {
+                if let Some(r) = self.lab.run(run) {
+                    let dir = r.dir.clone();
+                    self.jobs.sample(run, &dir, step, &settings);
                 }
             }
             UiCommand::CancelJob(id) => self.jobs.cancel(id),
@@ -284,8 +310,8 @@ pub fn run(runs_root: PathBuf, persistence: Option<PathBuf>, start: bool) -> any
             let state: LabState = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
             let mut app = LabApp::new(state, runs_root);
             if start {
-                let n = app.lab.state.new_run.clone();
-                app.start(&n);
+                let args = app.lab.state.new_run.args(&app.lab.method_params);
+                app.start(&args);
             }
             Ok(Box::new(app))
         }),

@@ -27,6 +27,15 @@ impl BackendKind {
         }
     }
 
+    /// Whether this binary was built with the backend's cargo feature.
+    pub fn compiled(self) -> bool {
+        match self {
+            Self::Flex => true,
+            Self::Wgpu => cfg!(feature = "wgpu"),
+            Self::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Flex => "flex",

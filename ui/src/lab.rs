@@ -2,7 +2,7 @@
 //! drawing are separate (`intake` then `ui`), so tests drive it frame by frame without threads.
 
 use crate::panels;
-use crate::store::{Intake, JobView, LatentSettings, RunData, RunId, TransferSettings};
+use crate::store::{DataPreview, Intake, JobView, LatentSettings, RunData, RunId, SampleSettings, TransferSettings};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -20,22 +20,65 @@ pub struct NewRun {
     pub imbalance: f64,
     pub seed: u64,
     pub methods: Vec<String>,
+    /// Method hyper-parameters by config key (`methods.coral.weight`), as TOML values; only
+    /// those of stacked methods that differ from the method's default reach the command.
+    pub params: BTreeMap<String, String>,
+    /// Any other `KEY=VALUE` config settings, space-separated.
+    pub extra: String,
+    /// `flex`, `wgpu` or `cuda`; empty: the config's.
+    pub backend: String,
 }
 
 impl Default for NewRun {
     fn default() -> Self {
-        Self { config: "demo-synthetic".into(), steps: 1500, batch: 32, imbalance: 0.01, seed: 0, methods: Vec::new() }
+        Self {
+            config: "demo-synthetic".into(),
+            steps: 1500,
+            batch: 32,
+            imbalance: 0.01,
+            seed: 0,
+            methods: Vec::new(),
+            params: BTreeMap::new(),
+            extra: String::new(),
+            backend: String::new(),
+        }
     }
 }
 
+/// A stacked method's hyper-parameters: (config key, default as TOML).
+pub type MethodParams = BTreeMap<String, Vec<(String, String)>>;
+
 impl NewRun {
-    /// The same run as an `ltlab train` command.
-    pub fn cli(&self) -> String {
-        let mut s = format!("ltlab train --config {} --steps {} --batch {} --imbalance {} --seed {}", self.config, self.steps, self.batch, self.imbalance, self.seed);
-        for m in &self.methods {
-            s.push_str(&format!(" --method {m}"));
+    /// The `ltlab train` arguments of this run; `defaults` tells which parameters are changed.
+    pub fn args(&self, defaults: &MethodParams) -> Vec<String> {
+        let mut a: Vec<String> = ["ltlab", "train", "--config", &self.config].iter().map(|s| s.to_string()).collect();
+        for (k, v) in [("--steps", self.steps.to_string()), ("--batch", self.batch.to_string()), ("--imbalance", self.imbalance.to_string()), ("--seed", self.seed.to_string())] {
+            a.extend([k.to_string(), v]);
         }
-        s
+        if !self.backend.is_empty() {
+            a.extend(["--backend".to_string(), self.backend.clone()]);
+        }
+        for m in &self.methods {
+            a.extend(["--method".to_string(), m.clone()]);
+        }
+        let mut sets = BTreeSet::new();
+        for m in &self.methods {
+            for (key, default) in defaults.get(m).into_iter().flatten() {
+                if let Some(v) = self.params.get(key).map(|v| v.trim()).filter(|v| !v.is_empty() && v != default) {
+                    sets.insert(format!("{key}={v}"));
+                }
+            }
+        }
+        for kv in sets.into_iter().chain(self.extra.split_whitespace().map(String::from)) {
+            a.extend(["--set".to_string(), kv]);
+        }
+        a
+    }
+
+    /// The same run as a shell command (arguments with quotes or spaces single-quoted).
+    pub fn cli(&self, defaults: &MethodParams) -> String {
+        let quote = |s: &String| if s.contains(['"', ' ', '\'', '*', '$']) { format!("'{}'", s.replace('\'', "'\\''")) } else { s.clone() };
+        self.args(defaults).iter().map(quote).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -48,6 +91,8 @@ pub struct LabState {
     pub smoothing: f64,
     pub log_y: bool,
     pub show_raw: bool,
+    /// Steps averaged (ending at the scrubbed step) in the loss-per-t plot.
+    pub t_window: u64,
     /// The global step every panel shows; `None` follows the newest.
     pub scrub: Option<u64>,
     /// Loss terms hidden from the plot.
@@ -60,6 +105,9 @@ pub struct LabState {
     pub view: View,
     pub latent: LatentSettings,
     pub transfer: TransferSettings,
+    /// The grids panel shows grids sampled at view time with `sample` instead of training's.
+    pub view_sampling: bool,
+    pub sample: SampleSettings,
 }
 
 /// The central area's views.
@@ -79,6 +127,7 @@ impl Default for LabState {
             smoothing: 0.9,
             log_y: true,
             show_raw: true,
+            t_window: 200,
             scrub: None,
             hidden_terms: BTreeSet::new(),
             open_runs: Vec::new(),
@@ -86,6 +135,8 @@ impl Default for LabState {
             view: View::Training,
             latent: LatentSettings::default(),
             transfer: TransferSettings::default(),
+            view_sampling: false,
+            sample: SampleSettings::default(),
         }
     }
 }
@@ -93,7 +144,10 @@ impl Default for LabState {
 /// What the lab asks its host to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiCommand {
-    Start(NewRun),
+    /// Start a run with these `ltlab train` arguments.
+    Start(Vec<String>),
+    /// Load the config's dataset at ρ for the controls' histogram and images.
+    PreviewData { config: String, imbalance: f64 },
     Pause(RunId),
     Resume(RunId),
     Stop(RunId),
@@ -108,8 +162,13 @@ pub enum UiCommand {
     Entanglement { run: RunId, settings: LatentSettings },
     /// Compute OC's transfer probability on the run's training data.
     Transfer { run: RunId, settings: TransferSettings },
+    /// Sample the run's checkpoint `step` into a per-class grid with these settings.
+    Sample { run: RunId, step: u64, settings: SampleSettings },
     CancelJob(u64),
 }
+
+/// The texture key of the controls' data preview (no run has id 0).
+pub(crate) const PREVIEW: RunId = RunId(0);
 
 pub struct Lab {
     pub state: LabState,
@@ -118,13 +177,22 @@ pub struct Lab {
     pub selected: BTreeSet<RunId>,
     /// Built-in configs the controls offer.
     pub configs: Vec<String>,
+    /// Every method's hyper-parameters with their defaults (from the host).
+    pub method_params: MethodParams,
+    /// Backends this build can run.
+    pub backends: Vec<String>,
+    /// The dataset of the new run's config at its ρ, once the host has loaded it.
+    pub data_preview: Option<DataPreview>,
+    /// The (config, ρ) last asked for, so the preview is asked once per change.
+    pub(crate) preview_asked: Option<(String, f64)>,
     pub errors: Vec<String>,
     /// The host's background jobs by id.
     pub jobs: BTreeMap<u64, JobView>,
     /// CPU time of the last frames in ms (layout, tessellation, paint submission), as the host
     /// measures it.
     pub frame_ms: std::collections::VecDeque<f32>,
-    pub(crate) textures: HashMap<(RunId, u64), egui::TextureHandle>,
+    /// Grid textures by run and grid key (`train-STEP` or a view grid's file name).
+    pub(crate) textures: HashMap<(RunId, String), egui::TextureHandle>,
     /// Thumbnail of the hovered latent-map point: (run, step, point) and its texture.
     pub(crate) hover_texture: Option<((RunId, u64, usize), egui::TextureHandle)>,
     pub(crate) commands: Vec<UiCommand>,
@@ -137,6 +205,10 @@ impl Lab {
             runs: Vec::new(),
             selected: BTreeSet::new(),
             configs,
+            method_params: MethodParams::new(),
+            backends: vec!["flex".into()],
+            data_preview: None,
+            preview_asked: None,
             errors: Vec::new(),
             jobs: BTreeMap::new(),
             frame_ms: std::collections::VecDeque::new(),
@@ -169,12 +241,18 @@ impl Lab {
             Intake::Grid(id, step, img) => {
                 if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
                     r.grids.insert(step, img);
-                    self.textures.remove(&(id, step));
+                    self.textures.remove(&(id, format!("train-{step}")));
                 }
             }
             Intake::Latent(id, map) => {
                 if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
                     r.add_latent(map);
+                }
+            }
+            Intake::ViewGrid(id, g) => {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                    self.textures.remove(&(id, g.settings.file_name(g.step)));
+                    r.add_view_grid(g);
                 }
             }
             Intake::Entanglement(id, t, cond, list) => {
@@ -188,6 +266,10 @@ impl Lab {
                     r.transfers.retain(|x| !same.matches(x));
                     r.transfers.push(a);
                 }
+            }
+            Intake::DataPreview(p) => {
+                self.data_preview = Some(p);
+                self.textures.retain(|k, _| k.0 != PREVIEW);
             }
             Intake::Job(j) => {
                 self.jobs.insert(j.id, j);

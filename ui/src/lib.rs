@@ -6,5 +6,5 @@ mod panels;
 pub mod smooth;
 pub mod store;
 
-pub use lab::{Lab, LabState, NewRun, UiCommand, View};
-pub use store::{EvalSummary, GridImage, Intake, JobView, LatentSettings, RealisedSwaps, RunData, RunId, RunStatus, TransferSettings};
+pub use lab::{Lab, LabState, MethodParams, NewRun, UiCommand, View};
+pub use store::{DataPreview, EvalSummary, GridImage, Intake, JobKind, JobView, SampleSettings, ViewGrid, LatentSettings, RealisedSwaps, RunData, RunId, RunStatus, TransferSettings};

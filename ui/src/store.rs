@@ -65,6 +65,88 @@ pub struct RunData {
     pub evals: Vec<EvalSummary>,
     /// Transfer analyses computed for this run's data, newest last.
     pub transfers: Vec<TransferAnalysis>,
+    /// Grids sampled at view time (other ω, sampler or steps than training's).
+    pub view_grids: Vec<ViewGrid>,
+}
+
+/// How the grids panel samples a checkpoint at view time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SampleSettings {
+    /// `ddpm` or `ddim`.
+    pub sampler: String,
+    /// DDIM's number of steps.
+    pub ddim_steps: usize,
+    /// Clip x̂₀ to [−1, 1] at every step.
+    pub clip: bool,
+    /// Guidance ω.
+    pub omega: f64,
+    /// Fixed-noise images per class.
+    pub per_class: usize,
+}
+
+impl Default for SampleSettings {
+    fn default() -> Self {
+        Self { sampler: "ddim".into(), ddim_steps: 50, clip: false, omega: 0.0, per_class: 8 }
+    }
+}
+
+impl SampleSettings {
+    /// The sampler as the CLI writes it (`ddpm`, `ddim:50`, `ddim:50:clip`).
+    pub fn sampler_spec(&self) -> String {
+        let base = if self.sampler == "ddpm" { "ddpm".to_string() } else { format!("ddim:{}", self.ddim_steps.max(1)) };
+        if self.clip { format!("{base}:clip") } else { base }
+    }
+
+    /// A file name that carries the settings (read back by [`SampleSettings::from_file_name`]).
+    pub fn file_name(&self, step: u64) -> String {
+        format!("grid-step{step}-{}-w{}-n{}.png", self.sampler_spec().replace(':', "_"), self.omega, self.per_class)
+    }
+
+    /// (step, settings) of a name written by [`SampleSettings::file_name`].
+    pub fn from_file_name(name: &str) -> Option<(u64, Self)> {
+        let rest = name.strip_prefix("grid-step")?.strip_suffix(".png")?;
+        let mut parts = rest.split('-');
+        let step = parts.next()?.parse().ok()?;
+        let spec: Vec<&str> = parts.next()?.split('_').collect();
+        let omega = parts.next()?.strip_prefix('w')?.parse().ok()?;
+        let per_class = parts.next()?.strip_prefix('n')?.parse().ok()?;
+        let clip = spec.last() == Some(&"clip");
+        let (sampler, ddim_steps) = match spec.as_slice() {
+            ["ddpm", ..] => ("ddpm", SampleSettings::default().ddim_steps),
+            ["ddim", k, ..] => ("ddim", k.parse().ok()?),
+            _ => return None,
+        };
+        Some((step, Self { sampler: sampler.into(), ddim_steps, clip, omega, per_class }))
+    }
+
+    /// The label under a grid.
+    pub fn label(&self) -> String {
+        format!("{} · ω {} · {} per class", self.sampler_spec(), self.omega, self.per_class)
+    }
+}
+
+/// A config's training set at a ρ as the controls show it: class counts and the first few
+/// images of each class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataPreview {
+    pub config: String,
+    pub imbalance: f64,
+    pub dataset: String,
+    pub class_names: Vec<String>,
+    pub counts: Vec<usize>,
+    /// Per class: its first few images, 8-bit, each channels × size × size.
+    pub images: Vec<Vec<u8>>,
+    pub channels: usize,
+    pub size: usize,
+}
+
+/// A grid sampled at view time from the checkpoint `step`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewGrid {
+    pub step: u64,
+    pub settings: SampleSettings,
+    pub image: GridImage,
 }
 
 /// The settings of the transfer view.
@@ -193,6 +275,15 @@ pub struct JobView {
     pub progress: f32,
     /// The layout so far with its labels (n × 2), for a live preview.
     pub preview: Option<(Vec<usize>, Vec<f32>)>,
+    pub kind: JobKind,
+}
+
+/// What a job computes (each panel shows its own kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Latent,
+    Transfer,
+    Sample,
 }
 
 /// What the host feeds the lab.
@@ -204,6 +295,10 @@ pub enum Intake {
     /// A sample grid decoded from the PNG the engine wrote.
     Grid(RunId, u64, GridImage),
     Latent(RunId, LatentMap),
+    /// A grid sampled at view time.
+    ViewGrid(RunId, ViewGrid),
+    /// The new run's dataset, for the controls.
+    DataPreview(DataPreview),
     Transfer(RunId, TransferAnalysis),
     Entanglement(RunId, usize, bool, Vec<Entanglement>),
     /// A job started or moved on.
@@ -231,6 +326,7 @@ impl RunData {
             entanglement: BTreeMap::new(),
             evals: Vec::new(),
             transfers: Vec::new(),
+            view_grids: Vec::new(),
         }
     }
 
@@ -297,6 +393,22 @@ impl RunData {
         self.records.iter().filter_map(|r| r.losses.get(term).map(|&v| (r.step as f64, v))).unzip()
     }
 
+    /// The base loss per t-bucket over the `window` steps ending at `step`: the mean of the
+    /// steps' bucket means (steps whose batch had no t in a bucket are left out of it).
+    pub fn loss_by_t_at(&self, step: u64, window: u64) -> Vec<Option<f64>> {
+        let mut sum = vec![0.0; T_BUCKETS];
+        let mut n = vec![0u32; T_BUCKETS];
+        for r in self.records.iter().filter(|r| r.step <= step && r.step + window > step) {
+            for (k, v) in r.loss_by_t.iter().enumerate().take(T_BUCKETS) {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    sum[k] += v;
+                    n[k] += 1;
+                }
+            }
+        }
+        sum.iter().zip(&n).map(|(&s, &n)| (n > 0).then(|| s / n as f64)).collect()
+    }
+
     /// The newest grid at or before `step`.
     pub fn grid_at(&self, step: u64) -> Option<(u64, &GridImage)> {
         self.grids.range(..=step).next_back().map(|(&s, g)| (s, g))
@@ -323,6 +435,18 @@ impl RunData {
         list.push(map.entanglement.clone());
         list.sort_by_key(|e| e.step);
         self.latent_maps.push(map);
+    }
+
+    /// The view-time grid with these settings at the checkpoint `step` shows.
+    pub fn view_grid_at(&self, step: u64, s: &SampleSettings) -> Option<&ViewGrid> {
+        let ck = self.checkpoint_at(step)?;
+        self.view_grids.iter().find(|g| g.step == ck && &g.settings == s)
+    }
+
+    /// Adds a view-time grid, replacing one with the same step and settings.
+    pub fn add_view_grid(&mut self, g: ViewGrid) {
+        self.view_grids.retain(|x| !(x.step == g.step && x.settings == g.settings));
+        self.view_grids.push(g);
     }
 
     /// The swaps OC logged in the steps up to `step`; `None` for runs without OC.
@@ -421,5 +545,51 @@ mod tests {
         // Identical configs differ nowhere; three runs differ where any one does.
         assert!(config_diff(&[a, a]).is_empty());
         assert_eq!(config_diff(&[a, a, b]).len(), 3);
+    }
+
+    #[test]
+    fn sample_settings_name_their_file_and_read_it_back() {
+        let s = SampleSettings { sampler: "ddim".into(), ddim_steps: 20, clip: true, omega: 1.5, per_class: 4 };
+        assert_eq!(s.sampler_spec(), "ddim:20:clip");
+        assert_eq!(s.file_name(500), "grid-step500-ddim_20_clip-w1.5-n4.png");
+        assert_eq!(SampleSettings::from_file_name(&s.file_name(500)), Some((500, s)));
+        let d = SampleSettings { sampler: "ddpm".into(), ..Default::default() };
+        assert_eq!(d.sampler_spec(), "ddpm");
+        assert_eq!(SampleSettings::from_file_name(&d.file_name(7)), Some((7, d)));
+        assert_eq!(SampleSettings::from_file_name("step-500.png"), None);
+        assert_eq!(SampleSettings::from_file_name("grid-step5-euler_3-w0-n4.png"), None);
+        // The grid shown is the one at the scrubbed checkpoint with exactly these settings.
+        let mut r = RunData::new(RunId(1), "a", "/tmp/a");
+        r.checkpoints.extend([100, 200]);
+        let img = GridImage { width: 1, height: 1, rgba: vec![0; 4] };
+        r.add_view_grid(ViewGrid { step: 100, settings: SampleSettings::default(), image: img.clone() });
+        r.add_view_grid(ViewGrid { step: 100, settings: SampleSettings::default(), image: img.clone() });
+        assert_eq!(r.view_grids.len(), 1);
+        assert!(r.view_grid_at(150, &SampleSettings::default()).is_some());
+        assert!(r.view_grid_at(250, &SampleSettings::default()).is_none());
+        assert!(r.view_grid_at(150, &SampleSettings { omega: 1.0, ..Default::default() }).is_none());
+    }
+
+    #[test]
+    fn loss_by_t_is_the_mean_over_the_window() {
+        let mut r = RunData::new(RunId(1), "a", "/tmp/a");
+        for s in 1..=4u64 {
+            let mut rec = record(s, 1.0);
+            rec.loss_by_t = vec![None; T_BUCKETS];
+            rec.loss_by_t[0] = Some(s as f64);
+            // Bucket 9 is filled only at step 3.
+            if s == 3 {
+                rec.loss_by_t[9] = Some(0.5);
+            }
+            r.records.push(rec);
+        }
+        // Steps 3 and 4: bucket 0 = (3 + 4) / 2, bucket 9 = 0.5 from one step, the rest empty.
+        let w = r.loss_by_t_at(4, 2);
+        assert_eq!(w[0], Some(3.5));
+        assert_eq!(w[9], Some(0.5));
+        assert!(w[1..9].iter().all(Option::is_none));
+        // The window ends at the scrubbed step: steps 1 and 2.
+        assert_eq!(r.loss_by_t_at(2, 10)[0], Some(1.5));
+        assert_eq!(r.loss_by_t_at(0, 10)[0], None);
     }
 }

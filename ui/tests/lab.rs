@@ -10,7 +10,8 @@ fn record(step: u64, mse: f64) -> StepRecord {
     StepRecord {
         step,
         losses: [("mse".to_string(), mse), ("total".to_string(), mse)].into_iter().collect(),
-        loss_by_t: vec![None; 10],
+        // Small t is the hardest to denoise.
+        loss_by_t: (0..10).map(|k| Some(mse * (10 - k) as f64 / 5.0)).collect(),
         lr: 1e-3,
         grad_norm: 0.1,
         images_per_s: 50.0,
@@ -41,6 +42,22 @@ fn lab_with_a_run() -> Lab {
     lab
 }
 
+/// Ten classes from 500 down to 5 images (ρ = 0.01), 8 × 8 images in each class's colour.
+fn preview() -> ltlab_ui::DataPreview {
+    let counts: Vec<usize> = (0..10).map(|c| (500.0 * 0.01f64.powf(c as f64 / 9.0)).round() as usize).collect();
+    let images = (0..10).map(|c| (0..4 * 3 * 64).map(|i| ((i / 64) % 3 * 60 + c * 20) as u8).collect()).collect();
+    ltlab_ui::DataPreview {
+        config: "demo-synthetic".into(),
+        imbalance: 0.01,
+        dataset: "synthetic".into(),
+        class_names: (0..10).map(|c| format!("class {c}")).collect(),
+        counts,
+        images,
+        channels: 3,
+        size: 8,
+    }
+}
+
 fn harness(lab: Lab) -> Harness<'static, (Lab, Vec<UiCommand>)> {
     let mut h = Harness::builder().with_size(egui::vec2(1200.0, 800.0)).build_ui_state(
         |ui, (lab, out): &mut (Lab, Vec<UiCommand>)| {
@@ -55,8 +72,11 @@ fn harness(lab: Lab) -> Harness<'static, (Lab, Vec<UiCommand>)> {
 
 #[test]
 fn a_run_fills_the_panels_and_the_scrubber_moves_them() {
-    let mut h = harness(lab_with_a_run());
+    let mut lab = lab_with_a_run();
+    lab.intake(Intake::DataPreview(preview()));
+    let mut h = harness(lab);
     // Newest step followed: the grid of step 500 is shown, progress and throughput too.
+    h.get_by_label("synthetic · 10 classes · 1242 images · head/tail 500/5");
     h.get_by_label("samples at step 500");
     h.get_by_label("showing step 600");
     h.get_by_label_contains("50.0 images/s");
@@ -81,20 +101,29 @@ fn a_run_fills_the_panels_and_the_scrubber_moves_them() {
 
 #[test]
 fn start_pause_and_the_cli_command() {
-    let mut h = harness(lab_with_a_run());
+    let mut lab = lab_with_a_run();
+    lab.method_params.insert("coral".into(), vec![("methods.coral.temperature".into(), "0.1".into()), ("methods.coral.weight".into(), "0.01".into())]);
+    let mut h = harness(lab);
+    // The controls ask once for the config's dataset at ρ.
+    let asked: Vec<UiCommand> = h.state().1.iter().filter(|c| matches!(c, UiCommand::PreviewData { .. })).cloned().collect();
+    assert_eq!(asked, [UiCommand::PreviewData { config: "demo-synthetic".into(), imbalance: 0.01 }]);
     h.get_by_label("coral").click();
+    h.run();
+    // The stacked method's hyper-parameters appear with their defaults; one is changed.
+    h.get_by_label("coral hyper-parameters");
+    h.get_by_label("weight");
+    h.state_mut().0.state.new_run.params.insert("methods.coral.weight".into(), "0.02".into());
     h.run();
     h.get_by_label("Start").click();
     h.run();
     h.get_by_label("Pause").click();
     h.run();
-    let cmds = h.state().1.clone();
+    let cmds: Vec<UiCommand> = h.state().1.iter().filter(|c| !matches!(c, UiCommand::PreviewData { .. })).cloned().collect();
     let started = match &cmds[0] {
-        UiCommand::Start(n) => n.clone(),
+        UiCommand::Start(args) => args.join(" "),
         other => panic!("{other:?}"),
     };
-    assert_eq!(started.methods, ["coral"]);
-    assert_eq!(started.cli(), "ltlab train --config demo-synthetic --steps 1500 --batch 32 --imbalance 0.01 --seed 0 --method coral");
+    assert_eq!(started, "ltlab train --config demo-synthetic --steps 1500 --batch 32 --imbalance 0.01 --seed 0 --method coral --set methods.coral.weight=0.02");
     assert_eq!(cmds[1], UiCommand::Pause(RunId(7)));
     // The engine says it paused: the button turns into Resume.
     h.state_mut().0.intake(Intake::Engine(RunId(7), Event::Paused { step: 600 }));
@@ -102,6 +131,43 @@ fn start_pause_and_the_cli_command() {
     h.get_by_label("Resume").click();
     h.run();
     assert_eq!(h.state().1.last(), Some(&UiCommand::Resume(RunId(7))));
+    // A string value and a backend: the shell command quotes what the shell would split.
+    let n = &mut h.state_mut().0.state.new_run;
+    n.backend = "wgpu".into();
+    n.extra = "diffusion.label_drop=\"per-sample\"".into();
+    let defaults = h.state().0.method_params.clone();
+    let cli = h.state().0.state.new_run.cli(&defaults);
+    assert!(cli.contains(" --backend wgpu "), "{cli}");
+    assert!(cli.ends_with(" --set methods.coral.weight=0.02 --set 'diffusion.label_drop=\"per-sample\"'"), "{cli}");
+}
+
+#[test]
+fn controls_show_the_class_counts_and_images_of_the_dataset() {
+    let mut h = harness(lab_with_a_run());
+    h.get_by_label("loading the dataset...");
+    // Three classes, 2 × 2 grey images; the preview is drawn head first.
+    let preview = ltlab_ui::DataPreview {
+        config: "demo-synthetic".into(),
+        imbalance: 0.01,
+        dataset: "synthetic".into(),
+        class_names: vec!["disc".into(), "cross".into(), "ring".into()],
+        counts: vec![5, 500, 50],
+        images: vec![vec![10; 2 * 4], vec![128; 4], vec![250; 3 * 4]],
+        channels: 1,
+        size: 2,
+    };
+    h.state_mut().0.intake(Intake::DataPreview(preview));
+    h.run();
+    h.get_by_label("synthetic · 3 classes · 555 images · head/tail 500/5");
+    for c in ["disc", "cross", "ring"] {
+        h.get_by_label(c);
+    }
+    // Another ρ: the old preview stays, marked, until the new one arrives; one more request.
+    h.state_mut().0.state.new_run.imbalance = 0.1;
+    h.run();
+    h.get_by_label("synthetic · 3 classes · 555 images · head/tail 500/5 (updating...)");
+    let asked = h.state().1.iter().filter(|c| matches!(c, UiCommand::PreviewData { .. })).count();
+    assert_eq!(asked, 2);
 }
 
 #[test]
@@ -161,7 +227,7 @@ fn latent_map_job_progress_cancel_and_result() {
     }
     // The host's job reports progress with a preview; Cancel asks to stop it.
     let map = latent_map(500);
-    let view = ltlab_ui::JobView { id: 3, run: RunId(7), label: "umap at step 500".into(), progress: 0.4, preview: Some((map.labels.clone(), map.xy.clone())) };
+    let view = ltlab_ui::JobView { id: 3, run: RunId(7), label: "umap at step 500".into(), progress: 0.4, preview: Some((map.labels.clone(), map.xy.clone())), kind: ltlab_ui::JobKind::Latent };
     h.state_mut().0.intake(Intake::Job(view));
     h.run();
     h.get_by_label("umap at step 500 40 %");
@@ -267,4 +333,50 @@ fn transfer_view_asks_for_p_of_t_and_shows_the_swaps_made() {
     h.get_by_label_contains("class -> class at t = 300");
     h.get_by_label_contains("swaps made by demo-synthetic up to step 601");
     h.snapshot("lab-transfer");
+}
+
+#[test]
+fn grids_sampled_at_view_time_with_other_settings() {
+    let mut h = harness(lab_with_a_run());
+    h.get_by_label("sampled now").click();
+    h.run();
+    // No grid with these settings at the newest checkpoint: one click asks the host for it.
+    h.state_mut().0.state.sample.omega = 1.5;
+    h.run();
+    h.get_by_label("Sample step 500").click();
+    h.run();
+    let settings = match h.state().1.last().cloned().unwrap() {
+        UiCommand::Sample { run, step, settings } => {
+            assert_eq!((run, step), (RunId(7), 500));
+            settings
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((settings.sampler_spec(), settings.omega, settings.per_class), ("ddim:50".to_string(), 1.5, 8));
+    // The job's progress with Cancel, then its grid.
+    let view = ltlab_ui::JobView { id: 4, run: RunId(7), label: "sampling step 500".into(), progress: 0.25, preview: None, kind: ltlab_ui::JobKind::Sample };
+    h.state_mut().0.intake(Intake::Job(view));
+    h.run();
+    h.get_by_label("sampling step 500 25 %");
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert_eq!(h.state().1.last(), Some(&UiCommand::CancelJob(4)));
+    h.state_mut().0.intake(Intake::ViewGrid(RunId(7), ltlab_ui::ViewGrid { step: 500, settings, image: grid(120) }));
+    h.state_mut().0.intake(Intake::JobEnded(4));
+    h.run();
+    h.get_by_label("step 500 · ddim:50 · ω 1.5 · 8 per class");
+    // Scrubbed back to checkpoint 250, or another ω: not sampled yet.
+    h.key_press(egui::Key::ArrowLeft);
+    h.run();
+    h.key_press(egui::Key::ArrowLeft);
+    h.run();
+    h.get_by_label("Sample step 250");
+    h.state_mut().0.state.scrub = None;
+    h.state_mut().0.state.sample.omega = 3.0;
+    h.run();
+    h.get_by_label("Sample step 500");
+    // Back to the grids written in training.
+    h.get_by_label("written in training").click();
+    h.run();
+    h.get_by_label("samples at step 500");
 }

@@ -7,6 +7,7 @@ mod eval;
 mod model;
 mod sample;
 mod train;
+pub(crate) use train::add_method;
 
 use clap::{Args, Parser, Subcommand};
 use ltlab_engine::data::{DataConfig, DatasetKind, Profile};

@@ -52,7 +52,7 @@ fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
         return;
     };
     let settings = &state.latent;
-    let job = jobs.values().find(|j| j.run == id);
+    let job = jobs.values().find(|j| j.run == id && j.kind == crate::store::JobKind::Latent);
     let map_h = (ui.available_height() * 0.62).max(200.0);
     match (job, run.latent_at(step, settings)) {
         (Some(j), _) => job_view(j, run, map_h, ui, commands),

@@ -35,7 +35,7 @@ pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
     };
     ui.label(format!("{} [{}]: training data of this run; P(t) needs no model", run.name, run.methods));
     let analysis = run.transfers.iter().rev().find(|a| s.matches(a));
-    match jobs.values().find(|j| j.run == run.id) {
+    match jobs.values().find(|j| j.run == run.id && j.kind == crate::store::JobKind::Transfer) {
         Some(j) => {
             ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(260.0));
         }
