@@ -10,7 +10,7 @@ use crate::jobs::Jobs;
 use ltlab_engine::analysis::latents::read_entanglement;
 use ltlab_engine::eval::report::EvalReport;
 use ltlab_types::{LatentMap, Thumbnails};
-use ltlab_ui::{EvalSummary, GridImage, Intake, Lab, LabState, MethodParams, RunData, RunId, SampleSettings, UiCommand, ViewGrid};
+use ltlab_ui::{EvalSummary, ExportData, GridImage, Intake, Lab, LabState, MethodParams, RunData, RunId, SampleSettings, UiCommand, ViewGrid};
 use eframe::egui;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,20 @@ fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, ru
         }
     }
     Ok(())
+}
+
+/// Writes an export atomically (images as PNG).
+fn write_export(path: &Path, data: ExportData) -> anyhow::Result<()> {
+    let bytes = match data {
+        ExportData::Text(t) => t.into_bytes(),
+        ExportData::Image { width, height, rgba } => {
+            let img = image::RgbaImage::from_raw(width as u32, height as u32, rgba).ok_or_else(|| anyhow::anyhow!("image of {width} × {height} has the wrong number of pixels"))?;
+            let mut bytes = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+            bytes
+        }
+    };
+    Ok(ltlab_engine::error::write_atomic(path, &bytes)?)
 }
 
 /// Every method's hyper-parameters as config keys with their defaults (OC's mode is the
@@ -228,6 +242,10 @@ impl LabApp {
                 }
             }
             UiCommand::CancelJob(id) => self.jobs.cancel(id),
+            UiCommand::Export { path, data } => match write_export(Path::new(&path), data) {
+                Ok(()) => self.lab.intake(Intake::Exported(path)),
+                Err(e) => self.lab.intake(Intake::Error(format!("export {path}: {e:#}"))),
+            },
             UiCommand::Close(id) => {
                 self.lab.runs.retain(|r| r.id != id);
                 self.lab.selected.remove(&id);

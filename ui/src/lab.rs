@@ -1,6 +1,7 @@
 //! The lab: one persisted UI state, the run store, and the panels drawn from them. Intake and
 //! drawing are separate (`intake` then `ui`), so tests drive it frame by frame without threads.
 
+use crate::export::{Figure, Table};
 use crate::panels;
 use crate::store::{DataPreview, Intake, JobView, LatentSettings, RunData, RunId, SampleSettings, TransferSettings};
 use serde::{Deserialize, Serialize};
@@ -108,6 +109,8 @@ pub struct LabState {
     /// The grids panel shows grids sampled at view time with `sample` instead of training's.
     pub view_sampling: bool,
     pub sample: SampleSettings,
+    /// Folder the export menu writes to.
+    pub export_dir: String,
 }
 
 /// The central area's views.
@@ -137,6 +140,7 @@ impl Default for LabState {
             transfer: TransferSettings::default(),
             view_sampling: false,
             sample: SampleSettings::default(),
+            export_dir: "exports".into(),
         }
     }
 }
@@ -165,6 +169,16 @@ pub enum UiCommand {
     /// Sample the run's checkpoint `step` into a per-class grid with these settings.
     Sample { run: RunId, step: u64, settings: SampleSettings },
     CancelJob(u64),
+    /// Write this file (the host reports back with `Intake::Exported`).
+    Export { path: String, data: ExportData },
+}
+
+/// The contents of an exported file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportData {
+    Text(String),
+    /// An RGBA image, to be written as PNG.
+    Image { width: usize, height: usize, rgba: Vec<u8> },
 }
 
 /// The texture key of the controls' data preview (no run has id 0).
@@ -196,6 +210,18 @@ pub struct Lab {
     /// Thumbnail of the hovered latent-map point: (run, step, point) and its texture.
     pub(crate) hover_texture: Option<((RunId, u64, usize), egui::TextureHandle)>,
     pub(crate) commands: Vec<UiCommand>,
+    /// Plots and tables drawn this frame, and those of the last frame (the export menu's).
+    pub(crate) figures: Vec<Figure>,
+    pub(crate) tables: Vec<Table>,
+    pub(crate) shown: (Vec<Figure>, Vec<Table>),
+    /// Where the central view was drawn, for its PNG.
+    pub(crate) view_rect: egui::Rect,
+    /// A screenshot asked for: the region to keep and its file name.
+    pub(crate) pending_shot: Option<(egui::Rect, String)>,
+    /// Where the integration puts the screenshot (it may call back from another thread).
+    screenshot: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<egui::ColorImage>>>>,
+    /// The last thing the host reported done (an export written).
+    pub notice: Option<String>,
 }
 
 impl Lab {
@@ -215,6 +241,13 @@ impl Lab {
             textures: HashMap::new(),
             hover_texture: None,
             commands: Vec::new(),
+            figures: Vec::new(),
+            tables: Vec::new(),
+            shown: (Vec::new(), Vec::new()),
+            view_rect: egui::Rect::NOTHING,
+            pending_shot: None,
+            screenshot: Default::default(),
+            notice: None,
         }
     }
 
@@ -277,6 +310,7 @@ impl Lab {
             Intake::JobEnded(id) => {
                 self.jobs.remove(&id);
             }
+            Intake::Exported(path) => self.notice = Some(format!("wrote {path}")),
             Intake::Error(e) => self.errors.push(e),
         }
     }
@@ -333,6 +367,7 @@ impl Lab {
         if ui.input(|i| i.key_pressed(egui::Key::ArrowRight)) {
             self.scrub_by(1);
         }
+        self.take_screenshot(ui);
         egui::Panel::top("scrubber").show(ui, |ui| panels::scrubber(self, ui));
         egui::Panel::left("controls").resizable(true).default_size(300.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| panels::controls(self, ui));
@@ -342,8 +377,10 @@ impl Lab {
                 for (v, name) in [(View::Training, "Training"), (View::LatentMap, "Latent map"), (View::Transfer, "Transfer (OC)"), (View::Compare, "Compare")] {
                     ui.selectable_value(&mut self.state.view, v, name);
                 }
+                ui.menu_button("Export", |ui| self.export_menu(ui));
             });
             ui.separator();
+            self.view_rect = ui.available_rect_before_wrap();
             match self.state.view {
                 View::Training => {
                     let h = ui.available_height();
@@ -356,6 +393,119 @@ impl Lab {
                 View::Compare => panels::compare(self, ui),
             }
         });
+        self.shown = (std::mem::take(&mut self.figures), std::mem::take(&mut self.tables));
         std::mem::take(&mut self.commands)
+    }
+
+    fn export_path(&self, name: &str, ext: &str) -> String {
+        let view = match self.state.view {
+            View::Training => "training",
+            View::LatentMap => "latent",
+            View::Transfer => "transfer",
+            View::Compare => "compare",
+        };
+        let stem: String = format!("{view}-{name}-step{}", self.scrub_step()).chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+        format!("{}/{stem}.{ext}", self.state.export_dir.trim_end_matches('/'))
+    }
+
+    /// PNG of the view or window; every plot of the view as SVG or CSV; every table as CSV,
+    /// Markdown or LaTeX.
+    fn export_menu(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let label = ui.label("folder");
+            ui.text_edit_singleline(&mut self.state.export_dir).labelled_by(label.id);
+        });
+        for (what, rect) in [("PNG of this view", self.view_rect), ("PNG of the window", ui.ctx().content_rect())] {
+            if ui.button(what).clicked() {
+                let name = if what.ends_with("view") { "view" } else { "window" };
+                self.pending_shot = Some((rect, self.export_path(name, "png")));
+                let (slot, ctx) = (self.screenshot.clone(), ui.ctx().clone());
+                ui.ctx().request_screenshot(move |image| {
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
+                    ctx.request_repaint();
+                });
+                ui.close();
+            }
+        }
+        let mut out = Vec::new();
+        for f in &self.shown.0 {
+            ui.horizontal(|ui| {
+                ui.label(&f.name);
+                if ui.small_button("SVG").clicked() {
+                    out.push((self.export_path(&f.name, "svg"), f.svg()));
+                }
+                if ui.small_button("CSV").clicked() {
+                    out.push((self.export_path(&f.name, "csv"), f.csv()));
+                }
+            });
+        }
+        for t in &self.shown.1 {
+            ui.horizontal(|ui| {
+                ui.label(&t.name);
+                for (fmt, ext) in [("CSV", "csv"), ("Markdown", "md"), ("LaTeX", "tex")] {
+                    if ui.small_button(fmt).clicked() {
+                        let text = match ext {
+                            "csv" => t.csv(),
+                            "md" => t.markdown(),
+                            _ => t.latex(),
+                        };
+                        out.push((self.export_path(&t.name, ext), text));
+                    }
+                }
+            });
+        }
+        if !out.is_empty() {
+            ui.close();
+        }
+        for (path, text) in out {
+            self.commands.push(UiCommand::Export { path, data: ExportData::Text(text) });
+        }
+    }
+
+    /// Turns a screenshot the lab asked for into a PNG export of its region.
+    fn take_screenshot(&mut self, ui: &egui::Ui) {
+        let shot = self.screenshot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Some(image), Some((rect, path))) = (shot, self.pending_shot.take()) {
+            let data = crop(&image, rect, ui.ctx().pixels_per_point());
+            self.commands.push(UiCommand::Export { path, data });
+        }
+    }
+}
+
+/// The region `rect` (points) of a screenshot (pixels) as RGBA.
+pub(crate) fn crop(image: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f32) -> ExportData {
+    let [w, h] = image.size;
+    let px = |v: f32, max: usize| ((v * pixels_per_point).round().max(0.0) as usize).min(max);
+    let (x0, x1, y0, y1) = (px(rect.min.x, w), px(rect.max.x, w), px(rect.min.y, h), px(rect.max.y, h));
+    let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+    for y in y0..y1 {
+        for c in &image.pixels[y * w + x0..y * w + x1] {
+            rgba.extend_from_slice(&c.to_srgba_unmultiplied());
+        }
+    }
+    ExportData::Image { width: x1.saturating_sub(x0), height: y1.saturating_sub(y0), rgba }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_takes_the_region_in_pixels() {
+        // 4 × 2 pixels, each pixel's red channel its index; 2 pixels per point.
+        let pixels = (0..8).map(|i| egui::Color32::from_rgb(i as u8, 0, 0)).collect();
+        let image = egui::ColorImage { size: [4, 2], source_size: egui::vec2(4.0, 2.0), pixels };
+        let rect = egui::Rect::from_min_max(egui::pos2(0.5, 0.0), egui::pos2(1.5, 1.0));
+        match crop(&image, rect, 2.0) {
+            ExportData::Image { width, height, rgba } => {
+                assert_eq!((width, height), (2, 2));
+                let reds: Vec<u8> = rgba.chunks(4).map(|p| p[0]).collect();
+                assert_eq!(reds, [1, 2, 5, 6]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A region past the edge is clipped to the image.
+        let rect = egui::Rect::from_min_max(egui::pos2(1.0, 0.0), egui::pos2(9.0, 9.0));
+        assert!(matches!(crop(&image, rect, 2.0), ExportData::Image { width: 2, height: 2, .. }));
     }
 }

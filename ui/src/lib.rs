@@ -1,10 +1,11 @@
 //! The lab's panels over a run store. Plain egui: no Burn, no threads, no files — the host
 //! (desktop app, later the web app) feeds `Intake` messages and carries out `UiCommand`s.
 
+pub mod export;
 pub mod lab;
 mod panels;
 pub mod smooth;
 pub mod store;
 
-pub use lab::{Lab, LabState, MethodParams, NewRun, UiCommand, View};
+pub use lab::{ExportData, Lab, LabState, MethodParams, NewRun, UiCommand, View};
 pub use store::{DataPreview, EvalSummary, GridImage, Intake, JobKind, JobView, SampleSettings, ViewGrid, LatentSettings, RealisedSwaps, RunData, RunId, RunStatus, TransferSettings};

@@ -299,6 +299,8 @@ pub enum Intake {
     ViewGrid(RunId, ViewGrid),
     /// The new run's dataset, for the controls.
     DataPreview(DataPreview),
+    /// An export was written to this path.
+    Exported(String),
     Transfer(RunId, TransferAnalysis),
     Entanglement(RunId, usize, bool, Vec<Entanglement>),
     /// A job started or moved on.

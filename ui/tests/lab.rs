@@ -380,3 +380,40 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.run();
     h.get_by_label("samples at step 500");
 }
+
+#[test]
+fn export_menu_writes_the_plots_and_tables_on_screen() {
+    let mut h = harness(lab_with_a_run());
+    h.run();
+    h.get_by_label("Export").click();
+    h.run();
+    // The training view's two plots, each as SVG or CSV.
+    h.get_by_label("loss-curves");
+    h.get_by_label("loss-by-t");
+    h.query_all_by_label("CSV").next().unwrap().click();
+    h.run();
+    let (path, text) = match h.state().1.last().cloned().unwrap() {
+        UiCommand::Export { path, data: ltlab_ui::ExportData::Text(t) } => (path, t),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(path, "exports/training-loss-curves-step600.csv");
+    // Header, then the raw and smoothed series of both terms: 4 × 600 points.
+    assert!(text.starts_with("series,step,log10 loss\n"), "{}", &text[..60]);
+    assert_eq!(text.lines().count(), 1 + 4 * 600);
+    assert!(text.contains("\ndemo-synthetic · mse,600,"));
+    // The host reports the file written.
+    h.state_mut().0.intake(Intake::Exported(path));
+    h.run();
+    h.get_by_label("wrote exports/training-loss-curves-step600.csv");
+    h.get_by_label("Export").click();
+    h.run();
+    h.query_all_by_label("SVG").nth(1).unwrap().click();
+    h.run();
+    match h.state().1.last().cloned().unwrap() {
+        UiCommand::Export { path, data: ltlab_ui::ExportData::Text(t) } => {
+            assert_eq!(path, "exports/training-loss-by-t-step600.svg");
+            assert!(t.starts_with("<svg") && t.contains("polyline"));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -5,7 +5,8 @@
 
 use crate::lab::{Lab, UiCommand};
 use crate::store::{JobView, RunData, RunId};
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+use crate::export::{Figure, Series, Style, Table};
+use egui_plot::{Plot, PlotPoints, Points};
 use ltlab_types::{LatentMap, Thumbnails};
 
 const METHODS: [&str; 3] = ["pca", "tsne", "umap"];
@@ -44,7 +45,7 @@ pub(crate) fn latent(lab: &mut Lab, ui: &mut egui::Ui) {
 
 fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
     // Split borrows: the run is read while the hover texture and the commands change.
-    let Lab { runs, jobs, state, hover_texture, commands, .. } = lab;
+    let Lab { runs, jobs, state, hover_texture, commands, figures, tables, .. } = lab;
     let Some(run) = runs.iter().find(|r| r.id == id) else { return };
     ui.strong(format!("{} [{}]", run.name, run.methods));
     let Some(ck) = run.checkpoint_at(step) else {
@@ -63,7 +64,10 @@ fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
                     commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
                 }
             });
-            scatter(hover_texture, id, map, map_h, ui);
+            figures.push(scatter(hover_texture, id, &run.name, map, map_h, ui));
+            let table = entanglement_table(&run.name, map);
+            per_class_table(id, &table, ui);
+            tables.push(table);
         }
         (None, None) => {
             ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method));
@@ -73,7 +77,9 @@ fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
         }
     }
     ui.separator();
-    entanglement_plot(run, settings, ck, ui);
+    if let Some(fig) = entanglement_plot(run, settings, ck, ui) {
+        figures.push(fig);
+    }
     if job.is_none() && ui.small_button("Entanglement at every checkpoint").clicked() {
         commands.push(UiCommand::Entanglement { run: id, settings: settings.clone() });
     }
@@ -100,14 +106,15 @@ fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, commands: &mu
 /// The map itself: one point series per class (legend with training counts), hover → image.
 type HoverTexture = Option<((RunId, u64, usize), egui::TextureHandle)>;
 
-fn scatter(hover_texture: &mut HoverTexture, id: RunId, map: &LatentMap, h: f32, ui: &mut egui::Ui) {
-    let resp = Plot::new(("latent", id.0)).height(h).data_aspect(1.0).show_axes(false).legend(Legend::default()).show(ui, |plot| {
-        for (c, name) in map.class_names.iter().enumerate() {
-            let pts: PlotPoints = map.labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [map.xy[2 * i] as f64, map.xy[2 * i + 1] as f64]).collect();
-            // The index first keeps the legend (sorted by name) in class order.
-            let label = format!("{c} {name} ({})", map.train_counts.get(c).copied().unwrap_or(0));
-            plot.points(Points::new(label, pts).color(super::class_colour(c)).radius(1.8).allow_hover(false));
-        }
+fn scatter(hover_texture: &mut HoverTexture, id: RunId, run_name: &str, map: &LatentMap, h: f32, ui: &mut egui::Ui) -> Figure {
+    let mut fig = Figure::new(format!("latent-map-{run_name}"), format!("{} 1", map.method), format!("{} 2", map.method));
+    for (c, name) in map.class_names.iter().enumerate() {
+        let pts = map.labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [map.xy[2 * i] as f64, map.xy[2 * i + 1] as f64]).collect();
+        // The index first keeps the legend (sorted by name) in class order.
+        let label = format!("{c} {name} ({})", map.train_counts.get(c).copied().unwrap_or(0));
+        fig.series.push(Series::line(label, super::class_colour(c), pts).style(Style::Points { radius: 1.8 }));
+    }
+    let resp = fig.draw(("latent", id.0), ui, |p| p.height(h).data_aspect(1.0).show_axes(false), |plot| {
         // The point under the pointer, within 6 screen pixels.
         let pointer = plot.pointer_coordinate()?;
         let at = plot.screen_from_plot(pointer);
@@ -137,18 +144,33 @@ fn scatter(hover_texture: &mut HoverTexture, id: RunId, map: &LatentMap, h: f32,
             }
         });
     }
+    fig
+}
+
+/// The map's per-class entanglement, as the export menu writes it.
+fn entanglement_table(run_name: &str, map: &LatentMap) -> Table {
+    let e = &map.entanglement;
+    let rows = map
+        .class_names
+        .iter()
+        .enumerate()
+        .map(|(c, name)| vec![name.clone(), map.train_counts.get(c).map_or(String::new(), |n| n.to_string()), format!("{:.3}", e.purity[c]), format!("{:.3}", e.silhouette[c])])
+        .collect();
+    Table { name: format!("entanglement-{run_name}"), header: ["class", "train", "purity", "silhouette"].map(String::from).to_vec(), rows }
+}
+
+fn per_class_table(id: RunId, table: &Table, ui: &mut egui::Ui) {
     egui::CollapsingHeader::new("per-class entanglement at this step").id_salt(("ent-table", id.0)).show(ui, |ui| {
         egui::Grid::new(("ent-grid", id.0)).striped(true).show(ui, |ui| {
-            for h in ["class", "train", "purity", "silhouette"] {
+            for h in &table.header {
                 ui.strong(h);
             }
             ui.end_row();
-            let e = &map.entanglement;
-            for (c, name) in map.class_names.iter().enumerate() {
-                ui.colored_label(super::class_colour(c), name);
-                ui.label(map.train_counts.get(c).map_or(String::new(), |n| n.to_string()));
-                ui.label(format!("{:.3}", e.purity[c]));
-                ui.label(format!("{:.3}", e.silhouette[c]));
+            for (c, row) in table.rows.iter().enumerate() {
+                ui.colored_label(super::class_colour(c), &row[0]);
+                for v in &row[1..] {
+                    ui.label(v);
+                }
                 ui.end_row();
             }
         });
@@ -170,25 +192,26 @@ fn thumbnail(t: &Thumbnails, i: usize) -> egui::ColorImage {
 
 /// Mean purity (solid) and silhouette (dashed) of the Many/Medium/Few classes over the
 /// checkpoints computed so far.
-fn entanglement_plot(run: &RunData, s: &crate::store::LatentSettings, ck: u64, ui: &mut egui::Ui) {
+fn entanglement_plot(run: &RunData, s: &crate::store::LatentSettings, ck: u64, ui: &mut egui::Ui) -> Option<Figure> {
     let list = run.entanglement.get(&(s.t, s.conditional)).map(Vec::as_slice).unwrap_or(&[]);
     let counts = run.dataset.as_ref().map(|d| d.counts.clone()).or_else(|| run.latent_maps.first().map(|m| m.train_counts.clone())).unwrap_or_default();
     if list.is_empty() || counts.is_empty() {
         ui.label("entanglement over checkpoints: none computed yet at this t");
-        return;
+        return None;
     }
     let splits = ltlab_types::class_splits(&counts);
-    Plot::new(("entanglement", run.id.0)).legend(Legend::default()).x_axis_label("step").y_axis_label("purity / silhouette").height(ui.available_height().max(140.0)).show(ui, |plot| {
-        for (k, (name, cls)) in ["many", "medium", "few"].iter().zip(&splits).enumerate() {
-            let mean = |v: &[f64]| cls.iter().map(|&c| v[c]).sum::<f64>() / cls.len().max(1) as f64;
-            let c = super::colour(k);
-            let purity: PlotPoints = list.iter().map(|e| [e.step as f64, mean(&e.purity)]).collect();
-            let sil: PlotPoints = list.iter().map(|e| [e.step as f64, mean(&e.silhouette)]).collect();
-            let marks: PlotPoints = list.iter().flat_map(|e| [[e.step as f64, mean(&e.purity)], [e.step as f64, mean(&e.silhouette)]]).collect();
-            plot.line(Line::new(format!("{name} purity"), purity).color(c));
-            plot.line(Line::new(format!("{name} silhouette"), sil).color(c).style(egui_plot::LineStyle::dashed_loose()));
-            plot.points(Points::new("", marks).color(c).radius(2.5));
-        }
-        plot.vline(VLine::new("scrub", ck as f64).color(egui::Color32::GRAY));
-    });
+    let mut fig = Figure::new(format!("entanglement-over-steps-{}", run.name), "step", "purity / silhouette");
+    fig.marker_x = Some(ck as f64);
+    for (k, (name, cls)) in ["many", "medium", "few"].iter().zip(&splits).enumerate() {
+        let mean = |v: &[f64]| cls.iter().map(|&c| v[c]).sum::<f64>() / cls.len().max(1) as f64;
+        let c = super::colour(k);
+        let purity: Vec<[f64; 2]> = list.iter().map(|e| [e.step as f64, mean(&e.purity)]).collect();
+        let sil: Vec<[f64; 2]> = list.iter().map(|e| [e.step as f64, mean(&e.silhouette)]).collect();
+        fig.series.push(Series::line(format!("{name} purity"), c, purity.clone()));
+        fig.series.push(Series::line(format!("{name} silhouette"), c, sil.clone()).style(Style::Dashed));
+        fig.series.push(Series::line("", c, [purity, sil].concat()).style(Style::Points { radius: 2.5 }));
+    }
+    let h = ui.available_height().max(140.0);
+    fig.draw(("entanglement", run.id.0), ui, |p| p.height(h), |_| ());
+    Some(fig)
 }

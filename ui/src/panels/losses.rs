@@ -4,7 +4,7 @@
 
 use crate::lab::Lab;
 use crate::smooth::debiased_ema;
-use egui_plot::{Line, Plot, PlotPoints, VLine};
+use crate::export::{Figure, Series, Style};
 use ltlab_types::T_BUCKETS;
 
 pub(crate) fn losses(lab: &mut Lab, ui: &mut egui::Ui) {
@@ -36,53 +36,54 @@ pub(crate) fn losses(lab: &mut Lab, ui: &mut egui::Ui) {
     let scrub = lab.scrub_step() as f64;
     let h = ui.available_height();
     let w = ui.available_width();
+    let curves = curves(lab, &terms, &y, scrub);
+    let by_t = by_t(lab, &y);
     ui.horizontal_top(|ui| {
-        ui.allocate_ui(egui::vec2(w * 0.68, h), |ui| curves(lab, &terms, &y, scrub, ui));
-        ui.allocate_ui(egui::vec2(w * 0.3, h), |ui| by_t(lab, &y, ui));
+        ui.allocate_ui(egui::vec2(w * 0.68, h), |ui| curves.draw("losses", ui, |p| p, |_| ()));
+        ui.allocate_ui(egui::vec2(w * 0.3, h), |ui| by_t.draw("loss-by-t", ui, |p| p, |_| ()));
     });
+    lab.figures.extend([curves, by_t]);
 }
 
-fn curves(lab: &Lab, terms: &[String], y: &dyn Fn(f64) -> f64, scrub: f64, ui: &mut egui::Ui) {
-    let log = lab.state.log_y;
-    Plot::new("losses").legend(egui_plot::Legend::default()).y_axis_label(if log { "log10 loss" } else { "loss" }).x_axis_label("step").show(ui, |plot| {
-        let mut k = 0;
-        for r in lab.runs.iter().filter(|r| lab.selected.contains(&r.id)) {
-            for t in terms.iter().filter(|t| !lab.state.hidden_terms.contains(*t)) {
-                let (xs, vs) = r.series(t);
-                if xs.is_empty() {
-                    continue;
-                }
-                let c = super::colour(k);
-                k += 1;
-                if lab.state.show_raw {
-                    let raw: PlotPoints = xs.iter().zip(&vs).map(|(&x, &v)| [x, y(v)]).collect();
-                    plot.line(Line::new("", raw).color(c.gamma_multiply(0.25)).allow_hover(false));
-                }
-                let smooth = debiased_ema(&vs, lab.state.smoothing);
-                let pts: PlotPoints = xs.iter().zip(&smooth).map(|(&x, &v)| [x, y(v)]).collect();
-                plot.line(Line::new(format!("{} · {t}", r.name), pts).color(c));
+/// Every visible term of every selected run: smoothed, and raw (faint) if asked.
+fn curves(lab: &Lab, terms: &[String], y: &dyn Fn(f64) -> f64, scrub: f64) -> Figure {
+    let mut f = Figure::new("loss-curves", "step", if lab.state.log_y { "log10 loss" } else { "loss" });
+    f.marker_x = Some(scrub);
+    let mut k = 0;
+    for r in lab.runs.iter().filter(|r| lab.selected.contains(&r.id)) {
+        for t in terms.iter().filter(|t| !lab.state.hidden_terms.contains(*t)) {
+            let (xs, vs) = r.series(t);
+            if xs.is_empty() {
+                continue;
             }
+            let c = super::colour(k);
+            k += 1;
+            if lab.state.show_raw {
+                f.series.push(Series::line("", c, xs.iter().zip(&vs).map(|(&x, &v)| [x, y(v)]).collect()).style(Style::Faint));
+            }
+            let smooth = debiased_ema(&vs, lab.state.smoothing);
+            f.series.push(Series::line(format!("{} · {t}", r.name), c, xs.iter().zip(&smooth).map(|(&x, &v)| [x, y(v)]).collect()));
         }
-        plot.vline(VLine::new("scrub", scrub).color(egui::Color32::GRAY));
-    });
+    }
+    f
 }
 
 /// Mean base loss per t-bucket (bucket centres on t/T) at the scrubbed step, one line per run;
-/// the first window of the run faint behind it, for how far each t has come.
-fn by_t(lab: &Lab, y: &dyn Fn(f64) -> f64, ui: &mut egui::Ui) {
+/// the first window of the run dashed behind it, for how far each t has come.
+fn by_t(lab: &Lab, y: &dyn Fn(f64) -> f64) -> Figure {
     let step = lab.scrub_step();
     let window = lab.state.t_window.max(1);
     let x = |k: usize| (k as f64 + 0.5) / T_BUCKETS as f64;
-    Plot::new("loss-by-t").include_x(0.0).include_x(1.0).legend(egui_plot::Legend::default()).x_axis_label("t / T").y_axis_label("loss by t").show(ui, |plot| {
-        for (k, r) in lab.runs.iter().filter(|r| lab.selected.contains(&r.id)).enumerate() {
-            let c = super::colour(k);
-            let first = r.records.first().map_or(0, |f| f.step) + window - 1;
-            if first < step {
-                let pts: PlotPoints = r.loss_by_t_at(first, window).iter().enumerate().filter_map(|(b, v)| v.map(|v| [x(b), y(v)])).collect();
-                plot.line(Line::new(format!("{} · steps ..{first}", r.name), pts).color(c.gamma_multiply(0.3)).style(egui_plot::LineStyle::dashed_dense()));
-            }
-            let pts: PlotPoints = r.loss_by_t_at(step, window).iter().enumerate().filter_map(|(b, v)| v.map(|v| [x(b), y(v)])).collect();
-            plot.line(Line::new(format!("{} · step {step}", r.name), pts).color(c));
+    let mut f = Figure::new("loss-by-t", "t / T", if lab.state.log_y { "log10 loss by t" } else { "loss by t" });
+    f.include = vec![[0.0, f64::NAN], [1.0, f64::NAN]];
+    let profile = |v: Vec<Option<f64>>| v.iter().enumerate().filter_map(|(b, v)| v.map(|v| [x(b), y(v)])).collect();
+    for (k, r) in lab.runs.iter().filter(|r| lab.selected.contains(&r.id)).enumerate() {
+        let c = super::colour(k);
+        let first = r.records.first().map_or(0, |f| f.step) + window - 1;
+        if first < step {
+            f.series.push(Series::line(format!("{} · steps ..{first}", r.name), c.gamma_multiply(0.5), profile(r.loss_by_t_at(first, window))).style(Style::Dashed));
         }
-    });
+        f.series.push(Series::line(format!("{} · step {step}", r.name), c, profile(r.loss_by_t_at(step, window))));
+    }
+    f
 }

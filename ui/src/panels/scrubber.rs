@@ -20,6 +20,9 @@ pub(crate) fn scrubber(lab: &mut Lab, ui: &mut egui::Ui) {
             lab.state.scrub = if follow { None } else { Some(lab.scrub_step()) };
         }
         ui.label(format!("showing step {}", lab.scrub_step()));
+        if let Some(n) = &lab.notice {
+            ui.weak(n);
+        }
         if let Some((p50, p95, max)) = lab.frame_stats() {
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.small(format!("frame CPU {p50:.1} ms median, {p95:.1} ms p95, {max:.1} ms max"));

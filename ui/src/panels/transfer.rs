@@ -5,7 +5,7 @@
 
 use crate::lab::{Lab, UiCommand};
 use crate::store::RealisedSwaps;
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use crate::export::{Figure, Series, Style, Table};
 use ltlab_types::{T_BUCKETS, TransferAnalysis};
 
 const MODES: [&str; 3] = ["t2h", "h2t", "full"];
@@ -13,7 +13,7 @@ const SAMPLERS: [&str; 3] = ["uniform", "balanced", "brs:0.5"];
 
 pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
     let step = lab.scrub_step();
-    let Lab { runs, selected, state, jobs, commands, .. } = lab;
+    let Lab { runs, selected, state, jobs, commands, figures, tables, .. } = lab;
     let s = &mut state.transfer;
     ui.horizontal_wrapped(|ui| {
         egui::ComboBox::from_label("gate").selected_text(s.mode.as_str()).show_ui(ui, |ui| {
@@ -51,7 +51,7 @@ pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
     ui.horizontal_top(|ui| {
         let w = ui.available_width() * 0.55;
         ui.allocate_ui(egui::vec2(w, h), |ui| {
-            ui.vertical(|ui| p_of_t(analysis, realised.as_ref(), &names, ui));
+            ui.vertical(|ui| figures.push(p_of_t(analysis, realised.as_ref(), &names, ui)));
         });
         ui.vertical(|ui| {
             match analysis {
@@ -59,6 +59,7 @@ pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
                     ui.strong(format!("class -> class at t = {} (row: anchor class; where its target comes from)", a.matrix_t));
                     let rows: Vec<Vec<Option<f64>>> = a.matrix.iter().map(|r| r.as_ref().map_or(vec![None; a.matrix.len()], |r| r.iter().map(|&v| Some(v)).collect())).collect();
                     heatmap(ui, "predicted", &rows, &names);
+                    tables.push(matrix_table(format!("class-matrix-t{}", a.matrix_t), &rows, &names));
                 }
                 None => {
                     ui.label("No P(t) with these settings yet.");
@@ -67,7 +68,9 @@ pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
             if let Some(sw) = &realised {
                 ui.separator();
                 ui.strong(format!("swaps made by {} up to step {step} (row: anchor class)", run.name));
-                heatmap(ui, "realised", &realised_matrix(sw, names.len()), &names);
+                let rows = realised_matrix(sw, names.len());
+                heatmap(ui, "realised", &rows, &names);
+                tables.push(matrix_table(format!("swaps-made-{}", run.name), &rows, &names));
             }
         });
     });
@@ -75,28 +78,39 @@ pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
 
 /// Predicted P(t) (overall thick, per class thin) and, for OC runs, the realised swap rate per
 /// t bucket.
-fn p_of_t(a: Option<&TransferAnalysis>, realised: Option<&RealisedSwaps>, names: &[String], ui: &mut egui::Ui) {
-    Plot::new("p-transfer").legend(Legend::default()).x_axis_label("diffusion time t").y_axis_label("P(transfer)").include_y(0.0).include_y(1.0).show(ui, |plot| {
-        if let Some(a) = a {
-            let classes = a.per_class.first().map_or(0, Vec::len);
-            for c in 0..classes {
-                let pts: PlotPoints = a.t.iter().zip(&a.per_class).filter_map(|(&t, row)| row[c].map(|p| [t as f64, p])).collect();
-                let name = names.get(c).map_or(format!("{c}"), |n| format!("{c} {n}"));
-                plot.line(Line::new(name, pts).color(super::class_colour(c)).width(1.0));
-            }
-            let pts: PlotPoints = a.t.iter().zip(&a.p_transfer).map(|(&t, &p)| [t as f64, p]).collect();
-            plot.line(Line::new(format!("all anchors ({})", a.mode), pts).color(egui::Color32::WHITE).width(3.0));
+fn p_of_t(a: Option<&TransferAnalysis>, realised: Option<&RealisedSwaps>, names: &[String], ui: &mut egui::Ui) -> Figure {
+    let mut fig = Figure::new("p-transfer", "diffusion time t", "P(transfer)");
+    fig.include = vec![[f64::NAN, 0.0], [f64::NAN, 1.0]];
+    if let Some(a) = a {
+        let classes = a.per_class.first().map_or(0, Vec::len);
+        for c in 0..classes {
+            let pts = a.t.iter().zip(&a.per_class).filter_map(|(&t, row)| row[c].map(|p| [t as f64, p])).collect();
+            let name = names.get(c).map_or(format!("{c}"), |n| format!("{c} {n}"));
+            fig.series.push(Series::line(name, super::class_colour(c), pts).style(Style::Line { width: 1.0 }));
         }
-        if let Some(sw) = realised {
-            let t_total = a.map_or(1000, |a| a.timesteps) as f64;
-            let width = t_total / T_BUCKETS as f64;
-            let pts: Vec<[f64; 2]> = (0..T_BUCKETS)
-                .filter(|&k| sw.samples_by_t[k] > 0)
-                .map(|k| [(k as f64 + 0.5) * width, sw.swaps_by_t[k] as f64 / sw.samples_by_t[k] as f64])
-                .collect();
-            plot.points(Points::new("swaps made (per t bucket)", PlotPoints::from(pts)).color(egui::Color32::from_rgb(255, 215, 0)).radius(4.0));
-        }
-    });
+        let pts = a.t.iter().zip(&a.p_transfer).map(|(&t, &p)| [t as f64, p]).collect();
+        let white = if ui.visuals().dark_mode { egui::Color32::WHITE } else { egui::Color32::BLACK };
+        fig.series.push(Series::line(format!("all anchors ({})", a.mode), white, pts).style(Style::Line { width: 3.0 }));
+    }
+    if let Some(sw) = realised {
+        let t_total = a.map_or(1000, |a| a.timesteps) as f64;
+        let width = t_total / T_BUCKETS as f64;
+        let pts = (0..T_BUCKETS)
+            .filter(|&k| sw.samples_by_t[k] > 0)
+            .map(|k| [(k as f64 + 0.5) * width, sw.swaps_by_t[k] as f64 / sw.samples_by_t[k] as f64])
+            .collect();
+        fig.series.push(Series::line("swaps made (per t bucket)", egui::Color32::from_rgb(255, 215, 0), pts).style(Style::Points { radius: 4.0 }));
+    }
+    fig.draw("p-transfer", ui, |p| p, |_| ());
+    fig
+}
+
+/// A class→class matrix as a table: a row per anchor class, a column per target class.
+fn matrix_table(name: String, rows: &[Vec<Option<f64>>], names: &[String]) -> Table {
+    let label = |c: usize| names.get(c).map_or(c.to_string(), |n| format!("{c} {n}"));
+    let header = std::iter::once("anchor \\ target".to_string()).chain((0..rows.len()).map(label)).collect();
+    let rows = rows.iter().enumerate().map(|(a, r)| std::iter::once(label(a)).chain(r.iter().map(|v| v.map_or("—".into(), |v| format!("{v:.3}")))).collect()).collect();
+    Table { name, header, rows }
 }
 
 /// Row-normalised class→class fractions of the realised swaps.
