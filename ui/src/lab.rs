@@ -464,8 +464,8 @@ impl Lab {
 
     /// Turns a screenshot the lab asked for into a PNG export of its region.
     fn take_screenshot(&mut self, ui: &egui::Ui) {
-        let shot = self.screenshot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let (Some(image), Some((rect, path))) = (shot, self.pending_shot.take()) {
+        let Some(image) = self.screenshot.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        if let Some((rect, path)) = self.pending_shot.take() {
             let data = crop(&image, rect, ui.ctx().pixels_per_point());
             self.commands.push(UiCommand::Export { path, data });
         }
