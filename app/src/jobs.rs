@@ -21,9 +21,9 @@ use ltlab_ui::{DataPreview, Intake, JobKind, JobView, LatentSettings, RunId, Sam
 use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::train::engine::write_class_grid;
 use ltlab_engine::train::trainer::Weights;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Jobs {
@@ -33,6 +33,8 @@ pub struct Jobs {
     next: u64,
     /// Requests to the dataset-preview thread (started on the first one).
     preview: Option<Sender<(String, f64)>>,
+    /// Run directories being read.
+    opening: Arc<Mutex<HashSet<String>>>,
 }
 
 enum Work {
@@ -56,7 +58,7 @@ struct Job {
 impl Default for Jobs {
     fn default() -> Self {
         let (tx, rx) = unbounded();
-        Self { tx, rx, cancel: HashMap::new(), next: 0, preview: None }
+        Self { tx, rx, cancel: HashMap::new(), next: 0, preview: None, opening: Default::default() }
     }
 }
 
@@ -141,6 +143,22 @@ impl Jobs {
         });
     }
 
+    /// Reads a run directory for the lab, once per directory at a time.
+    pub fn open(&mut self, id: RunId, dir: &str) {
+        if !self.opening.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_string()) {
+            return;
+        }
+        let (tx, dir, opening) = (self.tx.clone(), dir.to_string(), self.opening.clone());
+        std::thread::spawn(move || {
+            let msg = match crate::lab::read_run(id, std::path::Path::new(&dir)) {
+                Ok(run) => Intake::Opened(run),
+                Err(e) => Intake::Error(format!("open {dir}: {e:#}")),
+            };
+            let _ = tx.send(msg);
+            opening.lock().unwrap_or_else(|e| e.into_inner()).remove(&dir);
+        });
+    }
+
     /// Loads the config's dataset at ρ for the controls. One thread serves every request and
     /// skips to the newest waiting, so a stream of ρ changes costs one load at a time.
     pub fn preview(&mut self, config: String, imbalance: f64) {
@@ -206,7 +224,7 @@ impl Jobs {
     }
 
     pub fn busy(&self) -> bool {
-        !self.cancel.is_empty()
+        !self.cancel.is_empty() || !self.opening.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) fn decode_grid(path: &Path) -> anyhow::Result<GridImage> {
 }
 
 /// Everything a run directory holds that the panels show.
-pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
+pub(crate) fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
     let rd = RunDir::open(dir)?;
     let cfg = rd.read_config()?;
     let mut run = RunData::new(id, cfg.name.clone(), dir.display().to_string());
@@ -38,6 +38,7 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
     run.methods = cfg.methods.label();
     run.dataset = cfg.record.as_ref().map(|r| r.dataset.clone());
     run.total_steps = cfg.steps;
+    run.batch = cfg.batch;
     run.records = rd.read_metrics()?;
     run.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
     read_analysis(&rd, &cfg, &mut run)?;
@@ -170,15 +171,14 @@ impl LabApp {
         RunId(self.next_id)
     }
 
+    /// Reads the run directory on a job thread (grids, maps and their images can take a while);
+    /// the run appears when read.
     fn open(&mut self, dir: &str) {
         if self.lab.runs.iter().any(|r| r.dir == dir) {
             return;
         }
         let id = self.fresh_id();
-        match read_run(id, Path::new(dir)) {
-            Ok(run) => self.lab.intake(Intake::Opened(run)),
-            Err(e) => self.lab.intake(Intake::Error(format!("open {dir}: {e:#}"))),
-        }
+        self.jobs.open(id, dir);
     }
 
     /// A new run exactly as its CLI command would start it, in a fresh folder under the runs
@@ -198,6 +198,7 @@ impl LabApp {
         let mut run = RunData::new(id, config.name.clone(), out.display().to_string());
         run.methods = config.methods.label();
         run.total_steps = config.steps;
+        run.batch = config.batch;
         run.status = ltlab_ui::RunStatus::Starting;
         self.engines.insert(id, engine::spawn(engine::Launch::New { config, out }));
         self.lab.intake(Intake::Opened(run));

@@ -53,6 +53,8 @@ pub struct RunData {
     pub methods: String,
     pub dataset: Option<DatasetSummary>,
     pub total_steps: u64,
+    /// Images per step (0 while unknown).
+    pub batch: usize,
     pub records: Vec<StepRecord>,
     pub checkpoints: BTreeSet<u64>,
     pub grids: BTreeMap<u64, GridImage>,
@@ -87,7 +89,8 @@ pub struct SampleSettings {
 
 impl Default for SampleSettings {
     fn default() -> Self {
-        Self { sampler: "ddim".into(), ddim_steps: 50, clip: false, omega: 0.0, per_class: 8 }
+        // Clipped like the demo presets' grids: a young model's samples stay in range.
+        Self { sampler: "ddim".into(), ddim_steps: 50, clip: true, omega: 0.0, per_class: 8 }
     }
 }
 
@@ -320,6 +323,7 @@ impl RunData {
             methods: "ddpm".into(),
             dataset: None,
             total_steps: 0,
+            batch: 0,
             records: Vec::new(),
             checkpoints: BTreeSet::new(),
             grids: BTreeMap::new(),
@@ -373,10 +377,11 @@ impl RunData {
         (!tail.is_empty()).then(|| tail.iter().map(|r| r.images_per_s).sum::<f64>() / tail.len() as f64)
     }
 
-    /// Seconds left at the recent throughput (batch from the latest records).
-    pub fn eta_seconds(&self, batch: usize) -> Option<f64> {
+    /// Seconds left at the recent throughput; `None` until the batch size and throughput are
+    /// known.
+    pub fn eta_seconds(&self) -> Option<f64> {
         let ips = self.images_per_s()?;
-        (ips > 0.0).then(|| (self.total_steps.saturating_sub(self.last_step())) as f64 * batch as f64 / ips)
+        (ips > 0.0 && self.batch > 0).then(|| (self.total_steps.saturating_sub(self.last_step())) as f64 * self.batch as f64 / ips)
     }
 
     /// Every loss term logged, `total` and `mse` first.
@@ -504,7 +509,9 @@ mod tests {
         assert_eq!((r.last_step(), r.progress(), r.status.clone()), (10, 0.1, RunStatus::Training));
         assert_eq!(r.loss_terms(), ["total", "mse", "coral"]);
         // 90 steps × 32 images at 64 images/s.
-        assert_eq!(r.eta_seconds(32), Some(45.0));
+        assert_eq!(r.eta_seconds(), None);
+        r.batch = 32;
+        assert_eq!(r.eta_seconds(), Some(45.0));
         // A resume from step 5 drops the records after it.
         r.apply(&Event::Started { run_dir: "/tmp/a".into(), first_step: 5, total_steps: 200 });
         assert_eq!(r.last_step(), 5);
@@ -555,7 +562,7 @@ mod tests {
         assert_eq!(s.sampler_spec(), "ddim:20:clip");
         assert_eq!(s.file_name(500), "grid-step500-ddim_20_clip-w1.5-n4.png");
         assert_eq!(SampleSettings::from_file_name(&s.file_name(500)), Some((500, s)));
-        let d = SampleSettings { sampler: "ddpm".into(), ..Default::default() };
+        let d = SampleSettings { sampler: "ddpm".into(), clip: false, ..Default::default() };
         assert_eq!(d.sampler_spec(), "ddpm");
         assert_eq!(SampleSettings::from_file_name(&d.file_name(7)), Some((7, d)));
         assert_eq!(SampleSettings::from_file_name("step-500.png"), None);

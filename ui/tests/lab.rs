@@ -29,6 +29,7 @@ fn lab_with_a_run() -> Lab {
     let mut lab = Lab::new(LabState::default(), vec!["demo-synthetic".into(), "demo-fashion-mnist".into()]);
     let mut run = RunData::new(RunId(7), "demo-synthetic", "/runs/demo-synthetic");
     run.total_steps = 1000;
+    run.batch = 32;
     lab.intake(Intake::Opened(run));
     lab.intake(Intake::Engine(RunId(7), Event::Started { run_dir: "/runs/demo-synthetic".into(), first_step: 0, total_steps: 1000 }));
     for s in 1..=600 {
@@ -352,7 +353,7 @@ fn grids_sampled_at_view_time_with_other_settings() {
         }
         other => panic!("{other:?}"),
     };
-    assert_eq!((settings.sampler_spec(), settings.omega, settings.per_class), ("ddim:50".to_string(), 1.5, 8));
+    assert_eq!((settings.sampler_spec(), settings.omega, settings.per_class), ("ddim:50:clip".to_string(), 1.5, 8));
     // The job's progress with Cancel, then its grid.
     let view = ltlab_ui::JobView { id: 4, run: RunId(7), label: "sampling step 500".into(), progress: 0.25, preview: None, kind: ltlab_ui::JobKind::Sample };
     h.state_mut().0.intake(Intake::Job(view));
@@ -364,7 +365,7 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.state_mut().0.intake(Intake::ViewGrid(RunId(7), ltlab_ui::ViewGrid { step: 500, settings, image: grid(120) }));
     h.state_mut().0.intake(Intake::JobEnded(4));
     h.run();
-    h.get_by_label("step 500 · ddim:50 · ω 1.5 · 8 per class");
+    h.get_by_label("step 500 · ddim:50:clip · ω 1.5 · 8 per class");
     // Scrubbed back to checkpoint 250, or another ω: not sampled yet.
     h.key_press(egui::Key::ArrowLeft);
     h.run();

@@ -95,6 +95,10 @@ pub struct LogConfig {
     /// Keep only the newest N checkpoints; 0 keeps all.
     #[serde(default)]
     pub keep_checkpoints: usize,
+    /// Extra steps with both a checkpoint and a grid, so that a short run's panels fill in
+    /// early (the demo presets: within the first minute on two cores).
+    #[serde(default)]
+    pub early_marks: Vec<u64>,
 }
 
 /// Facts about a run, recorded when it starts.
@@ -153,6 +157,7 @@ impl Default for LogConfig {
             grid_sampler: d_grid_sampler(),
             grid_omega: 0.0,
             keep_checkpoints: 0,
+            early_marks: Vec::new(),
         }
     }
 }

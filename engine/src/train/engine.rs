@@ -171,10 +171,11 @@ impl WithBackend for Job<'_> {
             dir.append_metrics(&rec)?;
             let step = rec.step;
             send(Event::Step(rec));
-            if step % config.log.checkpoint_every == 0 || step == config.steps {
+            let early = config.log.early_marks.contains(&step);
+            if early || step % config.log.checkpoint_every == 0 || step == config.steps {
                 send(save_checkpoint(&trainer, &dir, last_checkpoint)?);
             }
-            if (config.log.sample_every > 0 && step % config.log.sample_every == 0) || step == config.steps {
+            if early || (config.log.sample_every > 0 && step % config.log.sample_every == 0) || step == config.steps {
                 send(write_grid(&trainer, &dir)?);
             }
         }
@@ -300,6 +301,27 @@ mod tests {
         assert_eq!(run.latest_checkpoint().unwrap().0, finished);
         assert_eq!(run.read_metrics().unwrap().len() as u64, finished);
         assert!(run.read_config().unwrap().record.is_some());
+    }
+
+    #[test]
+    fn early_marks_write_a_checkpoint_and_a_grid() {
+        let mut c = config();
+        c.steps = 4;
+        c.log.early_marks = vec![2];
+        let dir = tempfile::tempdir().unwrap();
+        let h = spawn(Launch::New { config: c, out: dir.path().join("run") });
+        let marks: Vec<(&str, u64)> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CheckpointSaved { step, .. } => Some(("checkpoint", step)),
+                Event::SamplesWritten { step, .. } => Some(("grid", step)),
+                _ => None,
+            })
+            .collect();
+        h.join();
+        // Step 2 by the early mark, step 4 as the last step; nothing else (every = 10⁶, 0).
+        assert_eq!(marks, [("checkpoint", 2), ("grid", 2), ("checkpoint", 4), ("grid", 4)]);
     }
 
     #[test]

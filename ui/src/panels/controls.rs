@@ -99,8 +99,7 @@ pub(crate) fn controls(lab: &mut Lab, ui: &mut egui::Ui) {
             ui.label(format!("{} · {}", r.methods, r.status.label()));
             ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.total_steps)));
             if let Some(ips) = r.images_per_s() {
-                let batch = lab.state.new_run.batch.max(1);
-                let eta = r.eta_seconds(batch).filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
+                let eta = r.eta_seconds().filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
                 ui.label(format!("{ips:.1} images/s{eta}"));
             }
             ui.horizontal(|ui| {

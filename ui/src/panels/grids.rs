@@ -72,7 +72,7 @@ fn sample_settings(s: &mut SampleSettings, ui: &mut egui::Ui) {
     if s.sampler == "ddim" {
         ui.add(egui::DragValue::new(&mut s.ddim_steps).range(1..=1000).prefix("steps "));
     }
-    ui.checkbox(&mut s.clip, "clip x0");
+    ui.checkbox(&mut s.clip, "clip x0").on_hover_text("clip the predicted x0 to [-1, 1] at every step");
     ui.add(egui::DragValue::new(&mut s.omega).range(0.0..=20.0).speed(0.05).prefix("omega "));
     ui.add(egui::DragValue::new(&mut s.per_class).range(1..=64).prefix("per class "));
 }
