@@ -162,7 +162,7 @@ fn data_view(p: &DataPreview, stale: bool, textures: &mut std::collections::Hash
                 if len > 0 && !imgs.is_empty() {
                     let k = imgs.len() / len;
                     let tex = textures.entry((PREVIEW, format!("class-{c}"))).or_insert_with(|| {
-                        ui.ctx().load_texture(format!("preview-{c}"), strip(imgs, k, p.channels, p.size), egui::TextureOptions::NEAREST)
+                        ui.ctx().load_texture(format!("preview-{c}"), super::planar_rgba(imgs, k, p.channels, p.size), egui::TextureOptions::NEAREST)
                     });
                     ui.image((tex.id(), egui::vec2(thumb * k as f32, thumb)));
                 } else {
@@ -172,23 +172,4 @@ fn data_view(p: &DataPreview, stale: bool, textures: &mut std::collections::Hash
             }
         });
     });
-}
-
-/// `k` 8-bit images (channels × size × size) side by side as one RGBA image.
-fn strip(imgs: &[u8], k: usize, channels: usize, size: usize) -> egui::ColorImage {
-    let plane = size * size;
-    let mut rgba = vec![0u8; k * plane * 4];
-    for i in 0..k {
-        let im = &imgs[i * channels * plane..(i + 1) * channels * plane];
-        for y in 0..size {
-            for x in 0..size {
-                let px = |ch: usize| im[ch * plane + y * size + x];
-                let rgb = if channels == 1 { [px(0); 3] } else { [px(0), px(1), px(2)] };
-                let o = 4 * (y * k * size + i * size + x);
-                rgba[o..o + 3].copy_from_slice(&rgb);
-                rgba[o + 3] = 255;
-            }
-        }
-    }
-    egui::ColorImage::from_rgba_unmultiplied([k * size, size], &rgba)
 }

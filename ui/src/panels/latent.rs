@@ -177,17 +177,10 @@ fn per_class_table(id: RunId, table: &Table, ui: &mut egui::Ui) {
     });
 }
 
-/// One image of the thumbnails as an egui image (grey or RGB, planar N × C × S × S).
+/// One image of the thumbnails as an egui image.
 fn thumbnail(t: &Thumbnails, i: usize) -> egui::ColorImage {
-    let (c, s) = (t.channels, t.size);
-    let px = &t.pixels[i * c * s * s..(i + 1) * c * s * s];
-    let rgba: Vec<u8> = (0..s * s)
-        .flat_map(|p| {
-            let ch = |k: usize| px[k.min(c - 1) * s * s + p];
-            [ch(0), ch(1), ch(2), 255]
-        })
-        .collect();
-    egui::ColorImage::from_rgba_unmultiplied([s, s], &rgba)
+    let len = t.channels * t.size * t.size;
+    super::planar_rgba(&t.pixels[i * len..(i + 1) * len], 1, t.channels, t.size)
 }
 
 /// Mean purity (solid) and silhouette (dashed) of the Many/Medium/Few classes over the

@@ -36,3 +36,34 @@ pub(crate) fn class_colour(c: usize) -> egui::Color32 {
     let [r, g, b] = ltlab_types::class_colour(c);
     egui::Color32::from_rgb(r, g, b)
 }
+
+/// `k` 8-bit images (channels × size × size) side by side as one RGBA image.
+pub(crate) fn planar_rgba(imgs: &[u8], k: usize, channels: usize, size: usize) -> egui::ColorImage {
+    let plane = size * size;
+    let mut rgba = vec![0u8; k * plane * 4];
+    for i in 0..k {
+        let im = &imgs[i * channels * plane..(i + 1) * channels * plane];
+        for y in 0..size {
+            for x in 0..size {
+                let px = |ch: usize| im[ch * plane + y * size + x];
+                let rgb = if channels == 1 { [px(0); 3] } else { [px(0), px(1), px(2)] };
+                let o = 4 * (y * k * size + i * size + x);
+                rgba[o..o + 3].copy_from_slice(&rgb);
+                rgba[o + 3] = 255;
+            }
+        }
+    }
+    egui::ColorImage::from_rgba_unmultiplied([k * size, size], &rgba)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn planar_images_side_by_side() {
+        // Two grey 1 × 1 images, then one RGB 2 × 2 image (planes R, G, B).
+        let grey = super::planar_rgba(&[10, 200], 2, 1, 1);
+        assert_eq!((grey.size, grey.pixels.iter().map(|c| c.to_array()).collect::<Vec<_>>()), ([2, 1], vec![[10, 10, 10, 255], [200, 200, 200, 255]]));
+        let rgb = super::planar_rgba(&[1, 2, 3, 4, 11, 12, 13, 14, 21, 22, 23, 24], 1, 3, 2);
+        assert_eq!(rgb.pixels[3].to_array(), [4, 14, 24, 255]);
+    }
+}
