@@ -438,7 +438,8 @@ impl RunData {
         self.latent_maps.retain(|m| !(m.step == map.step && same.matches(m)));
         let key = (map.t, map.conditional);
         let list = self.entanglement.entry(key).or_default();
-        list.retain(|e| e.step != map.step);
+        let m = &map.entanglement;
+        list.retain(|e| !(e.step == map.step && e.same_measure(m.k, m.per_class)));
         list.push(map.entanglement.clone());
         list.sort_by_key(|e| e.step);
         self.latent_maps.push(map);

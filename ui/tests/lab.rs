@@ -206,7 +206,7 @@ fn latent_map(step: u64) -> ltlab_types::LatentMap {
         labels,
         indices: (0..60).collect(),
         xy,
-        entanglement: ltlab_types::Entanglement { step, t: 100, k: 10, purity: vec![0.9, 0.6, 0.3], silhouette: vec![0.5, 0.2, -0.1] },
+        entanglement: ltlab_types::Entanglement { step, t: 100, k: 10, per_class: 100, purity: vec![0.9, 0.6, 0.3], silhouette: vec![0.5, 0.2, -0.1] },
         images: Some(ltlab_types::Thumbnails { channels: 1, size: 2, pixels: vec![128; 60 * 4] }),
     }
 }

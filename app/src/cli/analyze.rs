@@ -158,7 +158,7 @@ pub fn entanglement_sweep<B: AutodiffBackend>(
 ) -> anyhow::Result<Vec<Entanglement>> {
     let dir = RunDir::open(run)?;
     let path = dir.entanglement_path(setup.t, setup.conditional);
-    let have: Vec<u64> = read_entanglement(&path)?.into_iter().filter(|e| e.k == setup.k).map(|e| e.step).collect();
+    let have: Vec<u64> = read_entanglement(&path)?.into_iter().filter(|e| e.same_measure(setup.k, setup.per_class)).map(|e| e.step).collect();
     let steps: Vec<u64> = dir.checkpoints().into_iter().map(|(s, _)| s).filter(|s| !have.contains(s)).collect();
     let mut all = read_entanglement(&path)?;
     for (i, &s) in steps.iter().enumerate() {
@@ -171,7 +171,7 @@ pub fn entanglement_sweep<B: AutodiffBackend>(
         let model = trainer.ema.clone().merge_experts();
         let f = bottlenecks(&model, &trainer.schedule, &real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |_| true)?;
         let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
-        all = record_entanglement(&path, &entanglement(&f, &labels, real.num_classes(), setup.k, s, setup.t))?;
+        all = record_entanglement(&path, &entanglement(&f, &labels, real.num_classes(), setup.k, s, setup.t, setup.per_class))?;
     }
     progress(steps.len(), steps.len());
     Ok(all)

@@ -97,7 +97,7 @@ pub fn bottlenecks<B: Backend>(
 }
 
 /// Per-class mean k-NN purity and silhouette of `f`.
-pub fn entanglement(f: &Features, labels: &[usize], classes: usize, k: usize, step: u64, t: usize) -> Entanglement {
+pub fn entanglement(f: &Features, labels: &[usize], classes: usize, k: usize, step: u64, t: usize, per_class: usize) -> Entanglement {
     let per_class_mean = |values: &[f64]| -> Vec<f64> {
         let (mut sum, mut cnt) = (vec![0.0; classes], vec![0usize; classes]);
         for (&v, &l) in values.iter().zip(labels) {
@@ -114,7 +114,7 @@ pub fn entanglement(f: &Features, labels: &[usize], classes: usize, k: usize, st
         .enumerate()
         .map(|(i, row)| row.iter().filter(|&&(j, _)| labels[j] == labels[i]).count() as f64 / row.len().max(1) as f64)
         .collect();
-    Entanglement { step, t, k, purity: per_class_mean(&purity), silhouette: per_class_mean(&silhouette(f, labels, classes)) }
+    Entanglement { step, t, k, per_class, purity: per_class_mean(&purity), silhouette: per_class_mean(&silhouette(f, labels, classes)) }
 }
 
 /// The whole latent map of `model` at `step`: bottlenecks (first 30 % of the progress),
@@ -134,7 +134,7 @@ pub fn latent_map<B: Backend>(
     let chosen = stratified(real, setup.per_class, setup.seed);
     let f = bottlenecks(model, schedule, real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |p| progress(0.3 * p, None))?;
     let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
-    let ent = entanglement(&f, &labels, real.num_classes(), setup.k, step, setup.t);
+    let ent = entanglement(&f, &labels, real.num_classes(), setup.k, step, setup.t, setup.per_class);
     let xy = embed(&f, method, &Default::default(), setup.seed, &mut |p, snap| progress(0.3 + 0.7 * p, snap))?;
     let mut pixels = Vec::with_capacity(chosen.len() * real.image_len());
     for &i in &chosen {
@@ -167,10 +167,10 @@ pub fn read_entanglement(path: &std::path::Path) -> Result<Vec<Entanglement>> {
 }
 
 /// Adds (or replaces) one checkpoint's entanglement in the run's list, atomically; returns the
-/// list by step.
+/// list by step. Measurements with another k or number of images per class are kept beside it.
 pub fn record_entanglement(path: &std::path::Path, e: &Entanglement) -> Result<Vec<Entanglement>> {
     let mut all = read_entanglement(path)?;
-    all.retain(|x| x.step != e.step);
+    all.retain(|x| !(x.step == e.step && x.same_measure(e.k, e.per_class)));
     all.push(e.clone());
     all.sort_by_key(|x| x.step);
     let text = serde_json::to_string_pretty(&all).map_err(|e| Error::Other(e.to_string()))?;
@@ -187,14 +187,14 @@ mod tests {
         // Class 0 at 0, 1; class 1 at 4, 6 (1-D), k = 1: every nearest neighbour is of the
         // same class except none → purity 1 both; silhouettes as in metrics' hand example.
         let f = Features::new(4, 1, vec![0.0, 1.0, 4.0, 6.0]).unwrap();
-        let e = entanglement(&f, &[0, 0, 1, 1], 2, 1, 7, 3);
+        let e = entanglement(&f, &[0, 0, 1, 1], 2, 1, 7, 3, 2);
         assert_eq!(e.purity, vec![1.0, 1.0]);
         assert!((e.silhouette[0] - (0.8 + 0.75) / 2.0).abs() < 1e-12);
         assert!((e.silhouette[1] - (1.5 / 3.5 + 3.5 / 5.5) / 2.0).abs() < 1e-12);
         assert_eq!((e.step, e.t, e.k), (7, 3, 1));
         // k = 2: every point's second neighbour is of the other class (0 → 1, 4; 1 → 0, 4;
         // 4 → 6, 1; 6 → 4, 1) → ½ everywhere.
-        let e = entanglement(&f, &[0, 0, 1, 1], 2, 2, 0, 0);
+        let e = entanglement(&f, &[0, 0, 1, 1], 2, 2, 0, 0, 2);
         assert_eq!(e.purity, vec![0.5, 0.5]);
     }
 
@@ -203,11 +203,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("analysis/entanglement.json");
         assert!(read_entanglement(&path).unwrap().is_empty());
-        let e = |step, p| Entanglement { step, t: 10, k: 5, purity: vec![p], silhouette: vec![0.0] };
+        let e = |step, p| Entanglement { step, t: 10, k: 5, per_class: 100, purity: vec![p], silhouette: vec![0.0] };
         record_entanglement(&path, &e(20, 0.5)).unwrap();
         record_entanglement(&path, &e(10, 0.4)).unwrap();
         let all = record_entanglement(&path, &e(20, 0.7)).unwrap();
         assert_eq!(all, vec![e(10, 0.4), e(20, 0.7)]);
+        // Another number of images per class at the same step is another measurement.
+        let other = Entanglement { per_class: 1000, ..e(20, 0.9) };
+        let all = record_entanglement(&path, &other).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all.iter().filter(|x| x.same_measure(5, 100)).count(), 2);
         assert_eq!(read_entanglement(&path).unwrap(), all);
         std::fs::write(&path, "nonsense").unwrap();
         let err = read_entanglement(&path).unwrap_err().to_string();

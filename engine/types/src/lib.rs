@@ -105,10 +105,20 @@ pub struct Entanglement {
     pub t: usize,
     /// Neighbours of the purity.
     pub k: usize,
+    /// Real images per class it was measured on (0: not recorded, lists of older versions).
+    #[serde(default)]
+    pub per_class: usize,
     /// Per class: mean fraction of a point's k nearest bottleneck neighbours of its own class.
     pub purity: Vec<f64>,
     /// Per class: mean silhouette (Euclidean) of its points; higher is better separated.
     pub silhouette: Vec<f64>,
+}
+
+impl Entanglement {
+    /// Measured the same way (k and images per class), so comparable over steps.
+    pub fn same_measure(&self, k: usize, per_class: usize) -> bool {
+        self.k == k && self.per_class == per_class
+    }
 }
 
 /// A 2-D map of bottleneck features of real images (the lab's latent map; `ltlab analyze

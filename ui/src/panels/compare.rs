@@ -145,7 +145,8 @@ fn over_steps(s: &LatentSettings, runs: &[&RunData], step: u64, ui: &mut egui::U
             e.sort_by_key(|e| e.step);
             fid.series.push(Series::line(r.name.clone(), super::colour(k), e.iter().map(|e| [e.step as f64, e.fid]).collect()));
         }
-        if let Some(list) = r.entanglement.get(&(s.t, s.conditional)).filter(|l| !l.is_empty()) {
+        let list: Vec<_> = r.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
+        if !list.is_empty() {
             let pts = list.iter().map(|e| [e.step as f64, e.purity.iter().sum::<f64>() / e.purity.len().max(1) as f64]).collect();
             purity.series.push(Series::line(r.name.clone(), super::colour(k), pts));
         }

@@ -186,7 +186,7 @@ fn thumbnail(t: &Thumbnails, i: usize) -> egui::ColorImage {
 /// Mean purity (solid) and silhouette (dashed) of the Many/Medium/Few classes over the
 /// checkpoints computed so far.
 fn entanglement_plot(run: &RunData, s: &crate::store::LatentSettings, ck: u64, ui: &mut egui::Ui) -> Option<Figure> {
-    let list = run.entanglement.get(&(s.t, s.conditional)).map(Vec::as_slice).unwrap_or(&[]);
+    let list: Vec<&ltlab_types::Entanglement> = run.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
     let counts = run.dataset.as_ref().map(|d| d.counts.clone()).or_else(|| run.latent_maps.first().map(|m| m.train_counts.clone())).unwrap_or_default();
     if list.is_empty() || counts.is_empty() {
         ui.label("entanglement over checkpoints: none computed yet at this t");
