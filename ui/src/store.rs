@@ -123,6 +123,12 @@ impl SampleSettings {
         Some((step, Self { sampler: sampler.into(), ddim_steps, clip, omega, per_class }))
     }
 
+    /// The same grid as an `ltlab sample` command.
+    pub fn cli(&self, run_dir: &str, step: u64) -> String {
+        let out = format!("{}/analysis/{}", run_dir.trim_end_matches('/'), self.file_name(step));
+        format!("ltlab sample --run {run_dir} --step {step} --per-class {} --sampler {} --omega {} --out {out}", self.per_class, self.sampler_spec(), self.omega)
+    }
+
     /// The label under a grid.
     pub fn label(&self) -> String {
         format!("{} · ω {} · {} per class", self.sampler_spec(), self.omega, self.per_class)
@@ -262,6 +268,12 @@ impl LatentSettings {
     /// The settings a map was made with.
     pub fn of(m: &LatentMap) -> Self {
         Self { method: m.method.clone(), t: m.t, per_class: m.per_class, k: m.entanglement.k, conditional: m.conditional }
+    }
+
+    /// The same map as an `ltlab analyze latents` command.
+    pub fn cli(&self, run_dir: &str, step: u64) -> String {
+        let uncond = if self.conditional { "" } else { " --uncond" };
+        format!("ltlab analyze latents --run {run_dir} --step {step} --method {} --t {} --per-class {} --k {}{uncond}", self.method, self.t, self.per_class, self.k)
     }
 
     pub fn matches(&self, m: &LatentMap) -> bool {
@@ -567,6 +579,12 @@ mod tests {
         assert_eq!(d.sampler_spec(), "ddpm");
         assert_eq!(SampleSettings::from_file_name(&d.file_name(7)), Some((7, d)));
         assert_eq!(SampleSettings::from_file_name("step-500.png"), None);
+        assert_eq!(
+            SampleSettings { sampler: "ddim".into(), ddim_steps: 20, clip: true, omega: 1.5, per_class: 4 }.cli("runs/a/", 500),
+            "ltlab sample --run runs/a/ --step 500 --per-class 4 --sampler ddim:20:clip --omega 1.5 --out runs/a/analysis/grid-step500-ddim_20_clip-w1.5-n4.png"
+        );
+        let l = LatentSettings { conditional: false, ..Default::default() };
+        assert_eq!(l.cli("runs/a", 250), "ltlab analyze latents --run runs/a --step 250 --method umap --t 100 --per-class 100 --k 10 --uncond");
         assert_eq!(SampleSettings::from_file_name("grid-step5-euler_3-w0-n4.png"), None);
         // The grid shown is the one at the scrubbed checkpoint with exactly these settings.
         let mut r = RunData::new(RunId(1), "a", "/tmp/a");

@@ -29,11 +29,19 @@ pub(crate) fn grids(lab: &mut Lab, ui: &mut egui::Ui) {
     ui.horizontal_top(|ui| {
         for r in runs.iter().filter(|r| selected.contains(&r.id)) {
             ui.vertical(|ui| {
-                ui.strong(format!("{} [{}]", r.name, r.methods));
+                let title = format!("{} [{}]", r.name, r.methods);
                 let Some(ck) = r.checkpoint_at(step) else {
+                    ui.strong(title);
                     ui.label(format!("no checkpoint at or before step {step} yet"));
                     return;
                 };
+                ui.horizontal(|ui| {
+                    ui.strong(title);
+                    let cli = state.sample.cli(&r.dir, ck);
+                    if ui.small_button("Copy CLI").on_hover_text(&cli).clicked() {
+                        ui.ctx().copy_text(cli);
+                    }
+                });
                 if let Some(j) = jobs.values().find(|j| j.run == r.id && j.kind == JobKind::Sample) {
                     ui.horizontal(|ui| {
                         ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(220.0));

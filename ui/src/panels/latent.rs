@@ -47,12 +47,20 @@ fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
     // Split borrows: the run is read while the hover texture and the commands change.
     let Lab { runs, jobs, state, hover_texture, commands, figures, tables, .. } = lab;
     let Some(run) = runs.iter().find(|r| r.id == id) else { return };
-    ui.strong(format!("{} [{}]", run.name, run.methods));
+    let title = format!("{} [{}]", run.name, run.methods);
     let Some(ck) = run.checkpoint_at(step) else {
+        ui.strong(title);
         ui.label(format!("no checkpoint at or before step {step} yet"));
         return;
     };
     let settings = &state.latent;
+    ui.horizontal(|ui| {
+        ui.strong(title);
+        let cli = settings.cli(&run.dir, ck);
+        if ui.small_button("Copy CLI").on_hover_text(&cli).clicked() {
+            ui.ctx().copy_text(cli);
+        }
+    });
     let job = jobs.values().find(|j| j.run == id && j.kind == crate::store::JobKind::Latent);
     let map_h = (ui.available_height() * 0.62).max(200.0);
     match (job, run.latent_at(step, settings)) {
