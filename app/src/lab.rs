@@ -337,3 +337,29 @@ pub fn run(runs_root: PathBuf, persistence: Option<PathBuf>, start: bool) -> any
     )
     .map_err(|e| anyhow::anyhow!("the lab window could not open: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_offers_its_hyper_parameters_with_defaults() {
+        let p = method_params();
+        let keys = |m: &str| p[m].iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>();
+        assert_eq!(p.len(), ltlab_ui::lab::METHODS.len());
+        assert!(keys("coral").contains(&"methods.coral.weight"), "{:?}", keys("coral"));
+        assert!(keys("cbdm").contains(&"methods.cbdm.tau"), "{:?}", keys("cbdm"));
+        // OC's mode is the method's name, not a parameter.
+        assert!(keys("t2h").iter().all(|k| k.starts_with("methods.oc.") && !k.ends_with(".mode")), "{:?}", keys("t2h"));
+        // Every default goes back through `--set` unchanged.
+        for (m, params) in &p {
+            let mut args: Vec<String> = ["ltlab", "train", "--method", m].iter().map(|s| s.to_string()).collect();
+            for (k, v) in params {
+                args.extend(["--set".to_string(), format!("{k}={v}")]);
+            }
+            let with_set = crate::cli::train_config(&args).unwrap_or_else(|e| panic!("{m}: {e:#}"));
+            let plain = crate::cli::train_config(&args[..4]).unwrap();
+            assert_eq!(with_set.methods, plain.methods, "{m}");
+        }
+    }
+}
