@@ -83,6 +83,10 @@ fn paper_model_has_reference_parameter_count() {
     let v = json(&run(&["model", "info", "--preset", "paper", "--classes", "10", "--json"]));
     assert_eq!(v["parameters"], 35_751_427);
     assert_eq!(v["parameters_without_class_embedding"], 35_746_307);
+    // Forward FLOPs of one 32×32 image, as PyTorch's FlopCounterMode counts the same network
+    // (`tools/check_flops.py`): 12,443,713,536 in all, 9,117,761,536 on the up path.
+    assert_eq!(v["forward_flops_per_image"], 12_443_713_536.0);
+    assert_eq!(v["forward_flops_up_path"], 9_117_761_536.0);
 }
 
 fn assert_fails(args: &[&str], needles: &[&str]) {
@@ -306,6 +310,16 @@ fn bench_methods_reports_a_ratio_per_method() {
     assert_eq!(names, ["ddpm", "cbdm", "t2h", "diffrop", "ccua", "coral", "cm"]);
     assert_eq!(rows[0]["ratio_to_ddpm"].as_f64().unwrap(), 1.0);
     assert!(rows.iter().all(|r| r["seconds_per_step"].as_f64().unwrap() > 0.0));
+    // Network work per step relative to DDPM, from the passes each method runs.
+    let flops = |i: usize| rows[i]["flops_ratio_to_ddpm"].as_f64().unwrap();
+    assert_eq!([flops(0), flops(2), flops(5)], [1.0, 1.0, 1.0], "T2H and CORAL add no pass");
+    assert_eq!(flops(4), 2.0, "CCUA: an unconditional pass of every image");
+    for i in [1, 3] {
+        assert!((1.0..=2.0).contains(&flops(i)), "CBDM, DiffROP: at most one extra pass per image");
+    }
+    let f = &v["forward_flops_per_image"];
+    let (trunk, up) = (f["trunk"].as_f64().unwrap(), f["up_path"].as_f64().unwrap());
+    assert!((flops(6) - (1.0 + up / (trunk + up))).abs() < 1e-12, "CM: the up path twice");
 }
 
 /// A hand-written version-1.0 `.npy` of float32 rows.

@@ -166,12 +166,17 @@ impl WithBackend for MethodsBench {
         }
         let steps = (self.rounds * self.base.steps) as f64;
         let c = &self.base;
+        // The network work per step (warm-up included: the same batches for every method).
+        let size = trainers[0].data.size;
+        let ddpm_flops = trainers[0].model.forward_flops(size);
+        let work: Vec<f64> = trainers.iter().map(|t| t.pass_rows.flops(&t.model.forward_flops(size)) / t.step as f64).collect();
         let rows: Vec<serde_json::Value> = names
             .iter()
             .enumerate()
             .map(|(k, n)| {
                 serde_json::json!({
                     "method": n, "seconds_per_step": secs[k] / steps, "ratio_to_ddpm": secs[k] / secs[0],
+                    "flops_per_step": work[k], "flops_ratio_to_ddpm": work[k] / work[0],
                     "target": TARGETS.iter().find(|(m, _)| m == n).map(|t| t.1),
                 })
             })
@@ -179,17 +184,20 @@ impl WithBackend for MethodsBench {
         if self.json {
             println!("{}", serde_json::json!({
                 "bench": "methods", "preset": c.model.preset.name(), "batch": c.batch, "image_size": c.data.image_size,
-                "backend": c.backend.name(), "device": device_name, "steps_per_method": steps, "methods": rows,
+                "backend": c.backend.name(), "device": device_name, "steps_per_method": steps,
+                "forward_flops_per_image": {"trunk": ddpm_flops.trunk, "up_path": ddpm_flops.up_path}, "methods": rows,
             }));
         } else {
             println!("bench methods: preset {}, batch {}, {}×{}, {} on {device_name}, {steps} timed steps each",
                 c.model.preset.name(), c.batch, c.data.image_size.unwrap_or(0), c.data.image_size.unwrap_or(0), c.backend.name());
-            println!("{:<10} {:>10} {:>8} {:>8}", "method", "s/step", "ratio", "target");
+            println!("{:<10} {:>10} {:>8} {:>8} {:>8}", "method", "s/step", "ratio", "FLOPs", "target");
             for r in &rows {
                 let target = r["target"].as_f64().map_or("".into(), |t| format!("≤ {t}"));
-                println!("{:<10} {:>10.4} {:>8.3} {:>8}", r["method"].as_str().unwrap(), r["seconds_per_step"].as_f64().unwrap(),
-                    r["ratio_to_ddpm"].as_f64().unwrap(), target);
+                println!("{:<10} {:>10.4} {:>8.3} {:>8.3} {:>8}", r["method"].as_str().unwrap(), r["seconds_per_step"].as_f64().unwrap(),
+                    r["ratio_to_ddpm"].as_f64().unwrap(), r["flops_ratio_to_ddpm"].as_f64().unwrap(), target);
             }
+            println!("ratio: time per step / DDPM's. FLOPs: network work per step / DDPM's (a backward counted as two forwards),");
+            println!("the ratio a compute-bound backend cannot go below; a backend with idle capacity at this batch can.");
         }
         Ok(())
     }

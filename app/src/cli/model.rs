@@ -5,7 +5,7 @@ use ltlab_engine::train::params;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Parameter count and shape of a preset.
+    /// Parameter count, shape and forward FLOPs per image of a preset.
     Info {
         /// paper, small or tiny.
         #[arg(long)]
@@ -33,17 +33,22 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
     let class_emb = classes * cfg.time_dim();
     // The sinusoidal time table is computed, not stored: it is not a parameter.
     let table = 1000 * cfg.base_channels;
+    let flops = model.forward_flops(image_size);
     if json {
         let v = serde_json::json!({
             "preset": preset, "classes": classes, "image_size": image_size, "channels": channels,
             "parameters": total, "class_embedding": class_emb, "parameters_without_class_embedding": total - class_emb,
-            "sinusoidal_table_not_counted": table, "config": cfg,
+            "sinusoidal_table_not_counted": table,
+            "forward_flops_per_image": flops.total(), "forward_flops_trunk": flops.trunk, "forward_flops_up_path": flops.up_path,
+            "config": cfg,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("preset {preset}: base channels {}, multipliers {:?}, {} ResBlocks down / {} up per level, attention at levels {:?}, dropout {}",
             cfg.base_channels, cfg.channel_mults, cfg.res_blocks, cfg.res_blocks + 1, cfg.attn_levels, cfg.dropout);
         println!("parameters: {} (incl. class embedding {classes}×{} = {class_emb})", fmt_int(total), cfg.time_dim());
+        println!("forward per {image_size}×{image_size} image: {:.3} GFLOPs (down path and middle {:.3}, up path {:.3}; 2 per multiply-add, element-wise ops not counted)",
+            flops.total() / 1e9, flops.trunk / 1e9, flops.up_path / 1e9);
         println!("not counted: the fixed sinusoidal time table (1000×{} = {table} values, computed, not learned)", cfg.base_channels);
     }
     Ok(())

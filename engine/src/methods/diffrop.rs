@@ -8,8 +8,7 @@
 use super::{Batch, Forwards, MAIN, Method, Outputs, Slot, StepContext, Term, non_negative, positive};
 use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
-use crate::model::{ClassCond, UNet};
-use burn::module::AutodiffModule;
+use crate::model::UNet;
 use crate::rng::{self, Stream};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -90,16 +89,17 @@ impl DiffRopConfig {
     }
 }
 
-pub struct DiffRop {
+pub struct DiffRop<B: Backend> {
     cfg: DiffRopConfig,
-    /// (anchor, partner) pairs of this step and their forward slot (with `partner_grad`).
+    /// This step's (anchor, partner) pairs and the partners' pass: its slot (trained, or a
+    /// constant without `partner_grad`), x_t and t.
     pairs: Vec<(usize, usize)>,
-    slot: Option<Slot>,
+    partners: Option<(Slot, Tensor<B, 4>, Vec<usize>)>,
 }
 
-impl DiffRop {
+impl<B: Backend> DiffRop<B> {
     pub fn new(cfg: DiffRopConfig) -> Self {
-        Self { cfg, pairs: vec![], slot: None }
+        Self { cfg, pairs: vec![], partners: None }
     }
 }
 
@@ -144,40 +144,31 @@ fn index<B: Backend>(v: Vec<usize>, device: &B::Device) -> Tensor<B, 1, Int> {
     Tensor::from_data(TensorData::new(v.into_iter().map(|i| i as i64).collect::<Vec<_>>(), [n]), device)
 }
 
-impl<B: AutodiffBackend> Method<B> for DiffRop {
+impl<B: AutodiffBackend> Method<B> for DiffRop<B> {
     fn request(&mut self, batch: &Batch<B>, ctx: &StepContext, fw: &mut Forwards<B>) {
         let hb = &batch.host;
-        self.slot = None;
+        self.partners = None;
         // Classes are what the term separates: nothing to do without labels.
         self.pairs = if hb.uncond_batch { vec![] } else { pick_pairs(&hb.labels, &hb.keep, self.cfg.partners, ctx.seed, ctx.step) };
         if self.pairs.is_empty() {
             return;
         }
-        if self.cfg.partner_grad {
-            let (x_p, t, labels) = partner_inputs(batch, &self.pairs, ctx.schedule);
-            self.slot = Some(fw.add(x_p, t, labels, vec![true; self.pairs.len()], true));
-        }
+        let (x_p, t, labels) = partner_inputs(batch, &self.pairs, ctx.schedule);
+        let slot = if self.cfg.partner_grad {
+            fw.add(x_p.clone(), t.clone(), labels, vec![true; self.pairs.len()], true)
+        } else {
+            fw.add_constant(x_p.clone(), t.clone(), labels)
+        };
+        self.partners = Some((slot, x_p, t));
     }
 
-    fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, model: &UNet<B>) -> Vec<Term<B>> {
-        if self.pairs.is_empty() {
-            return vec![];
-        }
+    fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, _model: &UNet<B>) -> Vec<Term<B>> {
+        let Some((slot, x_p, t)) = self.partners.take() else { return vec![] };
         let device = batch.x0.device();
         let a: Vec<usize> = self.pairs.iter().map(|p| p.0).collect();
         let ia = index::<B>(a, &device);
-        let (x_p, t, labels) = partner_inputs(batch, &self.pairs, ctx.schedule);
         let mu_a = mu(batch.x_t.clone().select(0, ia.clone()), out.eps(MAIN).select(0, ia), &t, ctx.schedule);
-        let eps_p = match self.slot {
-            Some(slot) => out.eps(slot),
-            None => {
-                // A constant partner: the forward runs outside the autodiff graph.
-                let n = labels.len();
-                let y = Tensor::from_data(TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n]), &device);
-                Tensor::from_inner(model.valid().forward(x_p.clone().inner(), &t, &ClassCond::Labels(y), false).eps)
-            }
-        };
-        let mu_p = mu(x_p, eps_p, &t, ctx.schedule);
+        let mu_p = mu(x_p, out.eps(slot), &t, ctx.schedule);
         let d = pair_distance(mu_a, mu_p, self.cfg.distance);
         let tau: Vec<f32> = t.iter().map(|&t| self.cfg.tau(t, ctx.schedule.len()) as f32).collect();
         let n = tau.len();

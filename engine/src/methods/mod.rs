@@ -17,7 +17,8 @@ pub mod oc;
 use crate::data::sampler::BatchSampler;
 use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
-use crate::model::{ClassCond, UNet};
+use crate::model::{ClassCond, ForwardFlops, UNet};
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use ltlab_types::TransferCounts;
@@ -144,7 +145,7 @@ pub fn build<B: AutodiffBackend>(cfg: &MethodsConfig) -> Vec<Box<dyn Method<B>>>
         out.push(Box::new(cbdm::Cbdm::new(c.clone())));
     }
     if let Some(c) = &cfg.diffrop {
-        out.push(Box::new(diffrop::DiffRop::new(c.clone())));
+        out.push(Box::new(diffrop::DiffRop::<B>::new(c.clone())));
     }
     if let Some(c) = &cfg.ccua {
         out.push(Box::new(ccua::Ccua::new(c.clone())));
@@ -255,9 +256,47 @@ pub struct Slot(usize);
 /// The main forward pass of a step: slot 0.
 pub const MAIN: Slot = Slot(0);
 
-struct Part<B: Backend> {
+/// How a part is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassKind {
+    /// In the batched call, with gradients.
+    Trained,
     /// θ^g on the main pass's own inputs: only the up path runs again, on the main trunk.
-    base_of_main: bool,
+    BaseOfMain,
+    /// Outside the autodiff graph: a constant for the loss, no backward.
+    Constant,
+}
+
+/// Images through the network in the steps counted, by kind of pass: the compute a method
+/// adds, independent of how fast a backend runs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassRows {
+    /// Full forward and backward.
+    pub trained: usize,
+    /// Up path only, forward and backward (CM's θ^g twin of the main pass).
+    pub up_path: usize,
+    /// Full forward without backward (DiffROP's partners with `partner_grad = false`).
+    pub constant: usize,
+}
+
+impl PassRows {
+    /// FLOPs of these passes, a backward counted as two forwards (gradients for inputs and
+    /// weights).
+    pub fn flops(&self, per_image: &ForwardFlops) -> f64 {
+        3.0 * (self.trained as f64 * per_image.total() + self.up_path as f64 * per_image.up_path) + self.constant as f64 * per_image.total()
+    }
+}
+
+impl std::ops::AddAssign for PassRows {
+    fn add_assign(&mut self, o: Self) {
+        self.trained += o.trained;
+        self.up_path += o.up_path;
+        self.constant += o.constant;
+    }
+}
+
+struct Part<B: Backend> {
+    kind: PassKind,
     x: Tensor<B, 4>,
     t: Vec<usize>,
     labels: Vec<usize>,
@@ -292,30 +331,54 @@ impl<B: Backend> Forwards<B> {
     pub fn new(batch: &Batch<B>) -> Self {
         let h = &batch.host;
         let keep = h.keep.iter().map(|&k| if k && !h.uncond_batch { 1.0 } else { 0.0 }).collect();
-        Self { parts: vec![Part { base_of_main: false, x: batch.x_t.clone(), t: h.t.clone(), labels: h.labels.clone(), keep, expert: true }] }
+        Self { parts: vec![Part { kind: PassKind::Trained, x: batch.x_t.clone(), t: h.t.clone(), labels: h.labels.clone(), keep, expert: true }] }
     }
 
     /// Adds a pass; `keep[i] = false` makes sample i unconditional.
     pub fn add(&mut self, x: Tensor<B, 4>, t: Vec<usize>, labels: Vec<usize>, keep: Vec<bool>, expert: bool) -> Slot {
         let keep = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
-        self.parts.push(Part { base_of_main: false, x, t, labels, keep, expert });
+        self.parts.push(Part { kind: PassKind::Trained, x, t, labels, keep, expert });
+        Slot(self.parts.len() - 1)
+    }
+
+    /// A conditional pass (experts on) outside the autodiff graph: its output is a constant
+    /// of the loss, and it costs a forward only.
+    pub fn add_constant(&mut self, x: Tensor<B, 4>, t: Vec<usize>, labels: Vec<usize>) -> Slot {
+        let keep = vec![1.0; t.len()];
+        self.parts.push(Part { kind: PassKind::Constant, x, t, labels, keep, expert: true });
         Slot(self.parts.len() - 1)
     }
 
     /// θ^g (experts off) on exactly the main pass's inputs. Costs the up path only.
     pub fn add_base_of_main(&mut self) -> Slot {
         let m = &self.parts[0];
-        let part = Part { base_of_main: true, x: m.x.clone(), t: m.t.clone(), labels: m.labels.clone(), keep: m.keep.clone(), expert: false };
+        let part = Part { kind: PassKind::BaseOfMain, x: m.x.clone(), t: m.t.clone(), labels: m.labels.clone(), keep: m.keep.clone(), expert: false };
         self.parts.push(part);
         Slot(self.parts.len() - 1)
     }
 
+    /// The images each kind of pass will push through the network.
+    pub fn rows(&self) -> PassRows {
+        let mut r = PassRows::default();
+        for p in &self.parts {
+            let n = p.t.len();
+            match p.kind {
+                PassKind::Trained => r.trained += n,
+                PassKind::BaseOfMain => r.up_path += n,
+                PassKind::Constant => r.constant += n,
+            }
+        }
+        r
+    }
+}
+
+impl<B: AutodiffBackend> Forwards<B> {
     pub fn run(self, model: &UNet<B>) -> Outputs<B> {
         let n = self.parts.len();
         let mut eps: Vec<Option<Tensor<B, 4>>> = vec![None; n];
         let mut bottleneck: Vec<Option<Tensor<B, 4>>> = vec![None; n];
         for expert in [true, false] {
-            let group: Vec<usize> = (0..n).filter(|&i| self.parts[i].expert == expert && !self.parts[i].base_of_main).collect();
+            let group: Vec<usize> = (0..n).filter(|&i| self.parts[i].expert == expert && self.parts[i].kind == PassKind::Trained).collect();
             if group.is_empty() {
                 continue;
             }
@@ -346,10 +409,23 @@ impl<B: Backend> Forwards<B> {
             // The main pass is the first rows of the first group: its θ^g twin reuses the trunk.
             if expert {
                 let main_rows = self.parts[0].t.len();
-                for i in (0..n).filter(|&i| self.parts[i].base_of_main) {
+                for i in (0..n).filter(|&i| self.parts[i].kind == PassKind::BaseOfMain) {
                     eps[i] = Some(model.up_path(&trunk, Some(main_rows), false));
                     bottleneck[i] = Some(trunk.h.clone().narrow(0, 0, main_rows));
                 }
+            }
+        }
+        let constant: Vec<usize> = (0..n).filter(|&i| self.parts[i].kind == PassKind::Constant).collect();
+        if !constant.is_empty() {
+            let valid = model.valid();
+            for i in constant {
+                let p = &self.parts[i];
+                let device = p.x.device();
+                let labels = p.labels.iter().map(|&l| l as i64).collect::<Vec<_>>();
+                let y = Tensor::from_data(TensorData::new(labels, [p.t.len()]), &device);
+                let out = valid.forward(p.x.clone().inner(), &p.t, &ClassCond::Labels(y), true);
+                eps[i] = Some(Tensor::from_inner(out.eps));
+                bottleneck[i] = out.bottleneck.map(Tensor::from_inner);
             }
         }
         Outputs { eps: eps.into_iter().map(Option::unwrap).collect(), bottleneck: bottleneck.into_iter().map(Option::unwrap).collect() }
@@ -404,7 +480,7 @@ pub(crate) mod test_util {
 mod tests {
     use super::*;
     use crate::model::Preset;
-    type F = burn::backend::Flex;
+    use test_util::AB as F;
 
     /// The batched call gives each part what its own forward would.
     #[test]
@@ -431,6 +507,8 @@ mod tests {
         let uncond = fw.add(batch.x_t.clone(), vec![10, 500, 990], vec![0, 1, 2], vec![false; 3], true);
         let other = fw.add(batch.x0.clone().narrow(0, 0, 2), vec![7, 8], vec![2, 2], vec![true, true], true);
         let base = fw.add_base_of_main();
+        let constant = fw.add_constant(batch.x0.clone().narrow(0, 1, 2), vec![3, 4], vec![1, 0]);
+        assert_eq!(fw.rows(), PassRows { trained: 3 + 3 + 2, up_path: 3, constant: 2 });
         let out = fw.run(&model);
         let diff = |a: Tensor<F, 4>, b: Tensor<F, 4>| a.sub(b).abs().max().into_scalar();
         let t = [10, 500, 990];
@@ -446,5 +524,19 @@ mod tests {
         assert!(diff(out.eps(other), o) < 1e-5);
         let b = model.forward_with(batch.x_t.clone(), &t, &main_cond, false, false).eps;
         assert!(diff(out.eps(base), b) < 1e-5);
+        let c = model.forward(batch.x0.clone().narrow(0, 1, 2), &[3, 4], &ClassCond::Labels(Tensor::from_ints([1, 0], &dev)), false).eps;
+        assert!(diff(out.eps(constant), c) < 1e-5);
+        // The constant pass is outside the graph: a loss on it alone reaches no parameter.
+        let grads = out.eps(constant).sum().backward();
+        assert_eq!(crate::train::optim::grad_norm(&model, &grads), 0.0, "no gradient through a constant pass");
+        let grads = out.eps(other).sum().backward();
+        assert!(crate::train::optim::grad_norm(&model, &grads) > 0.0);
+    }
+
+    #[test]
+    fn pass_rows_flops_count_a_backward_as_two_forwards() {
+        let f = ForwardFlops { trunk: 6.0, up_path: 4.0 };
+        // 2 trained rows: 3·2·10; 1 up-path row: 3·4; 3 constant rows: 3·10.
+        assert_eq!(PassRows { trained: 2, up_path: 1, constant: 3 }.flops(&f), 60.0 + 12.0 + 30.0);
     }
 }

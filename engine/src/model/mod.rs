@@ -5,4 +5,4 @@ pub mod presets;
 pub mod unet;
 
 pub use presets::Preset;
-pub use unet::{ClassCond, UNet, UNetConfig, UNetOutput, timestep_embedding};
+pub use unet::{ClassCond, ForwardFlops, UNet, UNetConfig, UNetOutput, timestep_embedding};

@@ -101,6 +101,36 @@ fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// Floating-point operations of one image's forward pass: 2 per multiply-add of the
+/// convolutions, linear layers and attention products. Element-wise work (norms, activations,
+/// additions) is not counted — the convention of paper tables and of PyTorch's FlopCounterMode.
+/// A training row costs about three forwards (the backward computes gradients for inputs and
+/// weights).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForwardFlops {
+    /// Embedding MLP, head, down path and middle.
+    pub trunk: f64,
+    /// Up path and tail: what CM runs a second time.
+    pub up_path: f64,
+}
+
+impl ForwardFlops {
+    pub fn total(&self) -> f64 {
+        self.trunk + self.up_path
+    }
+}
+
+/// A conv producing `out_size`×`out_size` maps.
+fn conv_flops<B: Backend>(c: &Conv2d<B>, out_size: usize) -> f64 {
+    let [cout, cin_per_group, kh, kw] = c.weight.dims();
+    2.0 * (cout * cin_per_group * kh * kw) as f64 * (out_size * out_size) as f64
+}
+
+fn linear_flops<B: Backend>(l: &Linear<B>) -> f64 {
+    let [din, dout] = l.weight.dims();
+    2.0 * (din * dout) as f64
+}
+
 fn norm<B: Backend>(groups: usize, ch: usize, device: &B::Device) -> GroupNorm<B> {
     GroupNormConfig::new(gcd(groups, ch), ch).init(device)
 }
@@ -135,6 +165,13 @@ impl<B: Backend> AttnBlock<B> {
         let weights = softmax(q.matmul(k).mul_scalar((c as f64).powf(-0.5)), 2);
         let out = weights.matmul(v).swap_dims(1, 2).reshape([b, c, h, w]);
         x + self.proj.forward(out)
+    }
+
+    /// Four 1×1 convs and the two HW×HW products.
+    fn flops(&self, size: usize) -> f64 {
+        let c = self.q.weight.dims()[0] as f64;
+        let n = (size * size) as f64;
+        [&self.q, &self.k, &self.v, &self.proj].iter().map(|p| conv_flops(p, size)).sum::<f64>() + 2.0 * 2.0 * n * n * c
     }
 }
 
@@ -186,6 +223,14 @@ impl<B: Backend> ResBlock<B> {
             Some(a) => a.forward(out),
             None => out,
         }
+    }
+
+    fn flops(&self, size: usize) -> f64 {
+        conv_flops(&self.conv1, size)
+            + linear_flops(&self.emb_proj)
+            + conv_flops(&self.conv2, size)
+            + self.shortcut.as_ref().map_or(0.0, |s| conv_flops(s, size))
+            + self.attn.as_ref().map_or(0.0, |a| a.flops(size))
     }
 }
 
@@ -426,6 +471,36 @@ impl<B: Backend> UNet<B> {
         })
     }
 
+    /// FLOPs of one `size`×`size` image's forward pass (CM's experts are folded into the weight
+    /// once per call, not per image, and CORAL's head is on the pooled bottleneck: neither is
+    /// counted).
+    pub fn forward_flops(&self, size: usize) -> ForwardFlops {
+        let mut s = size;
+        let mut trunk = linear_flops(&self.time_fc1) + linear_flops(&self.time_fc2) + conv_flops(&self.head, s);
+        for layer in &self.down {
+            trunk += match layer {
+                DownLayer::Res(r) => r.flops(s),
+                DownLayer::Down(c) => {
+                    s /= c.stride[0];
+                    conv_flops(c, s)
+                }
+            };
+        }
+        trunk += self.mid1.flops(s) + self.mid2.flops(s);
+        let mut up_path = 0.0;
+        for layer in &self.up {
+            up_path += match layer {
+                UpLayer::Res(r) => r.flops(s),
+                UpLayer::Up(u) => {
+                    s *= 2;
+                    conv_flops(&u.conv, s)
+                }
+            };
+        }
+        up_path += conv_flops(&self.tail, s);
+        ForwardFlops { trunk, up_path }
+    }
+
     /// CORAL's projection: global average pool → Linear → L2 normalise. `None` without a head.
     pub fn project(&self, bottleneck: Tensor<B, 4>) -> Option<Tensor<B, 2>> {
         let head = self.projection.as_ref()?;
@@ -519,6 +594,61 @@ mod tests {
         let paper = Preset::Paper.config(3, 10, 32).unwrap();
         assert_eq!(paper.attn_levels, vec![1]);
         assert_eq!(count_by_formula(&paper), 35_751_427);
+    }
+
+    /// FLOPs per image (trunk, up path) by formula from the config, independent of the modules.
+    fn flops_by_formula(cfg: &UNetConfig, size: usize) -> (f64, f64) {
+        let (ch, emb) = (cfg.base_channels, cfg.time_dim());
+        let conv = |i: usize, o: usize, k: usize, s: usize| 2.0 * (i * o * k * k * s * s) as f64;
+        let attn = |c: usize, s: usize| 4.0 * conv(c, c, 1, s) + 4.0 * (s * s * s * s * c) as f64;
+        let res = |i: usize, o: usize, a: bool, s: usize| {
+            conv(i, o, 3, s) + 2.0 * (emb * o) as f64 + conv(o, o, 3, s) + if i != o { conv(i, o, 1, s) } else { 0.0 } + if a { attn(o, s) } else { 0.0 }
+        };
+        let mut trunk = 2.0 * (ch * emb + emb * emb) as f64 + conv(cfg.image_channels, ch, 3, size);
+        let (mut skips, mut now, mut s) = (vec![ch], ch, size);
+        let levels = cfg.channel_mults.len();
+        for (l, m) in cfg.channel_mults.iter().enumerate() {
+            for _ in 0..cfg.res_blocks {
+                trunk += res(now, ch * m, cfg.attn_levels.contains(&l), s);
+                now = ch * m;
+                skips.push(now);
+            }
+            if l + 1 < levels {
+                s /= 2;
+                trunk += conv(now, now, 3, s);
+                skips.push(now);
+            }
+        }
+        trunk += res(now, now, true, s) + res(now, now, false, s);
+        let mut up = 0.0;
+        for (l, m) in cfg.channel_mults.iter().enumerate().rev() {
+            for _ in 0..=cfg.res_blocks {
+                up += res(now + skips.pop().unwrap(), ch * m, cfg.attn_levels.contains(&l), s);
+                now = ch * m;
+            }
+            if l > 0 {
+                s *= 2;
+                up += conv(now, now, 3, s);
+            }
+        }
+        (trunk, up + conv(now, cfg.image_channels, 3, s))
+    }
+
+    #[test]
+    fn forward_flops_by_hand_and_by_formula() {
+        // One level, 2 channels, emb 8, 4×4, grey. Trunk: time MLP 2·(2·8 + 8·8) = 160, head
+        // 2·1·2·9·16 = 576, ResBlock 2→2 (2·2·2·9·16 twice + 2·8·2) = 2336, mid1 = 2336 +
+        // attention (four 1×1 convs 4·2·2·2·16 = 512, products 4·16·16·2 = 2048), mid2 = 2336.
+        // Up: two ResBlocks 4→2 (2304 + 32 + 1152 + 1×1 shortcut 256 = 3744), tail 2·2·1·9·16.
+        let cfg = UNetConfig::new(1, 3, 2, vec![1], 1, vec![]);
+        let f = cfg.init::<B>(&Default::default()).forward_flops(4);
+        assert_eq!(f.trunk, 160.0 + 576.0 + 2336.0 + (2336.0 + 512.0 + 2048.0) + 2336.0);
+        assert_eq!(f.up_path, 2.0 * 3744.0 + 576.0);
+        for (preset, ch, size) in [(Preset::Tiny, 1, 16), (Preset::Small, 3, 32), (Preset::Paper, 3, 32)] {
+            let cfg = preset.config(ch, 10, size).unwrap().with_low_rank_expert(true);
+            let f = cfg.init::<B>(&Default::default()).forward_flops(size);
+            assert_eq!((f.trunk, f.up_path), flops_by_formula(&cfg, size), "{preset:?}");
+        }
     }
 
     #[test]

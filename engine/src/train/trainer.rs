@@ -10,7 +10,7 @@ use crate::diffusion::sampler::{SampleRequest, grid_id, initial_noise, sample};
 use crate::diffusion::{SamplerKind, Schedule};
 use crate::error::{Error, Result};
 use crate::data::sampler::BatchSampler;
-use crate::methods::{Batch, Forwards, HostBatch, MAIN, Method, StepContext, per_sample_mean};
+use crate::methods::{Batch, Forwards, HostBatch, MAIN, Method, PassRows, StepContext, per_sample_mean};
 use crate::model::{UNet, UNetConfig};
 use crate::rng::{self, Stream};
 use burn::module::AutodiffModule;
@@ -48,6 +48,9 @@ pub struct Trainer<B: AutodiffBackend> {
     /// Steps completed.
     pub step: u64,
     pub device: B::Device,
+    /// Images through the network by kind of pass, over the steps this trainer ran (cost
+    /// accounting for `bench methods`; not saved).
+    pub pass_rows: PassRows,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -80,6 +83,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             q,
             step: 0,
             device,
+            pass_rows: PassRows::default(),
         })
     }
 
@@ -128,6 +132,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         for m in self.methods.iter_mut() {
             m.request(&batch, &ctx, &mut fw);
         }
+        self.pass_rows += fw.rows();
         let out = fw.run(&self.model);
         let per_sample = per_sample_mean((out.eps(MAIN) - batch.target.clone()).powi_scalar(2));
         let mut terms = vec![("mse", per_sample.clone().mean())];
