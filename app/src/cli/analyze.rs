@@ -8,7 +8,9 @@ use ltlab_engine::error::write_atomic;
 use ltlab_types::{Entanglement, LatentMap, class_colour};
 use ltlab_engine::backend::{WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use ltlab_engine::train::checkpoint::Checkpoint;
 use ltlab_engine::train::run_dir::RunDir;
+use ltlab_engine::train::Trainer;
 use std::path::{Path, PathBuf};
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::data::sampler::BatchSampler;
@@ -161,17 +163,23 @@ pub fn entanglement_sweep<B: AutodiffBackend>(
     let have: Vec<u64> = read_entanglement(&path)?.into_iter().filter(|e| e.same_measure(setup.k, setup.per_class)).map(|e| e.step).collect();
     let steps: Vec<u64> = dir.checkpoints().into_iter().map(|(s, _)| s).filter(|s| !have.contains(s)).collect();
     let mut all = read_entanglement(&path)?;
-    for (i, &s) in steps.iter().enumerate() {
-        if !progress(i, steps.len()) {
-            return Err(ltlab_engine::error::Error::Cancelled.into());
-        }
-        let (trainer, _) = super::open_run::<B>(run, Some(s), device.clone())?;
-        let real = trainer.cfg.data.load_balanced()?;
+    if !steps.is_empty() {
+        // The data once for every checkpoint: only the weights change.
+        let cfg = dir.read_config()?;
+        let data = cfg.data.load()?;
+        let real = cfg.data.load_balanced()?;
         let chosen = stratified(&real, setup.per_class, setup.seed);
-        let model = trainer.ema.clone().merge_experts();
-        let f = bottlenecks(&model, &trainer.schedule, &real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |_| true)?;
         let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
-        all = record_entanglement(&path, &entanglement(&f, &labels, real.num_classes(), setup.k, s, setup.t, setup.per_class))?;
+        for (i, &s) in steps.iter().enumerate() {
+            if !progress(i, steps.len()) {
+                return Err(ltlab_engine::error::Error::Cancelled.into());
+            }
+            let ckpt = Checkpoint::read(&dir.checkpoint_path(s))?;
+            let trainer = Trainer::<B>::restore(cfg.clone(), data.clone(), device.clone(), &ckpt)?;
+            let model = trainer.ema.merge_experts();
+            let f = bottlenecks(&model, &trainer.schedule, &real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |_| true)?;
+            all = record_entanglement(&path, &entanglement(&f, &labels, real.num_classes(), setup.k, s, setup.t, setup.per_class))?;
+        }
     }
     progress(steps.len(), steps.len());
     Ok(all)

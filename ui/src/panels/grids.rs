@@ -43,12 +43,7 @@ pub(crate) fn grids(lab: &mut Lab, ui: &mut egui::Ui) {
                     }
                 });
                 if let Some(j) = jobs.values().find(|j| j.run == r.id && j.kind == JobKind::Sample) {
-                    ui.horizontal(|ui| {
-                        ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(220.0));
-                        if ui.button("Cancel").clicked() {
-                            commands.push(UiCommand::CancelJob(j.id));
-                        }
-                    });
+                    super::job_progress(j, 220.0, true, ui, commands);
                 }
                 let busy = jobs.values().any(|j| j.run == r.id && j.kind == JobKind::Sample);
                 match r.view_grid_at(step, &state.sample) {

@@ -94,12 +94,7 @@ fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
 }
 
 fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, commands: &mut Vec<UiCommand>) {
-    ui.horizontal(|ui| {
-        ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(220.0));
-        if ui.button("Cancel").clicked() {
-            commands.push(UiCommand::CancelJob(j.id));
-        }
-    });
+    super::job_progress(j, 220.0, true, ui, commands);
     if let Some((labels, xy)) = &j.preview {
         let classes = run.dataset.as_ref().map_or(0, |d| d.class_names.len()).max(labels.iter().max().map_or(0, |m| m + 1));
         Plot::new(("latent-preview", run.id.0)).height(h).data_aspect(1.0).show_axes(false).show(ui, |plot| {

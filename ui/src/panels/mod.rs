@@ -37,6 +37,16 @@ pub(crate) fn class_colour(c: usize) -> egui::Color32 {
     egui::Color32::from_rgb(r, g, b)
 }
 
+/// A background job's progress bar; with `cancel`, its Cancel button beside it.
+pub(crate) fn job_progress(j: &crate::store::JobView, width: f32, cancel: bool, ui: &mut egui::Ui, commands: &mut Vec<crate::lab::UiCommand>) {
+    ui.horizontal(|ui| {
+        ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(width));
+        if cancel && ui.button("Cancel").clicked() {
+            commands.push(crate::lab::UiCommand::CancelJob(j.id));
+        }
+    });
+}
+
 /// `k` 8-bit images (channels × size × size) side by side as one RGBA image.
 pub(crate) fn planar_rgba(imgs: &[u8], k: usize, channels: usize, size: usize) -> egui::ColorImage {
     let plane = size * size;

@@ -36,9 +36,8 @@ pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
     ui.label(format!("{} [{}]: training data of this run; P(t) needs no model", run.name, run.methods));
     let analysis = run.transfers.iter().rev().find(|a| s.matches(a));
     match jobs.values().find(|j| j.run == run.id && j.kind == crate::store::JobKind::Transfer) {
-        Some(j) => {
-            ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(260.0));
-        }
+        // Short: it runs to its end, no Cancel.
+        Some(j) => super::job_progress(j, 260.0, false, ui, commands),
         None => {
             if ui.button(if analysis.is_some() { "Recompute" } else { "Compute P(t)" }).clicked() {
                 commands.push(UiCommand::Transfer { run: run.id, settings: s.clone() });
