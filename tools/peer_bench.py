@@ -72,8 +72,29 @@ class Attn(nn.Module):
         return x + self.proj((a @ v).transpose(1, 2).reshape(b, c, h, w))
 
 
+class LowRank(nn.Module):
+    """CM's expert on a 3×3 conv (SPEC §4.6): ΔW = B·A viewed as (C_out, C_in, 3, 3); B = 0."""
+
+    def __init__(self, cin, cout, k=3):
+        super().__init__()
+        r = max(1, min(cin, cout) // 10)
+        bound = 1 / math.sqrt(cin * k)
+        self.a = nn.Parameter(torch.empty(r * k, cin * k).uniform_(-bound, bound))
+        self.b = nn.Parameter(torch.zeros(cout * k, r * k))
+
+    def conv(self, conv, x, on):
+        if not on:
+            return conv(x)
+        w = conv.weight + (self.b @ self.a).reshape(conv.weight.shape)
+        return F.conv2d(x, w, conv.bias, padding=1)
+
+
+def expert_conv(conv, lora, x, on):
+    return lora.conv(conv, x, on) if lora is not None else conv(x)
+
+
 class Res(nn.Module):
-    def __init__(self, cin, cout, emb, attn, dropout):
+    def __init__(self, cin, cout, emb, attn, dropout, expert=False):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups(cin), cin)
         self.conv1 = conv(cin, cout)
@@ -83,16 +104,28 @@ class Res(nn.Module):
         self.conv2 = conv(cout, cout, gain=1e-5)
         self.short = conv(cin, cout, 1) if cin != cout else nn.Identity()
         self.attn = Attn(cout) if attn else nn.Identity()
+        self.e1 = LowRank(cin, cout) if expert else None
+        self.e2 = LowRank(cout, cout) if expert else None
 
-    def forward(self, x, e):
-        h = self.conv1(F.silu(self.norm1(x)))
+    def forward(self, x, e, on=True):
+        h = expert_conv(self.conv1, self.e1, F.silu(self.norm1(x)), on)
         h = h + self.emb(e)[:, :, None, None]
-        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        h = expert_conv(self.conv2, self.e2, self.drop(F.silu(self.norm2(h))), on)
         return self.attn(h + self.short(x))
 
 
+class Up(nn.Module):
+    def __init__(self, c, expert=False):
+        super().__init__()
+        self.conv = conv(c, c)
+        self.e = LowRank(c, c) if expert else None
+
+    def forward(self, h, on=True):
+        return expert_conv(self.conv, self.e, F.interpolate(h, scale_factor=2, mode="nearest"), on)
+
+
 class UNet(nn.Module):
-    def __init__(self, preset, channels, classes, image_size):
+    def __init__(self, preset, channels, classes, image_size, expert=False):
         super().__init__()
         ch, mults, nres, dropout = PRESETS[preset]
         emb = 4 * ch
@@ -115,10 +148,10 @@ class UNet(nn.Module):
         self.up = nn.ModuleList()
         for l in reversed(range(len(mults))):
             for _ in range(nres + 1):
-                self.up.append(Res(now + skips.pop(), ch * mults[l], emb, l in attn, dropout))
+                self.up.append(Res(now + skips.pop(), ch * mults[l], emb, l in attn, dropout, expert))
                 now = ch * mults[l]
             if l > 0:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(now, now)))
+                self.up.append(Up(now, expert))
         self.tail = nn.Sequential(nn.GroupNorm(groups(now), now), nn.SiLU(), conv(now, channels, gain=1e-5))
 
     def temb(self, t):
@@ -127,10 +160,12 @@ class UNet(nn.Module):
         a = t.float()[:, None] * freq[None]
         return torch.stack([a.sin(), a.cos()], dim=-1).reshape(len(t), self.ch)
 
-    def forward(self, x, t, y):
+    def trunk(self, x, t, y, keep=None):
+        """Embedding, down path and middle; `keep` (per sample, 1 = conditional) masks the class term."""
         e = self.time(self.temb(t))
         if y is not None:
-            e = e + self.cls(y)
+            c = self.cls(y)
+            e = e + (c if keep is None else c * keep[:, None])
         e = F.silu(e)
         h = self.head(x)
         hs = [h]
@@ -139,9 +174,17 @@ class UNet(nn.Module):
             hs.append(h)
         for layer in self.mid:
             h = layer(h, e)
+        return h, hs, e
+
+    def up_path(self, h, hs, e, expert=True):
+        hs = list(hs)
         for layer in self.up:
-            h = layer(torch.cat([h, hs.pop()], 1), e) if isinstance(layer, Res) else layer(h)
+            h = layer(torch.cat([h, hs.pop()], 1), e, expert) if isinstance(layer, Res) else layer(h, expert)
         return self.tail(h)
+
+    def forward(self, x, t, y, keep=None):
+        h, hs, e = self.trunk(x, t, y, keep)
+        return self.up_path(h, hs, e)
 
 
 def torch_bench(preset, batch, image_size, steps, warmup, device, threads):
