@@ -301,6 +301,16 @@ fn transfer_curve_csv_and_matrix() {
 }
 
 #[test]
+fn bench_train_reports_the_network_work_it_did() {
+    let v = json(&run(&["bench", "train", "--preset", "tiny", "--image-size", "8", "--batch", "4", "--steps", "1", "--warmup", "0", "--json"]));
+    let info = json(&run(&["model", "info", "--preset", "tiny", "--classes", "10", "--channels", "3", "--image-size", "8", "--json"]));
+    let per_image = info["forward_flops_per_image"].as_f64().unwrap();
+    let want = v["images_per_s"].as_f64().unwrap() * 3.0 * per_image / 1e9;
+    let got = v["network_gflops_per_s"].as_f64().unwrap();
+    assert!(got > 0.0 && (got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+}
+
+#[test]
 fn bench_methods_reports_a_ratio_per_method() {
     let v = json(&run(&[
         "bench", "methods", "--preset", "tiny", "--image-size", "8", "--batch", "4", "--rounds", "1", "--steps", "1", "--warmup", "0", "--json",

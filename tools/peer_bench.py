@@ -230,7 +230,13 @@ def torch_bench(preset, batch, image_size, steps, warmup, device, threads):
         torch.cuda.synchronize()
     secs = time.perf_counter() - start
     params = sum(p.numel() for p in model.parameters())
-    return {"images_per_s": steps * batch / secs, "seconds_per_step": secs / steps, "parameters": params}
+    # Forward FLOPs of one image as PyTorch counts them (ltlab's `model info` gives the same).
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x0[:1], torch.zeros(1, dtype=torch.long, device=device), labels[:1])
+    ips = steps * batch / secs
+    return {"images_per_s": ips, "seconds_per_step": secs / steps, "parameters": params,
+            "network_gflops_per_s": ips * 3 * counter.get_total_flops() / 1e9}
 
 
 def main():

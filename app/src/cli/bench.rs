@@ -231,18 +231,21 @@ impl WithBackend for TrainBench {
         let secs = timed_steps(&mut t, self.config.steps, &device)?;
         let steps = self.config.steps as f64;
         let ips = steps * self.config.batch as f64 / secs;
+        // Network work actually done per second (a training image = three forwards).
+        let gflops_per_s = ips * 3.0 * t.model.forward_flops(t.data.size).total() / 1e9;
         let c = &self.config;
         if self.json {
             println!("{}", serde_json::json!({
                 "bench": "train", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
                 "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
                 "steps": c.steps, "warmup": self.warmup, "seconds": secs,
-                "seconds_per_step": secs / steps, "images_per_s": ips,
+                "seconds_per_step": secs / steps, "images_per_s": ips, "network_gflops_per_s": gflops_per_s,
             }));
         } else {
             println!("bench train: preset {} ({} parameters), batch {}, {}×{}, {} on {device_name}",
                 c.model.preset.name(), t.parameters(), c.batch, t.data.size, t.data.size, c.backend.name());
-            println!("{:.4} s/step over {} steps ({} warm-up excluded): {ips:.1} images/s", secs / steps, c.steps, self.warmup);
+            println!("{:.4} s/step over {} steps ({} warm-up excluded): {ips:.1} images/s, {gflops_per_s:.1} GFLOP/s of network work",
+                secs / steps, c.steps, self.warmup);
         }
         Ok(())
     }
