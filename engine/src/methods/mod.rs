@@ -3,7 +3,8 @@
 //! A method is an optional target transform (OC), an optional batch sampler and named loss
 //! terms added to the base ε-MSE. The step gathers every forward pass the methods ask for into
 //! one batched call per expert setting ([`Forwards`]), so CBDM's y′ pass, CCUA's unconditional
-//! pass and DiffROP's partners ride along with the main batch.
+//! pass and DiffROP's partners ride along with the main batch; a pass whose output is a constant
+//! of the loss runs outside the autodiff graph. [`Forwards::rows`] counts what each kind costs.
 //!
 //! Adding a method: one file here and one line in [`build`].
 
