@@ -318,7 +318,7 @@ fn bench_config(preset: &str, batch: usize, backend: &str, steps: u64, image_siz
         batch,
         backend: BackendKind::parse(backend)?,
         data,
-        model: ModelConfig { preset: Preset::parse(preset)?, dropout: None },
+        model: ModelConfig { preset: Preset::parse(preset)?, dropout: None, attn_out_init: Default::default() },
         optim: Default::default(),
         diffusion: DiffusionConfig::default(),
         batch_sampler: None,

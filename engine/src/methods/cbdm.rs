@@ -146,4 +146,62 @@ mod tests {
         assert!((twos - 1.0 / 3.0).abs() < 0.02, "{twos}");
         assert_eq!(y, draw_y_prime(ClassDraw::Prior, &q, 10_000, 1, 2), "pure function of (seed, step)");
     }
+
+    /// `[n, 1, 1, 2]` images from flat values.
+    fn img(v: &[f32]) -> Tensor<AB, 4> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len() / 2, 1, 1, 2]), &Default::default())
+    }
+
+    /// The wiring of `request` and `losses`: the y′ pass is conditional on the main x_t and t,
+    /// w = τ·t/T per sample and 0 where the label was dropped, γ only on L_com.
+    #[test]
+    fn request_and_losses_by_hand() {
+        let dev = Default::default();
+        let s = crate::diffusion::Schedule::ddpm();
+        let q = [0.5, 0.3, 0.2];
+        let ctx = StepContext { schedule: &s, counts: &[5, 3, 2], q: &q, seed: 7, step: 3 };
+        // Three 2-pixel samples; sample 1's label was dropped (per-sample CFG drop).
+        let host = HostBatch {
+            shape: [3, 1, 1, 2],
+            x0: vec![0.1, -0.2, 0.3, 0.4, -0.5, 0.6],
+            eps: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
+            target: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
+            t: vec![250, 500, 750],
+            indices: vec![0, 1, 2],
+            labels: vec![0, 1, 2],
+            keep: vec![true, false, true],
+            uncond_batch: false,
+        };
+        let batch = Batch::<AB>::upload(host.clone(), &s, &dev);
+        let mut m = Cbdm::new(CbdmConfig { tau: 2.0, gamma: 0.3, y_prime: ClassDraw::Prior });
+        let mut fw = Forwards::new(&batch);
+        m.request(&batch, &ctx, &mut fw);
+        assert_eq!(m.slot, Some(Slot(1)));
+        let p = &fw.parts[1];
+        assert_eq!(vals(p.x.clone()), vals(batch.x_t.clone()), "same x_t");
+        assert_eq!(p.t, host.t, "same t");
+        assert_eq!(p.labels, draw_y_prime(ClassDraw::Prior, &q, 3, 7, 3), "y′ of (seed, step)");
+        assert_eq!(p.keep, vec![1.0; 3], "y′ is a conditional pass for every sample");
+
+        // ε = [1,2 | 3,3 | 0,1], ε′ = [0,0 | 0,0 | 2,1]: per-sample MSE [2.5, 9, 2].
+        let zeros = Tensor::<AB, 4>::zeros([3, 1, 1, 1], &dev);
+        let out = Outputs { eps: vec![img(&[1.0, 2.0, 3.0, 3.0, 0.0, 1.0]), img(&[0.0, 0.0, 0.0, 0.0, 2.0, 1.0])], bottleneck: vec![zeros.clone(), zeros] };
+        let model: UNet<AB> = crate::model::Preset::Tiny.config(1, 3, 8).unwrap().init(&dev);
+        let terms = m.losses(&batch, &ctx, &out, &model);
+        assert_eq!(terms.iter().map(|t| t.0).collect::<Vec<_>>(), vec!["cbdm_reg", "cbdm_com"]);
+        // w = 2·[0.25, 0.5, 0.75]·[1, 0, 1] = [0.5, 0, 1.5]:
+        // L_reg = (0.5·2.5 + 0·9 + 1.5·2)/3 = 4.25/3; L_com = 0.3·4.25/3.
+        // (No keep mask would give 13.25/3, no τ 2.125/3, γ = 1/4 on L_com 1.0625/3.)
+        let reg = vals(terms[0].1.clone())[0] as f64;
+        let com = vals(terms[1].1.clone())[0] as f64;
+        assert!(close(reg, 4.25 / 3.0, 1e-6), "{reg}");
+        assert!(close(com, 0.3 * 4.25 / 3.0, 1e-6), "{com}");
+
+        // A label-dropped batch asks for no pass and has no term.
+        let dropped = Batch::<AB>::upload(HostBatch { uncond_batch: true, ..host }, &s, &dev);
+        let mut fw = Forwards::new(&dropped);
+        m.request(&dropped, &ctx, &mut fw);
+        assert_eq!((m.slot, fw.parts.len()), (None, 1));
+        assert!(m.losses(&dropped, &ctx, &out, &model).is_empty());
+    }
 }

@@ -154,4 +154,90 @@ mod tests {
         let x = Tensor::<AB, 4>::from_floats([[[[3.0, 4.0]]], [[[0.0, 2.0]]]], &Default::default());
         assert_eq!(vals(normalise_rows(x)), vec![0.6, 0.8, 0.0, 1.0]);
     }
+
+    fn tensor(v: &[f32], shape: [usize; 4]) -> Tensor<AB, 4> {
+        Tensor::from_data(TensorData::new(v.to_vec(), shape), &Default::default())
+    }
+
+    /// UCL by an independent loop: α·mean_i (t_i/T)·−log(e^{1/τ}/(e^{1/τ} + Σ_{j≠i} e^{h_i·h_j/τ})).
+    fn ucl_by_hand(h: &[[f64; 2]], tf: &[f64], tau: f64, alpha: f64) -> f64 {
+        let unit: Vec<[f64; 2]> = h.iter().map(|v| {
+            let n = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            [v[0] / n, v[1] / n]
+        }).collect();
+        let n = h.len();
+        let mut total = 0.0;
+        for i in 0..n {
+            let pos = (1.0 / tau).exp();
+            let neg: f64 = (0..n).filter(|&j| j != i).map(|j| ((unit[i][0] * unit[j][0] + unit[i][1] * unit[j][1]) / tau).exp()).sum();
+            total += tf[i] * -(pos / (pos + neg)).ln();
+        }
+        alpha * total / n as f64
+    }
+
+    /// The wiring of `request` and `losses`: UCL reads the unconditional pass's bottleneck
+    /// (never the main pass's) weighted by t/T; AL compares the main and unconditional ε.
+    #[test]
+    fn request_and_losses_read_the_unconditional_pass() {
+        let dev = Default::default();
+        let s = crate::diffusion::Schedule::ddpm();
+        let ctx = StepContext { schedule: &s, counts: &[1, 1, 1], q: &[1.0 / 3.0; 3], seed: 1, step: 0 };
+        let host = crate::methods::HostBatch {
+            shape: [3, 1, 1, 2],
+            x0: vec![0.1, -0.2, 0.3, 0.4, -0.5, 0.6],
+            eps: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
+            target: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
+            t: vec![200, 500, 800],
+            indices: vec![0, 1, 2],
+            labels: vec![0, 1, 2],
+            keep: vec![true; 3],
+            uncond_batch: false,
+        };
+        let batch = Batch::<AB>::upload(host.clone(), &s, &dev);
+        let cfg = CcuaConfig { alpha: 0.5, gamma: 2.0, temperature: 0.5, brs: None };
+        let mut m = Ccua::new(cfg.clone());
+        let mut fw = Forwards::new(&batch);
+        m.request(&batch, &ctx, &mut fw);
+        assert_eq!(m.uncond, Some(Slot(1)));
+        let p = &fw.parts[1];
+        assert_eq!(vals(p.x.clone()), vals(batch.x_t.clone()), "same x_t");
+        assert_eq!(p.t, host.t, "same t");
+        assert_eq!(p.keep, vec![0.0; 3], "every sample unconditional");
+
+        // Main bottleneck: three copies of e1; unconditional: [2,0], [0,3], [1,1] (unit after
+        // normalising: e1, e2, (e1+e2)/√2).
+        let main_h = [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]];
+        let uncond_h = [[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]];
+        let flat = |h: &[[f64; 2]; 3]| h.iter().flatten().map(|&v| v as f32).collect::<Vec<_>>();
+        // ε(x_t,y) = [1,3 | 0,0 | 2,2], ε(x_t,∅) = [0,1 | 0,2 | 2,2]: per-sample MSE [2.5, 2, 0].
+        let eps_c = tensor(&[1.0, 3.0, 0.0, 0.0, 2.0, 2.0], [3, 1, 1, 2]);
+        let eps_u = tensor(&[0.0, 1.0, 0.0, 2.0, 2.0, 2.0], [3, 1, 1, 2]);
+        let out = Outputs { eps: vec![eps_c, eps_u.clone()], bottleneck: vec![tensor(&flat(&main_h), [3, 2, 1, 1]), tensor(&flat(&uncond_h), [3, 2, 1, 1])] };
+        let model: UNet<AB> = crate::model::Preset::Tiny.config(1, 3, 8).unwrap().init(&dev);
+        let terms = m.losses(&batch, &ctx, &out, &model);
+        assert_eq!(terms.iter().map(|t| t.0).collect::<Vec<_>>(), vec!["ccua_ucl", "ccua_al"]);
+        let tf = [0.2, 0.5, 0.8];
+        // Anchors 0, 1: ln(e² + e⁰ + e^{√2}) − 2 ≈ 0.526; anchor 2: ln(e² + 2e^{√2}) − 2 ≈ 0.748;
+        // UCL = 0.5·(0.2·0.526 + 0.5·0.526 + 0.8·0.748)/3 ≈ 0.161.
+        let want = ucl_by_hand(&uncond_h, &tf, 0.5, 0.5);
+        assert!(close(want, 0.161, 2e-3), "{want}");
+        let got = vals(terms[0].1.clone())[0] as f64;
+        assert!(close(got, want, 1e-5), "UCL {got} vs {want}");
+        // The main pass's bottleneck gives 0.5·ln 3·(1.5/3) ≈ 0.275: a different number.
+        assert!((ucl_by_hand(&main_h, &tf, 0.5, 0.5) - want).abs() > 0.1);
+        // AL = 2·(0.2·2.5 + 0.5·2 + 0.8·0)/3 = 1.
+        let al = vals(terms[1].1.clone())[0] as f64;
+        assert!(close(al, 1.0, 1e-6), "AL {al}");
+
+        // A label-dropped batch: no extra pass, the main pass is the unconditional one; no AL.
+        let dropped = Batch::<AB>::upload(crate::methods::HostBatch { uncond_batch: true, ..host }, &s, &dev);
+        let mut fw = Forwards::new(&dropped);
+        m.request(&dropped, &ctx, &mut fw);
+        assert_eq!((m.uncond, fw.parts.len()), (None, 1));
+        let out = Outputs { eps: vec![eps_u], bottleneck: vec![tensor(&flat(&uncond_h), [3, 2, 1, 1])] };
+        let terms = m.losses(&dropped, &ctx, &out, &model);
+        assert_eq!(terms.len(), 1, "UCL only");
+        let got = vals(terms[0].1.clone())[0] as f64;
+        assert!(close(got, want, 1e-5), "UCL {got} vs {want}");
+    }
 }

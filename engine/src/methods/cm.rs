@@ -122,4 +122,49 @@ mod tests {
         let c = cm_loss(full, base, t1(&[1.0, -2.0]), 1.0, Some(1.0));
         assert!(close(vals(c)[0] as f64, (0.5 - 1.0) / 2.0, 1e-6));
     }
+
+    /// With B = 0 the two networks are the same function, so with the same dropout masks in
+    /// both passes L_CM is exactly 0 even with dropout on (fresh masks in the θ^g pass would
+    /// make it the squared difference of two dropout draws).
+    #[test]
+    fn loss_is_exactly_zero_at_init_with_dropout_on() {
+        use crate::diffusion::Schedule;
+        use crate::methods::{Forwards, HostBatch};
+        use crate::model::Preset;
+        let dev = Default::default();
+        let cfg = Preset::Tiny.config(1, 2, 8).unwrap().with_low_rank_expert(true).with_dropout(0.5);
+        let model: UNet<AB> = cfg.init(&dev);
+        // Layers that start near zero would hide dropout's effect on ε.
+        let model = model.with_unit_gain_outputs(&dev);
+        let n = 4;
+        let mut r = crate::rng::rng(5, crate::rng::Stream::Noise, 0);
+        let host = HostBatch {
+            shape: [n, 1, 8, 8],
+            x0: crate::rng::normal_vec(&mut r, n * 64),
+            eps: crate::rng::normal_vec(&mut r, n * 64),
+            target: vec![0.0; n * 64],
+            t: vec![3, 300, 600, 900],
+            indices: vec![0, 1, 2, 3],
+            labels: vec![0, 1, 0, 1],
+            keep: vec![true; n],
+            uncond_batch: false,
+        };
+        let batch = Batch::<AB>::upload(host, &Schedule::ddpm(), &dev);
+        let counts = [90, 10];
+        let q = [0.9, 0.1];
+        let schedule = Schedule::ddpm();
+        let ctx = StepContext { schedule: &schedule, counts: &counts, q: &q, seed: 0, step: 0 };
+        let mut cm = Cm::new(CmConfig::default());
+        let run = |cm: &mut Cm| {
+            let mut fw = Forwards::new(&batch);
+            cm.request(&batch, &ctx, &mut fw);
+            let out = fw.run(&model);
+            let loss = cm.losses(&batch, &ctx, &out, &model).remove(0).1;
+            (vals(out.eps(MAIN)), vals(loss)[0])
+        };
+        let (eps_a, loss_a) = run(&mut cm);
+        let (eps_b, loss_b) = run(&mut cm);
+        assert_ne!(eps_a, eps_b, "dropout is on: two draws of the main pass differ");
+        assert_eq!((loss_a, loss_b), (0.0, 0.0));
+    }
 }

@@ -229,4 +229,84 @@ mod tests {
         let gz = vals(z.grad(&g).unwrap());
         assert!(gz.iter().any(|v| v.abs() > 1e-3), "{gz:?}");
     }
+
+    /// SupCon of any width by an independent loop (as `supcon_by_hand`).
+    fn supcon_nd(z: &[Vec<f64>], labels: &[usize], tau: f64, a: &[f64]) -> f64 {
+        let n = z.len();
+        let dot = |i: usize, j: usize| z[i].iter().zip(&z[j]).map(|(x, y)| x * y).sum::<f64>() / tau;
+        let (mut total, mut anchors) = (0.0, 0);
+        for i in 0..n {
+            let pos: Vec<usize> = (0..n).filter(|&j| j != i && labels[j] == labels[i]).collect();
+            if pos.is_empty() {
+                continue;
+            }
+            anchors += 1;
+            let denom: f64 = (0..n).filter(|&k| k != i).map(|k| dot(i, k).exp()).sum();
+            total += a[i] * pos.iter().map(|&p| -(dot(i, p).exp() / denom).ln()).sum::<f64>() / pos.len() as f64;
+        }
+        total / anchors as f64
+    }
+
+    /// The wiring of `losses`: which samples enter (kept labels only, or every sample with its
+    /// true label), λ(t_i) per anchor, the τ_SC factor, and the skip in label-dropped batches.
+    #[test]
+    fn losses_filter_kept_labels_and_scale_by_temperature() {
+        use crate::methods::HostBatch;
+        let dev = Default::default();
+        let s = crate::diffusion::Schedule::ddpm();
+        let mut mcfg = crate::model::Preset::Tiny.config(1, 3, 8).unwrap();
+        mcfg.projection_dim = 3;
+        let model: UNet<AB> = mcfg.init(&dev);
+        let ch = mcfg.base_channels * mcfg.channel_mults.last().unwrap();
+        let ctx = StepContext { schedule: &s, counts: &[3, 2], q: &[0.6, 0.4], seed: 1, step: 0 };
+        // Five samples, classes 0,0,1,1,0; sample 4's label was dropped (per-sample drop).
+        let n = 5;
+        let host = HostBatch {
+            shape: [n, 1, 1, 1],
+            x0: vec![0.0; n],
+            eps: vec![0.0; n],
+            target: vec![0.0; n],
+            t: vec![100, 300, 500, 700, 900],
+            indices: (0..n).collect(),
+            labels: vec![0, 0, 1, 1, 0],
+            keep: vec![true, true, true, true, false],
+            uncond_batch: false,
+        };
+        let batch = Batch::<AB>::upload(host.clone(), &s, &dev);
+        let mut r = crate::rng::rng(3, crate::rng::Stream::Noise, 0);
+        let bn: Vec<f32> = crate::rng::normal_vec(&mut r, n * ch * 4);
+        let bottleneck = Tensor::<AB, 4>::from_data(TensorData::new(bn, [n, ch, 2, 2]), &dev);
+        // z_i from the head on row i alone (the head is per row; the filter is what is tested).
+        let z: Vec<Vec<f64>> = (0..n).map(|i| vals(model.project(bottleneck.clone().narrow(0, i, 1)).unwrap()).iter().map(|&v| v as f64).collect()).collect();
+        let out = Outputs { eps: vec![Tensor::zeros([n, 1, 1, 1], &dev)], bottleneck: vec![bottleneck] };
+        let cfg = CoralConfig { weight: 0.5, projection_dim: 3, ..Default::default() };
+        // λ(t) = 0.5·exp((1 − t/1000)/0.8), per sample.
+        let lam: Vec<f64> = host.t.iter().map(|&t| 0.5 * ((1.0 - t as f64 / 1000.0) / 0.8).exp()).collect();
+        let kept = [0, 1, 2, 3];
+        let pick = |v: &[Vec<f64>]| kept.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+        let want_kept = supcon_nd(&pick(&z), &[0, 0, 1, 1], 0.12, &lam[..4]);
+        let want_all = supcon_nd(&z, &host.labels, 0.12, &lam);
+        assert!((want_kept - want_all).abs() > 1e-3 * want_kept.abs(), "the dropped sample must matter");
+        let term = |cfg: &CoralConfig, b: &Batch<AB>| -> Option<f64> {
+            let t = Coral::new(cfg.clone()).losses(b, &ctx, &out, &model);
+            assert!(t.len() <= 1 && t.iter().all(|t| t.0 == "coral"));
+            t.first().map(|t| vals(t.1.clone())[0] as f64)
+        };
+        // Default (skip_dropped): the label-dropped sample 4 is left out.
+        let got = term(&cfg, &batch).unwrap();
+        assert!(close(got, want_kept, 1e-4), "{got} vs {want_kept}");
+        // scale_by_temperature multiplies the same term by τ_SC = 0.12.
+        let scaled = CoralConfig { scale_by_temperature: true, ..cfg.clone() };
+        let got = term(&scaled, &batch).unwrap();
+        assert!(close(got, 0.12 * want_kept, 1e-4), "{got} vs {}", 0.12 * want_kept);
+        // skip_dropped = false: every sample with its true label.
+        let all = CoralConfig { skip_dropped: false, ..cfg.clone() };
+        let got = term(&all, &batch).unwrap();
+        assert!(close(got, want_all, 1e-4), "{got} vs {want_all}");
+        // A label-dropped batch: no term by default; every sample without the skip.
+        let dropped = Batch::<AB>::upload(HostBatch { uncond_batch: true, keep: vec![false; n], ..host }, &s, &dev);
+        assert_eq!(term(&cfg, &dropped), None);
+        let got = term(&all, &dropped).unwrap();
+        assert!(close(got, want_all, 1e-4), "{got} vs {want_all}");
+    }
 }

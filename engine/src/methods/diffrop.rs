@@ -261,4 +261,115 @@ mod tests {
         assert_eq!(all, vec![(0, 2), (1, 2), (2, 0), (2, 1)]);
         assert!(pick_pairs(&[1, 1], &[true, true], Partners::Random, 1, 0).is_empty());
     }
+
+    fn tensor(v: &[f32], shape: [usize; 4]) -> Tensor<AB, 4> {
+        Tensor::from_data(TensorData::new(v.to_vec(), shape), &Default::default())
+    }
+
+    /// Three 2-pixel samples of classes 0, 1, 1 at different t.
+    fn host(uncond_batch: bool) -> crate::methods::HostBatch {
+        crate::methods::HostBatch {
+            shape: [3, 1, 1, 2],
+            x0: vec![0.9, -0.8, -0.3, 0.6, 0.5, 0.1],
+            eps: vec![0.7, 0.4, -1.2, 0.3, 0.2, -0.5],
+            target: vec![0.7, 0.4, -1.2, 0.3, 0.2, -0.5],
+            t: vec![100, 400, 900],
+            indices: vec![0, 1, 2],
+            labels: vec![0, 1, 1],
+            keep: vec![true; 3],
+            uncond_batch,
+        }
+    }
+
+    /// x_t of image `img` noised with sample `a`'s t and ε, in f64 from ᾱ:
+    /// √ᾱ_{t_a}·x0_img + √(1−ᾱ_{t_a})·ε_a.
+    fn noised(h: &crate::methods::HostBatch, s: &Schedule, img: usize, a: usize) -> Vec<f64> {
+        let ab = s.alpha_bar[h.t[a]];
+        (0..2).map(|k| ab.sqrt() * h.x0[img * 2 + k] as f64 + (1.0 - ab).sqrt() * h.eps[a * 2 + k] as f64).collect()
+    }
+
+    /// The partner pass `request` adds: each partner re-noised with its ANCHOR's t and ε, with
+    /// the partner's label; trained or constant as `partner_grad` says.
+    #[test]
+    fn partners_are_noised_with_the_anchors_t_and_eps() {
+        let dev = Default::default();
+        let s = Schedule::ddpm();
+        let ctx = StepContext { schedule: &s, counts: &[1, 2], q: &[1.0 / 3.0, 2.0 / 3.0], seed: 5, step: 9 };
+        let h = host(false);
+        let batch = Batch::<AB>::upload(h.clone(), &s, &dev);
+        for (partners, grad) in [(Partners::All, true), (Partners::Random, false)] {
+            let mut m = DiffRop::<AB>::new(DiffRopConfig { partners, partner_grad: grad, ..Default::default() });
+            let mut fw = Forwards::new(&batch);
+            m.request(&batch, &ctx, &mut fw);
+            let pairs = pick_pairs(&h.labels, &h.keep, partners, 5, 9);
+            if partners == Partners::All {
+                assert_eq!(pairs, vec![(0, 1), (0, 2), (1, 0), (2, 0)]);
+            }
+            assert_eq!(m.pairs, pairs);
+            assert_eq!(fw.parts.len(), 2);
+            let p = &fw.parts[1];
+            assert_eq!(p.kind, if grad { crate::methods::PassKind::Trained } else { crate::methods::PassKind::Constant });
+            assert_eq!(p.t, pairs.iter().map(|&(a, _)| h.t[a]).collect::<Vec<_>>(), "the anchors' t");
+            assert_eq!(p.labels, pairs.iter().map(|&(_, j)| h.labels[j]).collect::<Vec<_>>(), "the partners' labels");
+            assert_eq!(p.keep, vec![1.0; pairs.len()]);
+            let x = vals(p.x.clone());
+            for (k, &(a, j)) in pairs.iter().enumerate() {
+                let want = noised(&h, &s, j, a);
+                // Not the partner's own noising: that would be a different image.
+                let own = noised(&h, &s, j, j);
+                for e in 0..2 {
+                    assert!(close(x[k * 2 + e] as f64, want[e], 1e-5), "pair {k}: {x:?} vs {want:?}");
+                    assert!((want[e] - own[e]).abs() > 1e-2);
+                }
+            }
+        }
+        // A label-dropped batch has no pairs and asks for no pass.
+        let dropped = Batch::<AB>::upload(host(true), &s, &dev);
+        let mut m = DiffRop::<AB>::new(DiffRopConfig::default());
+        let mut fw = Forwards::new(&dropped);
+        m.request(&dropped, &ctx, &mut fw);
+        assert!(m.pairs.is_empty() && m.partners.is_none() && fw.parts.len() == 1);
+    }
+
+    /// `losses` on hand-made predictions: the anchor's μ from the main pass, the partner's from
+    /// its slot, both at the anchor's t; mean over pairs of τ(t_a)·h(d).
+    #[test]
+    fn losses_by_hand_over_all_pairs() {
+        let dev = Default::default();
+        let s = Schedule::ddpm();
+        let ctx = StepContext { schedule: &s, counts: &[1, 2], q: &[1.0 / 3.0, 2.0 / 3.0], seed: 5, step: 9 };
+        let h = host(false);
+        let batch = Batch::<AB>::upload(h.clone(), &s, &dev);
+        let cfg = DiffRopConfig { form: Form::Reciprocal, partners: Partners::All, weight: 2.0, tau_r: 0.5, ..Default::default() };
+        let mut m = DiffRop::<AB>::new(cfg.clone());
+        let mut fw = Forwards::new(&batch);
+        m.request(&batch, &ctx, &mut fw);
+        // Pairs (0,1), (0,2), (1,0), (2,0).
+        let eps_main = [0.5f32, -0.1, 0.2, 0.3, -0.4, 0.6];
+        let eps_part = [0.1f32, 0.2, -0.3, 0.4, 0.0, -0.2, 0.8, 0.1];
+        let zeros = |n| Tensor::<AB, 4>::zeros([n, 1, 1, 1], &dev);
+        let out = Outputs { eps: vec![tensor(&eps_main, [3, 1, 1, 2]), tensor(&eps_part, [4, 1, 1, 2])], bottleneck: vec![zeros(3), zeros(4)] };
+        let model: UNet<AB> = crate::model::Preset::Tiny.config(1, 3, 8).unwrap().init(&dev);
+        let terms = m.losses(&batch, &ctx, &out, &model);
+        assert_eq!(terms.len(), 1);
+        assert_eq!(terms[0].0, "diffrop");
+        let got = vals(terms[0].1.clone())[0] as f64;
+        // μ = (x_t − β_t/√(1−ᾱ_t)·ε̂)/√(1−β_t), everything at the anchor's t.
+        let mu = |x: &[f64], e: &[f32], t: usize| -> Vec<f64> {
+            let (b, ab) = (s.betas[t], s.alpha_bar[t]);
+            (0..2).map(|k| (x[k] - b / (1.0 - ab).sqrt() * e[k] as f64) / (1.0 - b).sqrt()).collect()
+        };
+        let pairs = [(0, 1), (0, 2), (1, 0), (2, 0)];
+        let mut want = 0.0;
+        for (k, &(a, j)) in pairs.iter().enumerate() {
+            let t = h.t[a];
+            let mu_a = mu(&noised(&h, &s, a, a), &eps_main[a * 2..a * 2 + 2], t);
+            let mu_p = mu(&noised(&h, &s, j, a), &eps_part[k * 2..k * 2 + 2], t);
+            let d: f64 = (0..2).map(|e| (mu_a[e] - mu_p[e]).powi(2)).sum();
+            let tau = 2.0 * (-(t as f64) / (1000.0 * 0.5)).exp();
+            want += tau / (1.0 + d);
+        }
+        want /= 4.0;
+        assert!(close(got, want, 1e-5), "{got} vs {want}");
+    }
 }

@@ -399,7 +399,7 @@ impl<B: AutodiffBackend> Forwards<B> {
                 ClassCond::Masked { labels, keep: Tensor::from_data(TensorData::new(keep, [total]), &device) }
             };
             let trunk = model.trunk(x, &t, &cond);
-            let out = model.up_path(&trunk, None, expert);
+            let (out, masks) = model.up_path(&trunk, expert);
             let mut at = 0;
             for &i in &group {
                 let len = self.parts[i].t.len();
@@ -407,11 +407,12 @@ impl<B: AutodiffBackend> Forwards<B> {
                 bottleneck[i] = Some(trunk.h.clone().narrow(0, at, len));
                 at += len;
             }
-            // The main pass is the first rows of the first group: its θ^g twin reuses the trunk.
+            // The main pass is the first rows of the first group: its θ^g twin reuses the trunk
+            // and the main pass's dropout masks, so the two networks differ by the experts only.
             if expert {
                 let main_rows = self.parts[0].t.len();
                 for i in (0..n).filter(|&i| self.parts[i].kind == PassKind::BaseOfMain) {
-                    eps[i] = Some(model.up_path(&trunk, Some(main_rows), false));
+                    eps[i] = Some(model.up_path_replay(&trunk, main_rows, false, &masks));
                     bottleneck[i] = Some(trunk.h.clone().narrow(0, 0, main_rows));
                 }
             }

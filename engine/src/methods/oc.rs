@@ -328,6 +328,97 @@ mod tests {
         assert_eq!(c.swaps_by_t.iter().sum::<u32>(), 0);
     }
 
+    /// SPEC §4.2: the swap also runs in label-dropped batches. `transform` on a dropped batch
+    /// gives exactly the targets of the same batch with its labels kept, and swaps do happen.
+    #[test]
+    fn transform_swaps_in_label_dropped_batches() {
+        type AB = crate::methods::test_util::AB;
+        let s = Schedule::ddpm();
+        let q = [0.8, 0.2];
+        let mut oc = Oc::new(OcConfig { mode: OcMode::Full, ..Default::default() });
+        let mut swaps = 0;
+        for step in 0..20 {
+            let ctx = StepContext { schedule: &s, counts: &[8, 2], q: &q, seed: 4, step };
+            let mut kept = batch(999);
+            let mut dropped = HostBatch { keep: vec![false; 4], uncond_batch: true, ..batch(999) };
+            let ck = Method::<AB>::transform(&mut oc, &mut kept, &ctx).unwrap();
+            let cd = Method::<AB>::transform(&mut oc, &mut dropped, &ctx).unwrap();
+            assert_eq!(dropped.target, kept.target, "step {step}");
+            assert_eq!(cd.swaps_by_t, ck.swaps_by_t);
+            swaps += cd.swaps_by_t.iter().sum::<u32>();
+        }
+        // At t = 999 selection is near uniform over 4 images: about 3/4 of 80 draws swap.
+        assert!(swaps > 30, "{swaps}/80 swaps in label-dropped batches");
+    }
+
+    /// The β variant draws j ~ p(j|i) ∝ q(y_j)^β·exp(ℓ_ij), no gate: over many steps the
+    /// frequency of each j for each anchor i matches the probabilities computed here directly.
+    #[test]
+    fn beta_draws_follow_the_prior_weighted_softmax() {
+        type AB = crate::methods::test_util::AB;
+        let s = Schedule::ddpm();
+        let q = [0.5f64, 0.3, 0.2];
+        let beta = 1.5;
+        // Four 2-pixel images of classes 0, 1, 2, 2, each anchor at its own t (σ² ≈ 0.3–1.1).
+        let x0 = vec![0.0f32, 0.2, 0.5, -0.3, -0.4, 0.6, 0.9, 0.8];
+        let eps = vec![0.3f32, -0.2, 0.1, 0.4, -0.5, 0.2, 0.0, -0.6];
+        let template = HostBatch {
+            shape: [4, 1, 1, 2],
+            target: eps.clone(),
+            x0: x0.clone(),
+            eps: eps.clone(),
+            t: vec![150, 200, 250, 300],
+            indices: vec![0, 1, 2, 3],
+            labels: vec![0, 1, 2, 2],
+            keep: vec![true; 4],
+            uncond_batch: false,
+        };
+        // p(j|i) = q(y_j)^β·exp(−‖x0_i + σε_i − x0_j‖²/(2σ²)) / Σ, σ² = 1/ᾱ_{t_i} − 1.
+        let p: Vec<Vec<f64>> = (0..4)
+            .map(|i| {
+                let ab = s.alpha_bar[template.t[i]];
+                let s2 = 1.0 / ab - 1.0;
+                let w: Vec<f64> = (0..4)
+                    .map(|j| {
+                        let d: f64 = (0..2).map(|k| (x0[i * 2 + k] as f64 + s2.sqrt() * eps[i * 2 + k] as f64 - x0[j * 2 + k] as f64).powi(2)).sum();
+                        q[template.labels[j]].powf(beta) * (-d / (2.0 * s2)).exp()
+                    })
+                    .collect();
+                let z: f64 = w.iter().sum();
+                w.iter().map(|v| v / z).collect()
+            })
+            .collect();
+        let mut oc = Oc::new(OcConfig { mode: OcMode::Full, beta: Some(beta), ..Default::default() });
+        let draws = 4000;
+        let mut hits = [[0usize; 4]; 4];
+        for step in 0..draws {
+            let ctx = StepContext { schedule: &s, counts: &[5, 3, 2], q: &q, seed: 11, step };
+            let mut b = template.clone();
+            Method::<AB>::transform(&mut oc, &mut b, &ctx).unwrap();
+            for i in 0..4 {
+                let got = &b.target[i * 2..i * 2 + 2];
+                // The drawn j from the target: ε_i unchanged for j = i, otherwise
+                // ε̂ = ε_i + √ᾱ·(x0_i − x0_j)/√(1−ᾱ), distinct for every j.
+                let ab = s.alpha_bar[template.t[i]];
+                let dist = |j: usize| -> f64 {
+                    (0..2).map(|k| (got[k] as f64 - eps[i * 2 + k] as f64 - ab.sqrt() * (x0[i * 2 + k] - x0[j * 2 + k]) as f64 / (1.0 - ab).sqrt()).powi(2)).sum::<f64>().sqrt()
+                };
+                let j = (0..4).min_by(|&a, &b| dist(a).total_cmp(&dist(b))).unwrap();
+                assert!(dist(j) < 1e-4, "anchor {i}: target {got:?} matches no image");
+                hits[i][j] += 1;
+            }
+        }
+        for i in 0..4 {
+            for j in 0..4 {
+                let f = hits[i][j] as f64 / draws as f64;
+                let se = (p[i][j] * (1.0 - p[i][j]) / draws as f64).sqrt();
+                assert!((f - p[i][j]).abs() <= 4.0 * se + 1e-9, "p({j}|{i}): {f} drawn vs {} (4 SE = {})", p[i][j], 4.0 * se);
+            }
+            // Every row has some mass off the diagonal, so the test sees real swaps.
+            assert!(p[i][i] < 0.9, "p({i}|{i}) = {}", p[i][i]);
+        }
+    }
+
     #[test]
     fn beta_needs_full_mode() {
         let c = OcConfig { beta: Some(1.0), ..Default::default() };

@@ -94,6 +94,22 @@ mod tests {
         assert!(diff(expert_conv(&c, Some(&e), false, x.clone()), base) < 1e-7);
     }
 
+    /// A is Kaiming-uniform with LoRA's bound 1/√(C_in·k) and B starts at exactly zero.
+    #[test]
+    fn initial_a_bound_and_zero_b() {
+        let (cin, cout, k) = (40, 24, 3);
+        let e = LowRankExpert::<B>::new(cin, cout, k, &Default::default());
+        let bound = 1.0 / ((cin * k) as f64).sqrt();
+        let a: Vec<f32> = e.a.val().into_data().to_vec().unwrap();
+        assert_eq!(a.len(), expert_rank(cin, cout) * k * cin * k);
+        let max = a.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        assert!(max <= bound && max > 0.95 * bound, "{max} vs {bound}");
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
+        assert!(mean.abs() < 0.1 * bound, "centred: {mean}");
+        let b: Vec<f32> = e.b.val().into_data().to_vec().unwrap();
+        assert!(b.iter().all(|&v| v == 0.0));
+    }
+
     #[test]
     fn delta_is_b_times_a_viewed_as_conv_weight() {
         let dev = Default::default();

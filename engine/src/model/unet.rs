@@ -40,6 +40,11 @@ pub struct UNetConfig {
     /// CORAL: width of the projection head on the pooled bottleneck (0 = no head).
     #[config(default = 0)]
     pub projection_dim: usize,
+    /// Xavier gain of the attention output projection. 1 is the reference code's effective
+    /// init (its ResBlock initialiser re-initialises the attention block after building it);
+    /// 1e−5 starts the projection near zero, as the attention block alone would.
+    #[config(default = 1.0)]
+    pub attn_out_gain: f64,
 }
 
 /// Which class term the embedding gets.
@@ -146,13 +151,13 @@ pub struct AttnBlock<B: Backend> {
 }
 
 impl<B: Backend> AttnBlock<B> {
-    fn new(ch: usize, groups: usize, device: &B::Device) -> Self {
+    fn new(ch: usize, groups: usize, out_gain: f64, device: &B::Device) -> Self {
         Self {
             norm: norm(groups, ch, device),
             q: conv(ch, ch, 1, 1, 1.0, device),
             k: conv(ch, ch, 1, 1, 1.0, device),
             v: conv(ch, ch, 1, 1, 1.0, device),
-            proj: conv(ch, ch, 1, 1, 1e-5, device),
+            proj: conv(ch, ch, 1, 1, out_gain, device),
         }
     }
 
@@ -203,26 +208,33 @@ impl<B: Backend> ResBlock<B> {
             dropout: DropoutConfig::new(cfg.dropout).init(),
             conv2: conv(cout, cout, 3, 1, 1e-5, device),
             shortcut: (cin != cout).then(|| conv(cin, cout, 1, 1, 1.0, device)),
-            attn: attn.then(|| AttnBlock::new(cout, cfg.norm_groups, device)),
+            attn: attn.then(|| AttnBlock::new(cout, cfg.norm_groups, cfg.attn_out_gain, device)),
         }
     }
 
-    /// `emb_act` is SiLU(embedding), shared by all blocks.
-    fn forward(&self, x: Tensor<B, 4>, emb_act: Tensor<B, 2>, expert: bool) -> Tensor<B, 4> {
+    /// `emb_act` is SiLU(embedding), shared by all blocks. `mask` replays a dropout mask drawn
+    /// by an earlier pass; the mask used (if any) is returned beside the output.
+    fn forward(&self, x: Tensor<B, 4>, emb_act: Tensor<B, 2>, expert: bool, mask: Option<Tensor<B, 4>>) -> (Tensor<B, 4>, Option<Tensor<B, 4>>) {
         let h = expert_conv(&self.conv1, self.expert1.as_ref(), expert, silu(self.norm1.forward(x.clone())));
         let [b, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.emb_proj.forward(emb_act).reshape([b, c, 1, 1]);
-        let h = self.dropout.forward(silu(self.norm2.forward(h)));
+        let h = silu(self.norm2.forward(h));
+        let mask = mask.or_else(|| dropout_mask(self.dropout.prob, &h));
+        let h = match &mask {
+            Some(m) => h * m.clone(),
+            None => h,
+        };
         let h = expert_conv(&self.conv2, self.expert2.as_ref(), expert, h);
         let skip = match &self.shortcut {
             Some(s) => s.forward(x),
             None => x,
         };
         let out = h + skip;
-        match &self.attn {
+        let out = match &self.attn {
             Some(a) => a.forward(out),
             None => out,
-        }
+        };
+        (out, mask)
     }
 
     fn flops(&self, size: usize) -> f64 {
@@ -233,6 +245,22 @@ impl<B: Backend> ResBlock<B> {
             + self.attn.as_ref().map_or(0.0, |a| a.flops(size))
     }
 }
+
+/// Inverted dropout as a mask (Bernoulli(1 − p) / (1 − p)), drawn only while training (the
+/// autodiff backend), like Burn's `Dropout`. A mask rather than the op, so that a second pass
+/// can replay it.
+fn dropout_mask<B: Backend>(prob: f64, like: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+    if prob == 0.0 || !B::ad_enabled(&like.device()) {
+        return None;
+    }
+    let keep = 1.0 - prob;
+    Some(like.random_like(burn::tensor::Distribution::Bernoulli(keep)).mul_scalar(1.0 / keep))
+}
+
+/// The dropout masks one up path drew, one per ResBlock (`None` where dropout is off). CM's
+/// θ^g twin replays them: both networks are compared on the same noise (SPEC §4.6).
+#[derive(Debug, Clone)]
+pub struct UpDropout<B: Backend>(Vec<Option<Tensor<B, 4>>>);
 
 /// One step of the down path: a ResBlock or a stride-2 downsample, each pushed on the skip stack.
 #[derive(Module, Debug)]
@@ -394,7 +422,7 @@ impl<B: Backend> UNet<B> {
         expert: bool,
     ) -> UNetOutput<B> {
         let trunk = self.trunk(x, t, cond);
-        let eps = self.up_path(&trunk, None, expert);
+        let (eps, _) = self.up_path(&trunk, expert);
         UNetOutput { eps, bottleneck: want_bottleneck.then_some(trunk.h) }
     }
 
@@ -421,34 +449,49 @@ impl<B: Backend> UNet<B> {
         let mut skips = vec![h.clone()];
         for layer in &self.down {
             h = match layer {
-                DownLayer::Res(r) => r.forward(h, emb_act.clone(), false),
+                DownLayer::Res(r) => r.forward(h, emb_act.clone(), false, None).0,
                 DownLayer::Down(c) => c.forward(h),
             };
             skips.push(h.clone());
         }
-        h = self.mid1.forward(h, emb_act.clone(), false);
-        h = self.mid2.forward(h, emb_act.clone(), false);
+        h = self.mid1.forward(h, emb_act.clone(), false, None).0;
+        h = self.mid2.forward(h, emb_act.clone(), false, None).0;
         Trunk { h, skips, emb_act }
     }
 
-    /// The up path and tail on a trunk (on its first `rows` images if given). CM evaluates it
-    /// twice on one trunk, with and without the experts: they sit on the up path only.
-    pub fn up_path(&self, trunk: &Trunk<B>, rows: Option<usize>, expert: bool) -> Tensor<B, 4> {
-        let take = |x: Tensor<B, 4>| match rows {
-            Some(n) => x.narrow(0, 0, n),
-            None => x,
-        };
-        let emb_act = match rows {
-            Some(n) => trunk.emb_act.clone().narrow(0, 0, n),
-            None => trunk.emb_act.clone(),
-        };
-        let mut skips: Vec<Tensor<B, 4>> = trunk.skips.iter().cloned().map(take).collect();
-        let mut h = take(trunk.h.clone());
+    /// The up path and tail on a trunk, and the dropout masks it drew.
+    pub fn up_path(&self, trunk: &Trunk<B>, expert: bool) -> (Tensor<B, 4>, UpDropout<B>) {
+        self.up_path_on(trunk.h.clone(), trunk.skips.clone(), trunk.emb_act.clone(), expert, None)
+    }
+
+    /// The up path on the first `rows` images of a trunk with the dropout masks of an earlier
+    /// up path over it. CM evaluates the up path twice on one trunk, with and without the
+    /// experts (they sit on the up path only), on the same noise.
+    pub fn up_path_replay(&self, trunk: &Trunk<B>, rows: usize, expert: bool, masks: &UpDropout<B>) -> Tensor<B, 4> {
+        let take = |x: Tensor<B, 4>| x.narrow(0, 0, rows);
+        let skips = trunk.skips.iter().cloned().map(take).collect();
+        let masks = masks.0.iter().map(|m| m.clone().map(take)).collect();
+        self.up_path_on(take(trunk.h.clone()), skips, trunk.emb_act.clone().narrow(0, 0, rows), expert, Some(masks)).0
+    }
+
+    fn up_path_on(
+        &self,
+        mut h: Tensor<B, 4>,
+        mut skips: Vec<Tensor<B, 4>>,
+        emb_act: Tensor<B, 2>,
+        expert: bool,
+        replay: Option<Vec<Option<Tensor<B, 4>>>>,
+    ) -> (Tensor<B, 4>, UpDropout<B>) {
+        let mut replay = replay.map(|m| m.into_iter());
+        let mut drawn = Vec::new();
         for layer in &self.up {
             h = match layer {
                 UpLayer::Res(r) => {
                     let skip = skips.pop().expect("one skip per up block");
-                    r.forward(Tensor::cat(vec![h, skip], 1), emb_act.clone(), expert)
+                    let given = replay.as_mut().and_then(|m| m.next().expect("one mask per up ResBlock"));
+                    let (out, mask) = r.forward(Tensor::cat(vec![h, skip], 1), emb_act.clone(), expert, given);
+                    drawn.push(mask);
+                    out
                 }
                 UpLayer::Up(u) => {
                     let [_, _, hh, ww] = h.dims();
@@ -457,7 +500,7 @@ impl<B: Backend> UNet<B> {
                 }
             };
         }
-        self.tail.forward(silu(self.tail_norm.forward(h)))
+        (self.tail.forward(silu(self.tail_norm.forward(h))), UpDropout(drawn))
     }
 
     pub fn levels(&self) -> usize {
@@ -536,6 +579,33 @@ impl<B: Backend> UNet<B> {
                 }
             })
             .collect();
+        self
+    }
+}
+
+/// Tests outside this file need every path of the network to matter: the layers that start
+/// near zero (each ResBlock's second conv, the tail) re-drawn at Xavier gain 1.
+#[cfg(test)]
+impl<B: Backend> UNet<B> {
+    pub(crate) fn with_unit_gain_outputs(mut self, device: &B::Device) -> Self {
+        let redraw = |c: &Conv2d<B>| {
+            let [cout, cin, k, _] = c.weight.dims();
+            conv(cin, cout, k, 1, 1.0, device)
+        };
+        let redraw_block = |r: &mut ResBlock<B>| r.conv2 = redraw(&r.conv2);
+        for l in self.down.iter_mut() {
+            if let DownLayer::Res(r) = l {
+                redraw_block(r);
+            }
+        }
+        redraw_block(&mut self.mid1);
+        redraw_block(&mut self.mid2);
+        for l in self.up.iter_mut() {
+            if let UpLayer::Res(r) = l {
+                redraw_block(r);
+            }
+        }
+        self.tail = redraw(&self.tail);
         self
     }
 }
@@ -723,8 +793,9 @@ mod tests {
         assert!(diff(base.forward(x.clone(), &t, &cond, false).eps, off.clone()) < 1e-6, "switch off = θ^g");
         // One trunk, two up paths (CM's step): the same as two full forwards, also on a prefix.
         let trunk = model.trunk(x.clone(), &t, &cond);
-        assert!(diff(model.up_path(&trunk, None, false), off.clone()) < 1e-6);
-        assert!(diff(model.up_path(&trunk, Some(1), true), with.clone().narrow(0, 0, 1)) < 1e-6);
+        let (up_off, masks) = model.up_path(&trunk, false);
+        assert!(diff(up_off, off.clone()) < 1e-6);
+        assert!(diff(model.up_path_replay(&trunk, 1, true, &masks), with.clone().narrow(0, 0, 1)) < 1e-6);
         let merged = model.merge_experts();
         assert!(!merged.has_experts());
         assert!(diff(merged.forward(x, &t, &cond, false).eps, with) < 1e-4, "merged = W^g + BA");
@@ -752,6 +823,89 @@ mod tests {
         let z = model.project(x).unwrap();
         let norms: Vec<f32> = z.powi_scalar(2).sum_dim(1).into_data().to_vec().unwrap();
         assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+    }
+
+    fn floats<const D: usize>(x: Tensor<B, D>) -> Vec<f64> {
+        x.into_data().convert::<f32>().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
+    }
+
+    /// x + proj(softmax_j(q_i·k_j/√C)·v_j) after a GroupNorm, by hand in f64 from the block's
+    /// own weights: tells softmax over positions from softmax over queries, and the C^−½ scale.
+    #[test]
+    fn attention_by_hand() {
+        let dev = Default::default();
+        let (c, n) = (3, 4); // 3 channels, 2×2 = 4 positions
+        let mut a = AttnBlock::<B>::new(c, 1, 1.0, &dev);
+        let bias = |v: [f32; 3]| Some(Param::from_tensor(Tensor::<B, 1>::from_floats(v, &dev)));
+        a.q.bias = bias([0.1, -0.2, 0.3]);
+        a.v.bias = bias([0.5, 0.0, -0.5]);
+        let x = Tensor::<B, 4>::random([1, c, 2, 2], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let got = floats(a.forward(x.clone()));
+        let xs = floats(x);
+        // GroupNorm with one group, γ = 1, β = 0, ε = 1e−5: over all C·H·W values.
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        let hn: Vec<f64> = xs.iter().map(|v| (v - mean) / (var + 1e-5).sqrt()).collect();
+        // 1×1 conv: out[o][p] = Σ_i W[o][i]·in[i][p] + b[o].
+        let conv1x1 = |conv: &Conv2d<B>, input: &[f64]| -> Vec<f64> {
+            let w = floats(conv.weight.val());
+            let b = conv.bias.as_ref().map_or(vec![0.0; c], |b| floats(b.val()));
+            (0..c).flat_map(|o| (0..n).map(move |p| (o, p))).map(|(o, p)| b[o] + (0..c).map(|i| w[o * c + i] * input[i * n + p]).sum::<f64>()).collect()
+        };
+        let (q, k, v) = (conv1x1(&a.q, &hn), conv1x1(&a.k, &hn), conv1x1(&a.v, &hn));
+        let mut out = vec![0.0; c * n];
+        for i in 0..n {
+            let scores: Vec<f64> = (0..n).map(|j| (0..c).map(|ch| q[ch * n + i] * k[ch * n + j]).sum::<f64>() / (c as f64).sqrt()).collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for ch in 0..c {
+                out[ch * n + i] = (0..n).map(|j| e[j] / z * v[ch * n + j]).sum();
+            }
+        }
+        let proj = conv1x1(&a.proj, &out);
+        for (idx, g) in got.iter().enumerate() {
+            let want = xs[idx] + proj[idx];
+            assert!((g - want).abs() < 1e-4, "position {idx}: {g} vs {want}");
+        }
+    }
+
+    /// The attention output projection starts at Xavier gain 1 (the reference's effective
+    /// init) unless asked to start near zero.
+    #[test]
+    fn attention_output_init_follows_the_option() {
+        let dev = Default::default();
+        let ch = 64;
+        // Xavier-uniform bound for a 1×1 conv: gain·√(6/(fan_in + fan_out)).
+        let bound = (6.0 / (2.0 * ch as f64)).sqrt();
+        let max_abs = |a: &AttnBlock<B>| floats(a.proj.weight.val()).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let xavier = AttnBlock::<B>::new(ch, 32, UNetConfig::new(1, 2, ch, vec![1], 1, vec![]).attn_out_gain, &dev);
+        let m = max_abs(&xavier);
+        assert!(m <= bound && m > 0.9 * bound, "{m} vs bound {bound}");
+        let near_zero = AttnBlock::<B>::new(ch, 32, 1e-5, &dev);
+        assert!(max_abs(&near_zero) <= 1e-5 * bound);
+    }
+
+    /// The bottleneck is the second middle ResBlock's output, not the first's.
+    #[test]
+    fn bottleneck_is_the_second_middle_block() {
+        let dev = Default::default();
+        let cfg = Preset::Tiny.config(1, 3, 8).unwrap();
+        let mut model: UNet<B> = cfg.init(&dev);
+        // mid2 starts as (almost) the identity: make it change its input visibly.
+        model.mid2.conv2 = conv(64, 64, 3, 1, 1.0, &dev);
+        let x = Tensor::<B, 4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let t = [40, 800];
+        let cond = ClassCond::Labels(Tensor::<B, 1, Int>::from_ints([0, 2], &dev));
+        let trunk = model.trunk(x.clone(), &t, &cond);
+        let bottleneck = model.forward(x, &t, &cond, true).bottleneck.unwrap();
+        // The middle by hand on the last skip (the down path's output).
+        let down_out = trunk.skips.last().unwrap().clone();
+        let mid1 = model.mid1.forward(down_out, trunk.emb_act.clone(), false, None).0;
+        let mid2 = model.mid2.forward(mid1.clone(), trunk.emb_act.clone(), false, None).0;
+        let diff = |a: Tensor<B, 4>, b: Tensor<B, 4>| a.sub(b).abs().max().into_scalar();
+        assert!(diff(bottleneck.clone(), mid2) < 1e-6);
+        assert!(diff(bottleneck, mid1) > 1e-3, "mid1's output must differ from the bottleneck");
     }
 
     #[test]

@@ -58,6 +58,29 @@ pub struct ModelConfig {
     /// Overrides the preset's dropout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub attn_out_init: AttnOutInit,
+}
+
+/// How the attention block's output projection starts (SPEC §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttnOutInit {
+    /// Xavier gain 1: the reference code's effective init (its ResBlock initialiser walks the
+    /// attention block again after the block set the projection near zero).
+    #[default]
+    Xavier,
+    /// Xavier gain 1e−5: the attention block's own near-zero init.
+    NearZero,
+}
+
+impl AttnOutInit {
+    pub fn gain(self) -> f64 {
+        match self {
+            Self::Xavier => 1.0,
+            Self::NearZero => 1e-5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -244,7 +244,7 @@ mod tests {
             batch: 2,
             backend: Default::default(),
             data,
-            model: ModelConfig { preset: Preset::Tiny, dropout: None },
+            model: ModelConfig { preset: Preset::Tiny, dropout: None, attn_out_init: Default::default() },
             optim: Default::default(),
             diffusion: DiffusionConfig::default(),
             batch_sampler: None,

@@ -24,6 +24,11 @@ pub struct OptimConfig {
     pub grad_clip: f64,
     #[serde(default = "d_ema")]
     pub ema_decay: f64,
+    /// EMA warm-up: decay min(ema_decay, (1 + n)/(10 + n)) after n updates, so that a short
+    /// run's EMA is not mostly its initial weights (0.99^100 = 37 % at step 100). Off: the
+    /// reference code's constant decay.
+    #[serde(default)]
+    pub ema_warmup: bool,
     #[serde(default = "d_b1")]
     pub beta1: f64,
     #[serde(default = "d_b2")]
@@ -57,13 +62,19 @@ fn d_eps() -> f64 {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self { lr: d_lr(), warmup: d_warmup(), grad_clip: d_clip(), ema_decay: d_ema(), beta1: d_b1(), beta2: d_b2(), eps: d_eps() }
+        Self { lr: d_lr(), warmup: d_warmup(), grad_clip: d_clip(), ema_decay: d_ema(), ema_warmup: false, beta1: d_b1(), beta2: d_b2(), eps: d_eps() }
     }
 }
 
 impl OptimConfig {
     pub fn lr_at(&self, step: u64) -> f64 {
         if self.warmup == 0 { self.lr } else { self.lr * ((step + 1).min(self.warmup) as f64 / self.warmup as f64) }
+    }
+
+    /// The EMA decay of the update that follows `updates` earlier ones.
+    pub fn ema_decay_at(&self, updates: u64) -> f64 {
+        let n = updates as f64;
+        if self.ema_warmup { self.ema_decay.min((1.0 + n) / (10.0 + n)) } else { self.ema_decay }
     }
 }
 
@@ -115,8 +126,8 @@ struct AdamMapper<'a, B: AutodiffBackend> {
     beta2: f64,
     eps: f64,
     grad_scale: f64,
-    /// Updated values, handed to the EMA.
-    updated: HashMap<String, Tensor<B::InnerBackend, 1>>,
+    /// Every parameter's value after the step (updated or not), handed to the EMA.
+    values: HashMap<String, Tensor<B::InnerBackend, 1>>,
 }
 
 impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
@@ -128,12 +139,15 @@ impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
-        let Some(grad) = tensor.grad(self.grads) else {
-            return Param::from_mapped_value(id, tensor, mapper);
-        };
         let path = self.path.join(".");
         let dims = tensor.dims();
         let n: usize = dims.iter().product();
+        // No gradient this step (the class embedding in a label-dropped batch, a skipped
+        // head): Adam leaves it, as PyTorch's does, but the EMA still averages it.
+        let Some(grad) = tensor.grad(self.grads) else {
+            self.values.insert(path, tensor.clone().inner().reshape([n]));
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
         let g = grad.reshape([n]).mul_scalar(self.grad_scale);
         let p = tensor.inner().reshape([n]);
         let m = match self.state.m.remove(&path) {
@@ -149,14 +163,15 @@ impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
         let new = p - m.clone().div(denom).mul_scalar(self.lr / self.bc1);
         self.state.m.insert(path.clone(), m);
         self.state.v.insert(path.clone(), v);
-        self.updated.insert(path, new.clone());
+        self.values.insert(path, new.clone());
         let t = Tensor::<B, D>::from_inner(new.reshape(dims)).require_grad();
         Param::from_mapped_value(id, t, mapper)
     }
 }
 
 /// One Adam step on `module` (gradients scaled by `grad_scale` for clipping). `adam_t` is the
-/// 1-based step count for the bias correction. Returns the module and its updated values.
+/// 1-based step count for the bias correction. Returns the module and every parameter's value
+/// after the step, by path.
 #[allow(clippy::too_many_arguments)]
 pub fn adam_step<B: AutodiffBackend, M: Module<B>>(
     module: M,
@@ -178,10 +193,10 @@ pub fn adam_step<B: AutodiffBackend, M: Module<B>>(
         beta2: cfg.beta2,
         eps: cfg.eps,
         grad_scale,
-        updated: HashMap::new(),
+        values: HashMap::new(),
     };
     let module = module.map(&mut mapper);
-    (module, mapper.updated)
+    (module, mapper.values)
 }
 
 /// The clip factor of PyTorch's clip_grad_norm_: max_norm / (norm + 1e−6), capped at 1.
@@ -189,12 +204,13 @@ pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
     if max_norm <= 0.0 { 1.0 } else { (max_norm / (norm + 1e-6)).min(1.0) }
 }
 
-/// ema ← decay·ema + (1 − decay)·param for every parameter in `updated`.
-pub fn ema_update<B: Backend, M: Module<B>>(ema: M, updated: HashMap<String, Tensor<B, 1>>, decay: f64) -> M {
+/// ema ← decay·ema + (1 − decay)·param for every parameter in `values` (all of them after
+/// [`adam_step`]: the reference averages every weight every step).
+pub fn ema_update<B: Backend, M: Module<B>>(ema: M, values: HashMap<String, Tensor<B, 1>>, decay: f64) -> M {
     let values = params::collect(&ema)
         .into_iter()
         .map(|p| {
-            let value = match updated.get(&p.path) {
+            let value = match values.get(&p.path) {
                 Some(new) => p.value.mul_scalar(decay) + new.clone().mul_scalar(1.0 - decay),
                 None => p.value,
             };
@@ -286,6 +302,42 @@ mod tests {
         let w: Vec<f32> = ema.w.val().into_data().to_vec().unwrap();
         assert_eq!(w, vec![0.75 * 1.0 + 0.25 * 2.0, 0.75 * -2.0, 0.75 * 0.5, 0.75 * 3.0]);
         assert_eq!(ema.b.val().into_scalar(), 0.25, "parameters without an update are kept");
+    }
+
+    /// A parameter without a gradient this step: Adam leaves it, the EMA still averages it
+    /// towards the model (the reference averages every weight every step).
+    #[test]
+    fn ema_averages_parameters_without_a_gradient() {
+        let dev = Default::default();
+        let m = toy(&dev);
+        let mut ema = toy(&dev).valid();
+        ema.b = Param::from_tensor(Tensor::<I, 1>::from_floats([1.0], &dev));
+        // The loss reads w only: b gets no gradient.
+        let c = Tensor::<B, 2>::from_floats([[1.0, 1.0], [1.0, 1.0]], &dev);
+        let grads = (m.w.val() * c).sum().backward();
+        assert!(m.b.val().grad(&grads).is_none());
+        let mut state = AdamState::default();
+        let cfg = OptimConfig::default();
+        let (m, values) = adam_step(m, &grads, &mut state, &cfg, 0.1, 1, 1.0);
+        assert_eq!(m.b.val().into_scalar(), 0.25, "Adam does not move b");
+        assert!(!state.m.contains_key("b"), "nor does it start moments for it");
+        assert_eq!(values.len(), 2);
+        let ema = ema_update(ema, values, 0.75);
+        // 0.75·1 + 0.25·0.25
+        assert_eq!(ema.b.val().into_scalar(), 0.8125);
+    }
+
+    #[test]
+    fn ema_warmup_by_hand() {
+        let constant = OptimConfig { ema_decay: 0.99, ..Default::default() };
+        assert_eq!(constant.ema_decay_at(0), 0.99);
+        assert_eq!(constant.ema_decay_at(100), 0.99);
+        let warm = OptimConfig { ema_warmup: true, ..constant };
+        // (1 + n)/(10 + n): 0.1 at the first update, 101/110 after 100, capped by the decay.
+        assert_eq!(warm.ema_decay_at(0), 0.1);
+        assert_eq!(warm.ema_decay_at(100), 101.0 / 110.0);
+        assert_eq!(warm.ema_decay_at(1000), 0.99);
+        assert_eq!(warm.ema_decay_at(100_000), 0.99);
     }
 
     #[test]

@@ -159,9 +159,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         let cfg = &self.cfg;
         let lr = cfg.optim.lr_at(step);
         let scale = optim::clip_scale(grad_norm, cfg.optim.grad_clip);
-        let (model, updated) = optim::adam_step(self.model.clone(), &grads, &mut self.adam, &cfg.optim, lr, step + 1, scale);
+        let (model, values) = optim::adam_step(self.model.clone(), &grads, &mut self.adam, &cfg.optim, lr, step + 1, scale);
         self.model = model;
-        self.ema = optim::ema_update(self.ema.clone(), updated, cfg.optim.ema_decay);
+        self.ema = optim::ema_update(self.ema.clone(), values, cfg.optim.ema_decay_at(step));
         self.step += 1;
 
         let per_sample: Vec<f32> = per_sample.inner().into_data().convert::<f32>().to_vec().expect("f32");
@@ -268,6 +268,7 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> Result<UNetConfig> {
     if let Some(d) = cfg.model.dropout {
         m.dropout = d;
     }
+    m.attn_out_gain = cfg.model.attn_out_init.gain();
     m.low_rank_expert = cfg.methods.needs_experts();
     m.projection_dim = cfg.methods.projection_dim();
     Ok(m)
@@ -294,7 +295,7 @@ mod tests {
             batch: 3,
             backend: Default::default(),
             data,
-            model: ModelConfig { preset: Preset::Tiny, dropout: None },
+            model: ModelConfig { preset: Preset::Tiny, dropout: None, attn_out_init: Default::default() },
             optim: Default::default(),
             diffusion: DiffusionConfig { label_drop, label_drop_p: 0.5, ..Default::default() },
             batch_sampler: Some(BatchSampler::Balanced),
@@ -436,6 +437,39 @@ mod tests {
         assert!(e.contains("wieght"), "{e}");
         let e = c.with_override("optim.lr=fast").unwrap_err().to_string();
         assert!(e.contains("optim.lr"), "{e}");
+    }
+
+    /// CFG label drop over many steps: per batch, whole batches go unconditional at rate p;
+    /// per sample, each label at rate p independently.
+    #[test]
+    fn label_drop_rates() {
+        let steps = 4000u64;
+        for (drop, p) in [(LabelDrop::PerBatch, 0.1), (LabelDrop::PerSample, 0.3)] {
+            let mut t = trainer(drop);
+            t.cfg.diffusion.label_drop_p = p;
+            let (mut dropped, mut uncond_batches, mut samples) = (0usize, 0usize, 0usize);
+            for step in 0..steps {
+                let h = t.draw_batch(step);
+                let d = h.keep.iter().filter(|&&k| !k).count();
+                match drop {
+                    LabelDrop::PerBatch => {
+                        assert!(d == 0 || d == h.len(), "all or nothing");
+                        assert_eq!(h.uncond_batch, d == h.len());
+                    }
+                    LabelDrop::PerSample => assert!(!h.uncond_batch),
+                }
+                dropped += d;
+                uncond_batches += h.uncond_batch as usize;
+                samples += h.len();
+            }
+            // Within 4 standard errors of p.
+            let (rate, n) = match drop {
+                LabelDrop::PerBatch => (uncond_batches as f64 / steps as f64, steps as f64),
+                LabelDrop::PerSample => (dropped as f64 / samples as f64, samples as f64),
+            };
+            let se = (p * (1.0 - p) / n).sqrt();
+            assert!((rate - p).abs() < 4.0 * se, "{drop:?}: rate {rate} vs p {p}");
+        }
     }
 
     #[test]
