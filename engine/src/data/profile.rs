@@ -22,8 +22,10 @@ pub fn class_counts(n_max: usize, classes: usize, rho: f64, profile: Profile) ->
     }
 }
 
-/// Keeps, per class, the first n_i images of a seeded shuffle of that class's indices.
-/// A class with fewer images than its quota keeps all it has.
+/// Keeps, per class, the first n_i images of a seeded shuffle of that class's indices (in
+/// dataset order, shuffled with `rng(seed, Stream::Profile, class)`), so a larger ρ keeps a
+/// superset. A class with fewer images than its quota keeps all it has. The result is in
+/// dataset order.
 pub fn apply(full: &Dataset, rho: f64, profile: Profile, seed: u64) -> Result<Dataset> {
     let by_class = full.indices_by_class();
     let n_max = by_class.iter().map(Vec::len).max().unwrap_or(0);
@@ -77,6 +79,71 @@ mod tests {
     fn step_profile_halves() {
         assert_eq!(class_counts(100, 4, 0.1, Profile::Step), vec![100, 100, 10, 10]);
         assert_eq!(class_counts(100, 3, 0.1, Profile::Step), vec![100, 100, 10]);
+    }
+
+    /// 4 classes of 20 images, interleaved (image i has class i mod 4 and pixel value i, so
+    /// the kept images can be told apart).
+    fn interleaved() -> Dataset {
+        Dataset {
+            name: "toy".into(),
+            class_names: (0..4).map(|c| format!("c{c}")).collect(),
+            channels: 1,
+            size: 1,
+            pixels: (0..80u8).collect(),
+            labels: (0..80).map(|i| i % 4).collect(),
+            resembles: Vec::new(),
+        }
+    }
+
+    /// The kept original indices per class.
+    fn kept(d: &Dataset) -> Vec<Vec<usize>> {
+        let mut by = vec![Vec::new(); 4];
+        for (&p, &y) in d.pixels.iter().zip(&d.labels) {
+            assert_eq!(p as usize % 4, y, "an image keeps its label");
+            by[y].push(p as usize);
+        }
+        by
+    }
+
+    #[test]
+    fn apply_keeps_the_first_n_of_each_seeded_class_shuffle() {
+        let full = interleaved();
+        // ρ = 0.1, C = 4: 20·0.1^(i/3) = 20, 9.28, 4.31, 2.00 → 20, 9, 4, 2.
+        let want_counts = [20, 9, 4, 2];
+        let by_seed: Vec<Vec<Vec<usize>>> = [3u64, 4]
+            .iter()
+            .map(|&seed| {
+                let out = apply(&full, 0.1, Profile::Exp, seed).unwrap();
+                assert_eq!(out.counts(), want_counts);
+                // Dataset order is kept.
+                assert!(out.pixels.windows(2).all(|w| w[0] < w[1]));
+                let got = kept(&out);
+                for c in 0..4 {
+                    // The documented stream: class c's indices in dataset order, shuffled with
+                    // rng(seed, Profile, c), the first n_c kept.
+                    let mut perm: Vec<usize> = (0..20).map(|k| 4 * k + c).collect();
+                    perm.shuffle(&mut rng::rng(seed, Stream::Profile, c as u64));
+                    let mut want = perm[..want_counts[c]].to_vec();
+                    want.sort_unstable();
+                    assert_eq!(got[c], want, "seed {seed}, class {c}");
+                }
+                got
+            })
+            .collect();
+        // Another seed keeps other images (class 0 keeps all 20 either way).
+        assert_eq!(by_seed[0][0], by_seed[1][0]);
+        for c in 1..4 {
+            assert_ne!(by_seed[0][c], by_seed[1][c], "class {c}");
+        }
+        // Same seed, ρ = 0.5 (20, 15.87, 12.60, 10.0 → 20, 15, 12, 10): a superset, as both
+        // take a prefix of the same permutation.
+        let wide = apply(&full, 0.5, Profile::Exp, 3).unwrap();
+        assert_eq!(wide.counts(), [20, 15, 12, 10]);
+        for (small, big) in by_seed[0].iter().zip(kept(&wide)) {
+            assert!(small.iter().all(|i| big.contains(i)), "{small:?} ⊄ {big:?}");
+        }
+        // The same seed again gives the same images.
+        assert_eq!(apply(&full, 0.1, Profile::Exp, 3).unwrap().pixels, apply(&full, 0.1, Profile::Exp, 3).unwrap().pixels);
     }
 
     #[test]

@@ -83,8 +83,20 @@ pub fn ddim_timesteps(t_total: usize, k: usize) -> Vec<usize> {
 
 /// ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅); the conditional and unconditional halves run as one batch.
 pub fn guided_eps<B: Backend>(model: &UNet<B>, x: Tensor<B, 4>, t: &[usize], labels: &Tensor<B, 1, Int>, omega: f64) -> Tensor<B, 4> {
+    guided_eps_with(x, t, labels, omega, |x, t, cond| model.forward(x, t, cond, false).eps)
+}
+
+/// [`guided_eps`] with the network as `forward(x, t, cond)`: one call, on [x; x] with the
+/// class term kept for the first half and dropped for the second (ω = 0: only the first).
+pub fn guided_eps_with<B: Backend>(
+    x: Tensor<B, 4>,
+    t: &[usize],
+    labels: &Tensor<B, 1, Int>,
+    omega: f64,
+    forward: impl FnOnce(Tensor<B, 4>, &[usize], &ClassCond<B>) -> Tensor<B, 4>,
+) -> Tensor<B, 4> {
     if omega == 0.0 {
-        return model.forward(x, t, &ClassCond::Labels(labels.clone()), false).eps;
+        return forward(x, t, &ClassCond::Labels(labels.clone()));
     }
     let n = x.dims()[0];
     let device = x.device();
@@ -92,7 +104,7 @@ pub fn guided_eps<B: Backend>(model: &UNet<B>, x: Tensor<B, 4>, t: &[usize], lab
     let t2: Vec<usize> = t.iter().chain(t.iter()).copied().collect();
     let labels2 = Tensor::cat(vec![labels.clone(), labels.clone()], 0);
     let keep = Tensor::cat(vec![Tensor::<B, 1>::ones([n], &device), Tensor::zeros([n], &device)], 0);
-    let eps = model.forward(x2, &t2, &ClassCond::Masked { labels: labels2, keep }, false).eps;
+    let eps = forward(x2, &t2, &ClassCond::Masked { labels: labels2, keep });
     let cond = eps.clone().narrow(0, 0, n);
     let uncond = eps.narrow(0, n, n);
     cond.mul_scalar(1.0 + omega) - uncond.mul_scalar(omega)
@@ -342,6 +354,143 @@ mod tests {
             }
             assert!((got[k] as f64 - x.clamp(-1.0, 1.0)).abs() < 1e-5);
         }
+    }
+
+    /// A stand-in network whose ε depends on whether the class term is kept: ε = x + keep·10(y+1)
+    /// per image. `FnOnce`, so at most one call; checks that call is on [x; x] with t twice.
+    fn fake_forward(n: usize, t: &[usize], omega: f64) -> impl FnOnce(Tensor<B, 4>, &[usize], &ClassCond<B>) -> Tensor<B, 4> {
+        let t = t.to_vec();
+        move |x, t2, cond| {
+            let [rows, c, h, w] = x.dims();
+            let len = c * h * w;
+            let ints = |l: &Tensor<B, 1, Int>| l.to_data().convert::<i64>().to_vec::<i64>().unwrap();
+            let (labels, keep) = match cond {
+                ClassCond::Labels(l) => (ints(l), vec![1.0f32; rows]),
+                ClassCond::Masked { labels, keep } => (ints(labels), keep.to_data().convert::<f32>().to_vec::<f32>().unwrap()),
+                ClassCond::Uncond => (vec![0; rows], vec![0.0; rows]),
+            };
+            let halves = if omega == 0.0 { 1 } else { 2 };
+            assert_eq!(rows, halves * n);
+            let want_t: Vec<usize> = (0..halves).flat_map(|_| t.iter().copied()).collect();
+            assert_eq!(t2, want_t.as_slice());
+            let xs: Vec<f32> = x.to_data().convert::<f32>().to_vec().unwrap();
+            if halves == 2 {
+                assert_eq!(xs[..n * len], xs[n * len..], "both halves see the same x");
+            }
+            let out: Vec<f32> = (0..rows * len).map(|k| xs[k] + keep[k / len] * 10.0 * (labels[k / len] + 1) as f32).collect();
+            Tensor::from_data(TensorData::new(out, [rows, c, h, w]), &x.device())
+        }
+    }
+
+    #[test]
+    fn guidance_combines_cond_and_uncond_by_hand() {
+        let dev = Default::default();
+        // Two images of 1×1×2, classes 0 and 3 → class terms 10 and 40.
+        let x = Tensor::<B, 4>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 0.25], [2, 1, 1, 2]), &dev);
+        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(vec![0i64, 3], [2]), &dev);
+        let t = [7usize, 2];
+        // ε_c = x + term, ε_u = x, so (1+ω)·ε_c − ω·ε_u = x + (1+ω)·term; swapped halves would
+        // give x − ω·term.
+        let cases: [(f64, [f32; 4]); 3] = [
+            (0.0, [10.5, 9.0, 42.0, 40.25]),
+            (2.0, [30.5, 29.0, 122.0, 120.25]),
+            (0.5, [15.5, 14.0, 62.0, 60.25]),
+        ];
+        for (omega, want) in cases {
+            let got = guided_eps_with(x.clone(), &t, &labels, omega, fake_forward(2, &t, omega));
+            let got: Vec<f32> = got.into_data().to_vec().unwrap();
+            assert_eq!(got, want, "ω = {omega}");
+        }
+    }
+
+    /// With the real U-Net: the batched guided call equals (1+ω)·ε(x, y) − ω·ε(x, ∅) from two
+    /// separate calls (the masked class term at keep = 0 is the unconditional model).
+    #[test]
+    fn guidance_with_the_unet_matches_separate_calls() {
+        let dev = Default::default();
+        use crate::train::params::{self, NamedParam};
+        let model: UNet<B> = crate::model::Preset::Tiny.config(1, 3, 8).unwrap().init(&dev);
+        // At init the class term barely reaches ε (each ResBlock's last conv and the tail start
+        // near zero), so every parameter is redrawn, N(0, 0.05²), the class embedding N(0, 1)
+        // to make the class term as large as the time term.
+        let mut r = rng::rng(5, Stream::Init, 0);
+        let values = params::collect(&model)
+            .into_iter()
+            .map(|p| {
+                let n = p.shape.iter().product::<usize>();
+                let std = if p.path.starts_with("class_emb") { 1.0 } else { 0.05 };
+                let v: Vec<f32> = rng::normal_vec(&mut r, n).into_iter().map(|z| std * z).collect();
+                (p.path.clone(), NamedParam { value: Tensor::from_data(TensorData::new(v, [n]), &dev), ..p })
+            })
+            .collect();
+        let model = params::load(model, values).unwrap();
+        let x = Tensor::<B, 4>::from_data(TensorData::new(rng::normal_vec(&mut rng::rng(5, Stream::Analysis, 0), 2 * 64), [2, 1, 8, 8]), &dev);
+        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &dev);
+        let t = [900usize, 10];
+        let vec = |e: Tensor<B, 4>| e.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        let cond = vec(model.forward(x.clone(), &t, &ClassCond::Labels(labels.clone()), false).eps);
+        let uncond = vec(model.forward(x.clone(), &t, &ClassCond::Uncond, false).eps);
+        let scale = cond.iter().chain(&uncond).fold(0.0f32, |a, &b| a.max(b.abs()));
+        let gap = cond.iter().zip(&uncond).fold(0.0f32, |a, (c, u)| a.max((c - u).abs()));
+        // The class term must matter, or the test could not tell the halves apart.
+        assert!(gap > 1e-2 * scale, "cond and uncond barely differ: {gap} of {scale}");
+        for omega in [0.0, 1.5] {
+            let got = vec(guided_eps(&model, x.clone(), &t, &labels, omega));
+            for k in 0..got.len() {
+                let want = (1.0 + omega as f32) * cond[k] - omega as f32 * uncond[k];
+                assert!((got[k] - want).abs() <= 1e-4 * scale, "ω = {omega}, element {k}: {} vs {want}", got[k]);
+            }
+        }
+    }
+
+    /// DDPM with x̂₀ clipping, ε̂ a fixed vector: every step from the x the sampler passed in,
+    /// by hand in f64 with ᾱ recomputed from the betas:
+    /// x̂₀ = clip(√(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·ε̂), x_{t−1} = β_t√ᾱ_{t−1}/(1−ᾱ_t)·x̂₀ +
+    /// (1−ᾱ_{t−1})√α_t/(1−ᾱ_t)·x_t + √β_t·z (no z at t = 0).
+    #[test]
+    fn ddpm_clipped_step_by_hand() {
+        let s = Schedule::linear(6, 0.05, 0.4);
+        let dev = Default::default();
+        let r = SampleRequest { channels: 1, size: 2, ..req(SamplerKind::Ddpm { clip_x0: true }) };
+        let len = 4;
+        let eps_hat = [-2.0f32, -0.3, 0.4, 1.7, 0.0, 0.9, -1.1, 2.5];
+        let mut seen: Vec<(usize, Vec<f32>)> = Vec::new();
+        let out = sample_with::<B>(&s, &r, &dev, |x, t, _| {
+            seen.push((t[0], x.to_data().convert::<f32>().to_vec().unwrap()));
+            Tensor::from_data(TensorData::new(eps_hat.to_vec(), [2, 1, 2, 2]), &dev)
+        }, &mut |_, _| true)
+        .unwrap()
+        .unwrap();
+        let out: Vec<f32> = out.into_data().to_vec().unwrap();
+        assert_eq!(seen.len(), 6);
+        let mut ab = Vec::new();
+        let mut acc = 1.0f64;
+        for &b in &s.betas {
+            acc *= 1.0 - b;
+            ab.push(acc);
+        }
+        let (mut clipped, mut inside) = (0, 0);
+        for (i, (t, x)) in seen.iter().enumerate() {
+            let t = *t;
+            assert_eq!(t, 5 - i);
+            let (a, a_prev, beta) = (ab[t], if t > 0 { ab[t - 1] } else { 1.0 }, s.betas[t]);
+            for k in 0..2 * len {
+                let (xt, e) = (x[k] as f64, eps_hat[k] as f64);
+                let raw = (1.0 / a).sqrt() * xt - (1.0 / a - 1.0).sqrt() * e;
+                if raw.abs() > 1.0 { clipped += 1 } else { inside += 1 }
+                let x0 = raw.clamp(-1.0, 1.0);
+                let mean = beta * a_prev.sqrt() / (1.0 - a) * x0 + (1.0 - a_prev) * (1.0 - beta).sqrt() / (1.0 - a) * xt;
+                let (got, want) = if t > 0 {
+                    let z = step_noise(11, r.ids[k / len], t, len)[k % len] as f64;
+                    (seen[i + 1].1[k] as f64, mean + beta.sqrt() * z)
+                } else {
+                    (out[k] as f64, mean.clamp(-1.0, 1.0))
+                };
+                assert!((got - want).abs() < 1e-4, "t = {t}, element {k}: {got} vs {want}");
+            }
+        }
+        // Both sides of the clip were exercised.
+        assert!(clipped > 0 && inside > 0, "{clipped} clipped, {inside} inside");
     }
 
     #[test]

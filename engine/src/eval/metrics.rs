@@ -264,16 +264,32 @@ pub fn precision_recall(real: &Features, fake: &Features, k: usize) -> Result<(f
     Ok((coverage(real, &rr, fake), coverage(fake, &rf, real)))
 }
 
+/// Index of the stream that shuffles the rows before the IS splits.
+const IS_SHUFFLE_STREAM: u64 = 92;
+
+/// The row order the IS splits are cut from: a permutation of 0..n seeded by `seed`; the k-th
+/// row of the shuffled order is original row `perm[k]`.
+fn is_permutation(n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.shuffle(&mut crate::rng::rng(seed, crate::rng::Stream::Analysis, IS_SHUFFLE_STREAM));
+    perm
+}
+
 /// Inception Score from class logits (n × C, row-major): exp E_x KL(p(y|x) ‖ p(y)) on each of
-/// `splits` consecutive splits; (mean, standard deviation) over splits.
-pub fn inception_score(logits: &[f32], classes: usize, splits: usize) -> Result<(f64, f64)> {
+/// `splits` consecutive splits of a seeded shuffle of the rows; (mean, standard deviation) over
+/// splits. The shuffle matters (as torch-fidelity's): generated samples come class by class, so
+/// unshuffled splits would each hold few classes and their marginal p(y) would collapse.
+pub fn inception_score(logits: &[f32], classes: usize, splits: usize, seed: u64) -> Result<(f64, f64)> {
     let n = logits.len() / classes.max(1);
     if classes == 0 || logits.len() != n * classes || n < splits || splits == 0 {
         return Err(Error::Other(format!("inception score: {} logits of {classes} classes cannot make {splits} splits", logits.len())));
     }
-    let probs: Vec<Vec<f64>> = logits
-        .chunks(classes)
-        .map(|row| {
+    let rows: Vec<&[f32]> = logits.chunks(classes).collect();
+    let probs: Vec<Vec<f64>> = is_permutation(n, seed)
+        .into_iter()
+        .map(|i| {
+            let row = rows[i];
             let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
             let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
             let s: f64 = e.iter().sum();
@@ -473,17 +489,24 @@ mod tests {
 
     #[test]
     fn precision_recall_on_toy_manifolds() {
-        // Real: a unit-square grid; fake: half on it, half far away → precision ½, recall
-        // = the part of the grid the on-grid fakes cover.
-        let grid: Vec<f32> = (0..100).flat_map(|i| [(i % 10) as f32, (i / 10) as f32]).collect();
-        let real = Features::new(100, 2, grid.clone()).unwrap();
-        let fake_data: Vec<f32> = grid.iter().take(100).copied().chain((0..50).flat_map(|i| [100.0 + i as f32, 100.0])).collect();
-        let fake = Features::new(100, 2, fake_data).unwrap();
+        // Integer coordinates, so every squared distance is exact. Real: x = 0..9 on the x axis
+        // (k = 3 radii²: 9 at the ends, 4 inside) and 15 points far off at (−100 − i, −100).
+        let real_data: Vec<f32> = (0..10).flat_map(|i| [i as f32, 0.0]).chain((0..15).flat_map(|i| [-100.0 - i as f32, -100.0])).collect();
+        let real = Features::new(25, 2, real_data).unwrap();
+        // Fake: 6 near the line, 4 far off at (100 + i, 100).
+        //   (2, 1), (6, 0), (7, 1): strictly inside a real ball (d² 1, 0, 1 < 4);
+        //   (12, 0), (−3, 0): d² 9 to the end points 9 and 0, exactly their radius²;
+        //   (4, 2): d² 4 to real 4, exactly its radius² (5 to reals 3 and 5).
+        // Precision = 6/10 = 0.6; a strict `<` would drop the three boundary points (0.3).
+        let near = [[2.0, 1.0], [6.0, 0.0], [7.0, 1.0], [12.0, 0.0], [-3.0, 0.0], [4.0, 2.0]];
+        let fake_data: Vec<f32> = near.iter().flatten().copied().chain((0..4).flat_map(|i| [100.0 + i as f32, 100.0])).collect();
+        let fake = Features::new(10, 2, fake_data).unwrap();
         let (p, r) = precision_recall(&real, &fake, 3).unwrap();
-        assert!((p - 0.5).abs() < 1e-12, "{p}");
-        // The on-grid fakes are the first 5 rows: every real point of rows 0–4 is inside their
-        // balls; rows 5–9 are not (radius 1 balls reach row 5 only from row 4).
-        assert!((0.5..=0.6).contains(&r), "{r}");
+        assert!((p - 0.6).abs() < 1e-12, "{p}");
+        // Recall: the fake radii² of (2, 1) and (7, 1) are 25 (their 3rd neighbours (7, 1) and
+        // (2, 1)), so they cover x = 0..6 and 3..9: the 10 line points, not the 15 far ones
+        // → 10/25 = 0.4.
+        assert!((r - 0.4).abs() < 1e-12, "{r}");
         let (p, r) = precision_recall(&real, &real, 3).unwrap();
         assert_eq!((p, r), (1.0, 1.0));
     }
@@ -501,6 +524,19 @@ mod tests {
         // Eval covers half the reference (mode dropping): precision 1 at small λ, recall ≤ ½.
         let (p, r) = prd_curve(&[1.0, 0.0], &[0.5, 0.5], 1001);
         assert!(r.iter().all(|&v| v <= 0.5 + 1e-9) && p.iter().any(|&v| v > 0.99));
+        // Asymmetric: α(λ) = min(λ/2, 1), β = min(½, 1/λ), whose best point is the corner
+        // (p, r) = (1, ½) at λ = 2. F₈ = 65·½/(64 + ½) = 65/129 ≈ 0.504 (recall-weighted),
+        // F₁/₈ = (65/64)·½/(1/64 + ½) = 65/66 ≈ 0.985 (precision-weighted); the 1001 angles
+        // miss λ = 2 by a hair (≈ 2e−5 below).
+        let (f8, f18) = max_f_beta(&p, &r, 8.0);
+        assert!((f8 - 65.0 / 129.0).abs() < 1e-4 && (f18 - 65.0 / 66.0).abs() < 1e-4, "{f8} {f18}");
+        // The roles swap with the sets: eval on both modes, reference on one → (½, 1).
+        let (p, r) = prd_curve(&[0.5, 0.5], &[1.0, 0.0], 1001);
+        let (f8, f18) = max_f_beta(&p, &r, 8.0);
+        assert!((f8 - 65.0 / 66.0).abs() < 1e-4 && (f18 - 65.0 / 129.0).abs() < 1e-4, "{f8} {f18}");
+        // max_f_beta on one point, exactly: (p, r) = (1, ½) → (65/129, 65/66).
+        let (f8, f18) = max_f_beta(&[1.0], &[0.5], 8.0);
+        assert!((f8 - 65.0 / 129.0).abs() < 1e-12 && (f18 - 65.0 / 66.0).abs() < 1e-12, "{f8} {f18}");
         // On features: the same cloud twice gives F ≈ 1; far apart gives ≈ 0.
         let a = gaussian(300, &[0.0, 0.0], &[1.0, 1.0], 7);
         let b = gaussian(300, &[0.0, 0.0], &[1.0, 1.0], 8);
@@ -509,6 +545,12 @@ mod tests {
         let c = gaussian(300, &[50.0, 0.0], &[1.0, 1.0], 9);
         let (f8, f18) = prd(&a, &c, 20, 3, 1001, 0).unwrap();
         assert!(f8 < 0.05 && f18 < 0.05, "{f8} {f18}");
+        // Mode dropping on features: real in two far blobs, fake in one of them. Two clusters
+        // split the blobs, so the histograms are the (1, 0) vs (½, ½) case above: high
+        // precision, half the recall → F₁/₈ ≈ 65/66, F₈ ≈ 65/129.
+        let real = Features::new(600, 2, a.data.iter().chain(&c.data).copied().collect()).unwrap();
+        let (f8, f18) = prd(&real, &b, 2, 3, 1001, 0).unwrap();
+        assert!((f8 - 65.0 / 129.0).abs() < 1e-3 && (f18 - 65.0 / 66.0).abs() < 1e-3, "{f8} {f18}");
     }
 
     #[test]
@@ -516,20 +558,60 @@ mod tests {
         // Confident and spread over two classes: KL = ln 2 for each → IS = 2.
         let big = 60.0f32;
         let logits = [big, 0.0, 0.0, big];
-        let (m, sd) = inception_score(&logits, 2, 1).unwrap();
+        let (m, sd) = inception_score(&logits, 2, 1, 0).unwrap();
         assert!((m - 2.0).abs() < 1e-9 && sd == 0.0, "{m}");
         // Uniform predictions: IS = 1.
-        let (m, _) = inception_score(&[0.5; 12], 3, 2).unwrap();
+        let (m, _) = inception_score(&[0.5; 12], 3, 2, 0).unwrap();
         assert!((m - 1.0).abs() < 1e-12);
         // p(y|x) = (0.75, 0.25) and (0.25, 0.75): marginal ½, KL = 0.75 ln 1.5 + 0.25 ln 0.5.
         let l = (3.0f32).ln();
-        let (m, _) = inception_score(&[l, 0.0, 0.0, l], 2, 1).unwrap();
+        let (m, _) = inception_score(&[l, 0.0, 0.0, l], 2, 1, 0).unwrap();
         let want = (0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln()).exp();
         assert!((m - want).abs() < 1e-6, "{m} vs {want}");
-        // Two splits of different sets: the mean and spread of the per-split scores.
-        let (m, sd) = inception_score(&[big, 0.0, 0.0, big, 0.5, 0.5, 0.5, 0.5], 2, 2).unwrap();
+        // Two splits of different sets (IS 2 and 1): the mean and spread of the per-split
+        // scores. The rows are placed so that the seeded shuffle brings them into this order.
+        let ordered = [[big, 0.0], [0.0, big], [0.5, 0.5], [0.5, 0.5]];
+        let perm = is_permutation(4, 7);
+        let mut rows = [[0.0f32; 2]; 4];
+        for (k, &i) in perm.iter().enumerate() {
+            rows[i] = ordered[k];
+        }
+        let (m, sd) = inception_score(rows.as_flattened(), 2, 2, 7).unwrap();
         assert!((m - 1.5).abs() < 1e-9 && (sd - 0.5).abs() < 1e-9, "{m} {sd}");
-        assert!(inception_score(&[0.0; 5], 2, 1).is_err());
+        assert!(inception_score(&[0.0; 5], 2, 1, 0).is_err());
+    }
+
+    /// Samples come class by class: consecutive splits of 10 would each hold one class and
+    /// score 1. The seeded shuffle mixes the classes into every split.
+    #[test]
+    fn inception_score_shuffles_class_ordered_samples() {
+        // 10 classes × 10 samples, row i confident on class i / 10, in class order.
+        let logits: Vec<f32> = (0..100).flat_map(|i| (0..10).map(move |c| if c == i / 10 { 60.0 } else { 0.0 })).collect();
+        // Unsplit: 10 equally frequent one-hot classes → IS = exp(ln 10) = 10.
+        let (whole, _) = inception_score(&logits, 10, 1, 3).unwrap();
+        assert!((whole - 10.0).abs() < 1e-9, "{whole}");
+        for seed in [0u64, 1, 2] {
+            let (m, sd) = inception_score(&logits, 10, 10, seed).unwrap();
+            // Independently: with one-hot rows, a split's IS is exp of the entropy of its class
+            // counts, exp(−Σ_c (n_c/10)·ln(n_c/10)).
+            let perm = is_permutation(100, seed);
+            let per_split: Vec<f64> = perm
+                .chunks(10)
+                .map(|split| {
+                    let mut counts = [0usize; 10];
+                    split.iter().for_each(|&i| counts[i / 10] += 1);
+                    (-counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / 10.0 * (c as f64 / 10.0).ln()).sum::<f64>()).exp()
+                })
+                .collect();
+            let want = per_split.iter().sum::<f64>() / 10.0;
+            let want_sd = (per_split.iter().map(|v| (v - want).powi(2)).sum::<f64>() / 10.0).sqrt();
+            assert!((m - want).abs() < 1e-9 && (sd - want_sd).abs() < 1e-9, "seed {seed}: {m} ± {sd} vs {want} ± {want_sd}");
+            // Far from the collapsed 1 (10 draws from 10 classes hold ≈ 6.5 distinct ones).
+            assert!(m > 3.0 && m <= whole, "seed {seed}: {m}");
+            // The same seed gives the same value.
+            assert_eq!(inception_score(&logits, 10, 10, seed).unwrap(), (m, sd));
+        }
+        assert_ne!(inception_score(&logits, 10, 10, 0).unwrap(), inception_score(&logits, 10, 10, 1).unwrap());
     }
 
     #[test]

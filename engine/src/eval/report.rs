@@ -253,7 +253,7 @@ pub fn evaluate(
     seconds.insert("prd".into(), clock.elapsed().as_secs_f64());
 
     let is = if f.n >= o.is_splits && logit_classes > 0 && fake_logits.len() == f.n * logit_classes {
-        Some(metrics::inception_score(fake_logits, logit_classes, o.is_splits)?)
+        Some(metrics::inception_score(fake_logits, logit_classes, o.is_splits, o.seed)?)
     } else {
         None
     };
