@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ltlab` binary: real files, real processes.
 
+use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::train::checkpoint::Checkpoint;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -317,19 +318,49 @@ fn bench_methods_reports_a_ratio_per_method() {
     ]));
     let rows = v["methods"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
-    assert_eq!(names, ["ddpm", "cbdm", "t2h", "diffrop", "ccua", "coral", "cm"]);
+    // DDPM, then every registered method under its first name.
+    let registered: Vec<&str> = std::iter::once("ddpm").chain(REGISTRY.iter().map(|e| e.names[0])).collect();
+    assert_eq!(names, registered);
     assert_eq!(rows[0]["ratio_to_ddpm"].as_f64().unwrap(), 1.0);
     assert!(rows.iter().all(|r| r["seconds_per_step"].as_f64().unwrap() > 0.0));
     // Network work per step relative to DDPM, from the passes each method runs.
-    let flops = |i: usize| rows[i]["flops_ratio_to_ddpm"].as_f64().unwrap();
-    assert_eq!([flops(0), flops(2), flops(5)], [1.0, 1.0, 1.0], "T2H and CORAL add no pass");
-    assert_eq!(flops(4), 2.0, "CCUA: an unconditional pass of every image");
-    for i in [1, 3] {
-        assert!((1.0..=2.0).contains(&flops(i)), "CBDM, DiffROP: at most one extra pass per image");
+    let flops = |m: &str| rows[names.iter().position(|n| *n == m).unwrap()]["flops_ratio_to_ddpm"].as_f64().unwrap();
+    assert_eq!([flops("ddpm"), flops("t2h"), flops("coral")], [1.0, 1.0, 1.0], "T2H and CORAL add no pass");
+    assert_eq!(flops("ccua"), 2.0, "CCUA: an unconditional pass of every image");
+    for m in ["cbdm", "diffrop"] {
+        assert!((1.0..=2.0).contains(&flops(m)), "CBDM, DiffROP: at most one extra pass per image");
     }
     let f = &v["forward_flops_per_image"];
     let (trunk, up) = (f["trunk"].as_f64().unwrap(), f["up_path"].as_f64().unwrap());
-    assert!((flops(6) - (1.0 + up / (trunk + up))).abs() < 1e-12, "CM: the up path twice");
+    assert!((flops("cm") - (1.0 + up / (trunk + up))).abs() < 1e-12, "CM: the up path twice");
+}
+
+/// A method registered in the engine is offered by `--method` (help, errors) and trains from
+/// the command line, without edits outside its file.
+#[test]
+fn every_registered_method_is_offered_by_the_cli() {
+    let help = run(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let refused = run(&["train", "--method", "no-such-method"]);
+    assert!(!refused.status.success());
+    let refused = stderr(&refused);
+    for e in REGISTRY {
+        assert!(help.contains(e.summary), "`train --help` lacks {}: {help}", e.key);
+        for name in e.names {
+            assert!(help.contains(name) && refused.contains(name), "{name}: {refused}");
+        }
+    }
+    // The last registered method trains a step from the CLI, and names its table in the config.
+    let last = REGISTRY.last().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = run(&tiny_run_args(out.to_str().unwrap(), "1", "1", &["--method", last.names[0]]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains(&format!("[methods.{}]", last.key)), "{config}");
+    for term in last.terms {
+        assert!(metrics(&out)[0]["losses"].get(term).is_some(), "{term}");
+    }
 }
 
 /// A hand-written version-1.0 `.npy` of float32 rows.

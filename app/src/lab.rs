@@ -10,6 +10,7 @@ use crate::jobs::Jobs;
 use ltlab_engine::analysis::latents::read_entanglement;
 use ltlab_engine::eval::report::EvalReport;
 use ltlab_types::{LatentMap, Thumbnails};
+use ltlab_engine::methods;
 use ltlab_ui::{EvalSummary, ExportData, GridImage, Intake, Lab, LabState, MethodParams, RunData, RunId, SampleSettings, UiCommand, ViewGrid};
 use eframe::egui;
 use std::collections::HashMap;
@@ -110,20 +111,10 @@ fn write_export(path: &Path, data: ExportData) -> anyhow::Result<()> {
     Ok(ltlab_engine::error::write_atomic(path, &bytes)?)
 }
 
-/// Every method's hyper-parameters as config keys with their defaults (OC's mode is the
-/// method's name, so it is not offered).
+/// Every registered method's `--method` names with their hyper-parameters and defaults.
 fn method_params() -> MethodParams {
-    let mut out = MethodParams::new();
-    for &m in ltlab_ui::lab::METHODS {
-        let mut cfg = ltlab_engine::methods::MethodsConfig::default();
-        if crate::cli::add_method(&mut cfg, m).is_err() {
-            continue;
-        }
-        let text = toml::to_string(&toml::Table::from_iter([("methods".to_string(), toml::Value::try_from(&cfg).unwrap_or(toml::Value::Table(Default::default())))])).unwrap_or_default();
-        let params = ltlab_ui::store::flatten_toml(&text).into_iter().filter(|(k, _)| !k.ends_with(".mode")).collect();
-        out.insert(m.to_string(), params);
-    }
-    out
+    let names = methods::REGISTRY.iter().flat_map(|e| e.names.iter());
+    names.map(|&m| (m.to_string(), methods::offered_params(m).unwrap_or_default())).collect()
 }
 
 /// The `ltlab eval` reports of a run, by step (unreadable files are skipped).
@@ -345,8 +336,9 @@ mod tests {
     #[test]
     fn every_method_offers_its_hyper_parameters_with_defaults() {
         let p = method_params();
-        let keys = |m: &str| p[m].iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>();
-        assert_eq!(p.len(), ltlab_ui::lab::METHODS.len());
+        let keys = |m: &str| ltlab_ui::lab::params_of(&p, m).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>();
+        // Every name of the registry.
+        assert_eq!(p.len(), methods::method_names().len() - 1, "all but ddpm");
         assert!(keys("coral").contains(&"methods.coral.weight"), "{:?}", keys("coral"));
         assert!(keys("cbdm").contains(&"methods.cbdm.tau"), "{:?}", keys("cbdm"));
         // OC's mode is the method's name, not a parameter.

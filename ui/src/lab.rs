@@ -7,9 +7,6 @@ use crate::store::{DataPreview, Intake, JobView, LatentSettings, RunData, RunId,
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// The methods a new run can stack (the CLI's `--method` names).
-pub const METHODS: &[&str] = &["cbdm", "t2h", "h2t", "full", "diffrop", "ccua", "coral", "cm"];
-
 /// The run the controls will start; also its CLI command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -46,8 +43,14 @@ impl Default for NewRun {
     }
 }
 
-/// A stacked method's hyper-parameters: (config key, default as TOML).
-pub type MethodParams = BTreeMap<String, Vec<(String, String)>>;
+/// The methods a new run can stack (the CLI's `--method` names, in the host's registry order),
+/// each with its hyper-parameters: (config key, default as TOML).
+pub type MethodParams = Vec<(String, Vec<(String, String)>)>;
+
+/// The hyper-parameters of method `name`.
+pub fn params_of<'a>(all: &'a MethodParams, name: &str) -> &'a [(String, String)] {
+    all.iter().find(|(m, _)| m == name).map_or(&[], |(_, p)| p.as_slice())
+}
 
 impl NewRun {
     /// The `ltlab train` arguments of this run; `defaults` tells which parameters are changed.
@@ -64,7 +67,7 @@ impl NewRun {
         }
         let mut sets = BTreeSet::new();
         for m in &self.methods {
-            for (key, default) in defaults.get(m).into_iter().flatten() {
+            for (key, default) in params_of(defaults, m) {
                 if let Some(v) = self.params.get(key).map(|v| v.trim()).filter(|v| !v.is_empty() && v != default) {
                     sets.insert(format!("{key}={v}"));
                 }
@@ -191,7 +194,7 @@ pub struct Lab {
     pub selected: BTreeSet<RunId>,
     /// Built-in configs the controls offer.
     pub configs: Vec<String>,
-    /// Every method's hyper-parameters with their defaults (from the host).
+    /// The methods a run can stack and their hyper-parameters with defaults (from the host).
     pub method_params: MethodParams,
     /// Backends this build can run.
     pub backends: Vec<String>,

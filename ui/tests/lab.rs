@@ -27,6 +27,8 @@ fn grid(shade: u8) -> GridImage {
 
 fn lab_with_a_run() -> Lab {
     let mut lab = Lab::new(LabState::default(), vec!["demo-synthetic".into(), "demo-fashion-mnist".into()]);
+    // The method names a host sends from its registry (their parameters where a test needs them).
+    lab.method_params = ["cbdm", "t2h", "h2t", "full", "diffrop", "ccua", "coral", "cm"].iter().map(|m| (m.to_string(), vec![])).collect();
     let mut run = RunData::new(RunId(7), "demo-synthetic", "/runs/demo-synthetic");
     run.total_steps = 1000;
     run.batch = 32;
@@ -103,7 +105,8 @@ fn a_run_fills_the_panels_and_the_scrubber_moves_them() {
 #[test]
 fn start_pause_and_the_cli_command() {
     let mut lab = lab_with_a_run();
-    lab.method_params.insert("coral".into(), vec![("methods.coral.temperature".into(), "0.1".into()), ("methods.coral.weight".into(), "0.01".into())]);
+    let coral = lab.method_params.iter_mut().find(|(m, _)| m == "coral").unwrap();
+    coral.1 = vec![("methods.coral.temperature".into(), "0.1".into()), ("methods.coral.weight".into(), "0.01".into())];
     let mut h = harness(lab);
     // The controls ask once for the config's dataset at ρ.
     let asked: Vec<UiCommand> = h.state().1.iter().filter(|c| matches!(c, UiCommand::PreviewData { .. })).cloned().collect();

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
 use ltlab_engine::data::{DataConfig, DatasetKind};
+use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::model::Preset;
 use ltlab_engine::train::config::{DiffusionConfig, LogConfig, ModelConfig};
 use ltlab_engine::train::{TrainConfig, Trainer};
@@ -48,9 +49,10 @@ pub enum BenchCommand {
         warmup: u64,
         #[arg(long, default_value_t = 32)]
         image_size: usize,
-        /// Methods to compare with DDPM (comma-separated; `a+b` stacks a and b).
-        #[arg(long, default_value = "cbdm,t2h,diffrop,ccua,coral,cm")]
-        methods: String,
+        /// Methods to compare with DDPM (comma-separated; `a+b` stacks a and b). Default: every
+        /// registered method (OC as T2H).
+        #[arg(long)]
+        methods: Option<String>,
         /// Method options (repeatable), applied to the entries that contain that method, e.g.
         /// `methods.diffrop.partner_grad=false`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -120,8 +122,11 @@ pub enum BenchCommand {
     },
 }
 
-/// The per-step cost targets of the methods issue (ratio to DDPM).
-const TARGETS: &[(&str, f64)] = &[("coral", 1.05), ("t2h", 1.05), ("diffrop", 1.6), ("cbdm", 2.1), ("ccua", 1.3), ("cm", 1.6)];
+
+/// The per-step cost a registered method is held to (ratio to DDPM); none for stacks.
+fn cost_target(name: &str) -> Option<f64> {
+    REGISTRY.iter().find(|e| e.names.contains(&name)).and_then(|e| e.cost_target)
+}
 
 struct MethodsBench {
     base: TrainConfig,
@@ -141,7 +146,7 @@ impl WithBackend for MethodsBench {
         for name in &names {
             let mut c = self.base.clone();
             for part in name.split('+') {
-                super::train::add_method(&mut c.methods, part)?;
+                c.methods.add(part)?;
             }
             for s in &self.set {
                 // `methods.X.…` only where X is in this entry's stack.
@@ -177,7 +182,7 @@ impl WithBackend for MethodsBench {
                 serde_json::json!({
                     "method": n, "seconds_per_step": secs[k] / steps, "ratio_to_ddpm": secs[k] / secs[0],
                     "flops_per_step": work[k], "flops_ratio_to_ddpm": work[k] / work[0],
-                    "target": TARGETS.iter().find(|(m, _)| m == n).map(|t| t.1),
+                    "target": cost_target(n),
                 })
             })
             .collect();
@@ -299,7 +304,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Methods { preset, batch, backend, rounds, steps, warmup, image_size, methods, set, json } => {
             // Long-tailed data, so that every method has head and tail classes to work on.
             let base = bench_config(&preset, batch, &backend, steps, image_size, 0.1)?;
-            let methods = methods.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
+            let methods = match methods {
+                Some(list) => list.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
+                None => REGISTRY.iter().map(|e| e.names[0].to_string()).collect(),
+            };
             let backend = base.backend;
             dispatch(backend, MethodsBench { base, methods, set, rounds, warmup, json })?
         }

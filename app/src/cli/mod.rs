@@ -7,7 +7,6 @@ mod eval;
 mod model;
 mod sample;
 mod train;
-pub(crate) use train::add_method;
 
 use clap::{Args, Parser, Subcommand};
 use ltlab_engine::data::{DataConfig, DatasetKind, Profile};

@@ -2,20 +2,17 @@ use clap::Args;
 use ltlab_engine::backend::BackendKind;
 use ltlab_engine::data::{DatasetKind, sampler::BatchSampler};
 use ltlab_engine::diffusion::SamplerKind;
-use ltlab_engine::methods::MethodsConfig;
-use ltlab_engine::methods::oc::{OcConfig, OcMode};
+use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::model::Preset;
 use ltlab_engine::train::TrainConfig;
+use ltlab_engine::train::config::BUILTIN_PRESETS;
 use ltlab_engine::train::engine::{self, Launch};
 use ltlab_types::Event;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// A run config: a TOML file or a built-in preset: demo-synthetic, demo-fashion-mnist and
-    /// their method variants (…-cbdm, -t2h, -diffrop, -ccua, -coral, -cm); the paper settings
-    /// cifar10-lt-{ddpm,cbdm,t2h,diffrop,ccua,coral,cm}, cifar100-lt-{ddpm,cbdm,t2h,coral}.
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, conflicts_with = "resume", help = config_help())]
     config: Option<String>,
     /// Continue the run in this directory from its newest checkpoint.
     #[arg(long)]
@@ -60,9 +57,7 @@ pub struct TrainArgs {
     /// Sampler of the grids: ddpm[:clip] or ddim:K[:ref][:clip].
     #[arg(long, conflicts_with = "resume")]
     grid_sampler: Option<String>,
-    /// Add a long-tail method with its defaults (repeatable): cbdm, t2h, h2t, full, diffrop,
-    /// ccua, coral, cm; `ddpm` clears the stack.
-    #[arg(long = "method", conflicts_with = "resume")]
+    #[arg(long = "method", conflicts_with = "resume", help = method_help())]
     methods: Vec<String>,
     /// Set any config key by its TOML path (repeatable), e.g. `methods.coral.weight=0.02`,
     /// `methods.oc.cutoff=800`, `diffusion.label_drop="per-sample"`.
@@ -123,7 +118,7 @@ impl TrainArgs {
             c.log.grid_sampler = SamplerKind::parse(s)?;
         }
         for m in &self.methods {
-            add_method(&mut c.methods, m)?;
+            c.methods.add(m)?;
         }
         if !self.methods.is_empty() {
             c.name = format!("{}-{}", c.name, c.methods.label());
@@ -136,19 +131,18 @@ impl TrainArgs {
     }
 }
 
-/// Switches one method on with its defaults.
-pub(crate) fn add_method(m: &mut MethodsConfig, name: &str) -> anyhow::Result<()> {
-    match name {
-        "ddpm" => *m = MethodsConfig::default(),
-        "cbdm" => m.cbdm = Some(Default::default()),
-        "t2h" | "h2t" | "full" => m.oc = Some(OcConfig { mode: OcMode::parse(name)?, ..Default::default() }),
-        "diffrop" => m.diffrop = Some(Default::default()),
-        "ccua" => m.ccua = Some(Default::default()),
-        "coral" => m.coral = Some(Default::default()),
-        "cm" => m.cm = Some(Default::default()),
-        _ => anyhow::bail!("option --method: `{name}`: expected ddpm, cbdm, t2h, h2t, full, diffrop, ccua, coral or cm"),
+fn config_help() -> String {
+    let names: Vec<&str> = BUILTIN_PRESETS.iter().map(|(n, _)| *n).collect();
+    format!("A run config: a TOML file or a built-in one: {}", names.join(", "))
+}
+
+/// `--method`'s help, from the method registry.
+fn method_help() -> String {
+    let mut s = String::from("Add a long-tail method with its defaults (repeatable; `ddpm` clears the stack):");
+    for e in REGISTRY {
+        s.push_str(&format!("\n  {}: {}", e.names.join(", "), e.summary));
     }
-    Ok(())
+    s
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 //! L_reg = mean(w·‖ε(x_t,y) − sg(ε(x_t,y′))‖²) pulls the conditional prediction towards the
 //! other classes', L_com = mean(w·‖sg(ε(x_t,y)) − ε(x_t,y′)‖²) commits the other way, weighted γ.
 
-use super::{Batch, Forwards, HostBatch, Method, Outputs, Slot, StepContext, Term, MAIN, per_sample_mean, positive, non_negative};
+use super::{Batch, Forwards, HostBatch, MAIN, Method, MethodKind, MethodsConfig, Outputs, Slot, StepContext, Term, non_negative, per_sample_mean, positive};
 use crate::error::Result;
 use crate::model::UNet;
 use crate::rng::{self, Stream};
@@ -55,6 +55,21 @@ pub struct Cbdm {
 impl Cbdm {
     pub fn new(cfg: CbdmConfig) -> Self {
         Self { cfg, slot: None }
+    }
+}
+
+impl MethodKind for CbdmConfig {
+    const NAMES: &'static [&'static str] = &["cbdm"];
+    const SUMMARY: &'static str = "class-balancing regulariser towards other classes' predictions (Qin et al. 2023)";
+    const TERMS: &'static [&'static str] = &["cbdm_reg", "cbdm_com"];
+    const COST_TARGET: Option<f64> = Some(2.1);
+
+    fn validate(&self, _: &MethodsConfig) -> Result<()> {
+        self.check()
+    }
+
+    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+        Box::new(Cbdm::new(self.clone()))
     }
 }
 

@@ -7,7 +7,7 @@
 //! kept-label batches, gradients through both. The unconditional pass rides in the step's
 //! batched forward; in a label-dropped batch the main pass already is unconditional.
 
-use super::{Batch, Forwards, MAIN, Method, Outputs, Slot, StepContext, Term, non_negative, per_sample_mean, positive};
+use super::{Batch, Forwards, MAIN, Method, MethodKind, MethodsConfig, Outputs, Slot, StepContext, Term, non_negative, per_sample_mean, positive};
 use crate::data::sampler::BatchSampler;
 use crate::error::{Error, Result};
 use crate::model::UNet;
@@ -47,8 +47,24 @@ impl CcuaConfig {
         Ok(())
     }
 
-    pub fn batch_sampler(&self) -> Option<BatchSampler> {
-        self.brs.map(|f| BatchSampler::Brs { f })
+}
+
+impl MethodKind for CcuaConfig {
+    const NAMES: &'static [&'static str] = &["ccua"];
+    const SUMMARY: &'static str = "unsupervised contrastive loss on the unconditional bottleneck + conditional/unconditional alignment";
+    const TERMS: &'static [&'static str] = &["ccua_ucl", "ccua_al"];
+    const COST_TARGET: Option<f64> = Some(1.3);
+
+    fn validate(&self, _: &MethodsConfig) -> Result<()> {
+        self.check()
+    }
+
+    fn sampler_request(&self) -> Option<(&'static str, BatchSampler)> {
+        self.brs.map(|f| ("brs", BatchSampler::Brs { f }))
+    }
+
+    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+        Box::new(Ccua::new(self.clone()))
     }
 }
 

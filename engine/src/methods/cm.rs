@@ -8,8 +8,9 @@
 //! Balanced data gives ω_Con = ω_Div = 1 and no loss. The diversity part is an unbounded
 //! negative MSE; `clamp` bounds each sample's loss below by −clamp.
 
-use super::{Batch, Forwards, MAIN, Method, Outputs, Slot, StepContext, Term, per_sample_mean, positive};
-use crate::error::Result;
+use super::oc::OcConfig;
+use super::{Batch, Forwards, MAIN, Method, MethodKind, MethodsConfig, ModelNeeds, Outputs, Slot, StepContext, Term, per_sample_mean, positive};
+use crate::error::{Error, Result};
 use crate::model::UNet;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -40,6 +41,39 @@ impl CmConfig {
             positive("methods.cm.clamp", c)?;
         }
         Ok(())
+    }
+}
+
+impl MethodKind for CmConfig {
+    const NAMES: &'static [&'static str] = &["cm"];
+    const SUMMARY: &'static str = "capacity manipulation: a low-rank expert on the up path, consolidated on head and diversified on tail classes (over T2H)";
+    const TERMS: &'static [&'static str] = &["cm"];
+    const COST_TARGET: Option<f64> = Some(1.6);
+
+    fn validate(&self, stack: &MethodsConfig) -> Result<()> {
+        self.check()?;
+        if stack.oc.is_some() && !self.with_t2h {
+            return Err(Error::option(
+                "methods.cm.with_t2h",
+                "false, but [methods.oc] is set too: remove one (with_t2h = false means CM over the plain objective)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The paper's base objective is T2H.
+    fn bring_along(&self, stack: &mut MethodsConfig) {
+        if self.with_t2h && stack.oc.is_none() {
+            stack.oc = Some(OcConfig::default());
+        }
+    }
+
+    fn model_needs(&self) -> ModelNeeds {
+        ModelNeeds { experts: true, ..Default::default() }
+    }
+
+    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+        Box::new(Cm::new(self.clone()))
     }
 }
 

@@ -5,7 +5,7 @@
 //! (reference code). The reference code also multiplies the term by τ_SC and skips it in
 //! label-dropped batches: both are options.
 
-use super::{Batch, MAIN, Method, Outputs, StepContext, Term, non_negative, positive};
+use super::{Batch, MAIN, Method, MethodKind, MethodsConfig, ModelNeeds, Outputs, StepContext, Term, non_negative, positive};
 use crate::error::{Error, Result};
 use crate::model::UNet;
 use burn::prelude::*;
@@ -81,6 +81,25 @@ impl CoralConfig {
                 vec![mean as f32; kept.len()]
             }
         }
+    }
+}
+
+impl MethodKind for CoralConfig {
+    const NAMES: &'static [&'static str] = &["coral"];
+    const SUMMARY: &'static str = "supervised contrastive loss on the projected bottleneck, weighted by t";
+    const TERMS: &'static [&'static str] = &["coral"];
+    const COST_TARGET: Option<f64> = Some(1.05);
+
+    fn validate(&self, _: &MethodsConfig) -> Result<()> {
+        self.check()
+    }
+
+    fn model_needs(&self) -> ModelNeeds {
+        ModelNeeds { projection_dim: self.projection_dim, ..Default::default() }
+    }
+
+    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+        Box::new(Coral::new(self.clone()))
     }
 }
 

@@ -5,7 +5,7 @@
 //! loss = mean over pairs of τ(t)·h(d). The paper publishes no training code: τ(t)'s form and
 //! constants are ltlab's choice (τ(t) = w·exp(−t/(T·τ_r)), decreasing in t as the paper asks).
 
-use super::{Batch, Forwards, MAIN, Method, Outputs, Slot, StepContext, Term, non_negative, positive};
+use super::{Batch, Forwards, MAIN, Method, MethodKind, MethodsConfig, Outputs, Slot, StepContext, Term, non_negative, positive};
 use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
 use crate::model::UNet;
@@ -86,6 +86,21 @@ impl DiffRopConfig {
     /// τ(t).
     pub fn tau(&self, t: usize, t_total: usize) -> f64 {
         self.weight * (-(t as f64) / (t_total as f64 * self.tau_r)).exp()
+    }
+}
+
+impl MethodKind for DiffRopConfig {
+    const NAMES: &'static [&'static str] = &["diffrop"];
+    const SUMMARY: &'static str = "probabilistic contrastive loss between the posterior means of different classes at the same t and ε";
+    const TERMS: &'static [&'static str] = &["diffrop"];
+    const COST_TARGET: Option<f64> = Some(1.6);
+
+    fn validate(&self, _: &MethodsConfig) -> Result<()> {
+        self.check()
+    }
+
+    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+        Box::new(DiffRop::<B>::new(self.clone()))
     }
 }
 

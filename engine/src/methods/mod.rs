@@ -6,14 +6,9 @@
 //! pass and DiffROP's partners ride along with the main batch; a pass whose output is a constant
 //! of the loss runs outside the autodiff graph. [`Forwards::rows`] counts what each kind costs.
 //!
-//! Adding a method: one file here and one line in [`build`].
-
-pub mod cbdm;
-pub mod ccua;
-pub mod cm;
-pub mod coral;
-pub mod diffrop;
-pub mod oc;
+//! Adding a method: one file here that implements [`Method`] and [`MethodKind`], and one line
+//! in the [`registry!`] invocation below (`docs/adding-a-method.md` walks through one). The
+//! config tables, the CLI's `--method`, the lab's forms and `bench methods` read the registry.
 
 use crate::data::sampler::BatchSampler;
 use crate::diffusion::Schedule;
@@ -23,141 +18,246 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use ltlab_types::TransferCounts;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The method stack of a run: each present table switches a method on (`[methods.cbdm]` …).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MethodsConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cbdm: Option<cbdm::CbdmConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oc: Option<oc::OcConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diffrop: Option<diffrop::DiffRopConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ccua: Option<ccua::CcuaConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coral: Option<coral::CoralConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cm: Option<cm::CmConfig>,
+/// What a method needs from the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelNeeds {
+    /// CM's low-rank experts on the up path.
+    pub experts: bool,
+    /// Width of a projection head on the pooled bottleneck (CORAL); 0 = none.
+    pub projection_dim: usize,
 }
 
-impl MethodsConfig {
-    /// The stack as written in run names and tables, e.g. `cbdm+coral`; `ddpm` when empty.
-    pub fn label(&self) -> String {
-        let oc = self.effective_oc();
-        let mut parts = Vec::new();
-        if self.cbdm.is_some() {
-            parts.push("cbdm".to_string());
-        }
-        if let Some(o) = &oc {
-            parts.push(o.label());
-        }
-        for (on, name) in [(self.diffrop.is_some(), "diffrop"), (self.ccua.is_some(), "ccua"), (self.coral.is_some(), "coral"), (self.cm.is_some(), "cm")] {
-            if on {
-                parts.push(name.to_string());
-            }
-        }
-        if parts.is_empty() { "ddpm".into() } else { parts.join("+") }
-    }
-
-    /// OC as the run uses it: CM brings T2H along unless told not to.
-    pub fn effective_oc(&self) -> Option<oc::OcConfig> {
-        match (&self.oc, &self.cm) {
-            (Some(o), _) => Some(o.clone()),
-            (None, Some(c)) if c.with_t2h => Some(oc::OcConfig::default()),
-            _ => None,
-        }
-    }
-
-    /// Checks every option and returns the batch sampler the run uses: the run's own
-    /// `batch_sampler`, or the one a method asks for (OC's balanced re-sampling, CCUA's brs).
-    pub fn check(&self, run_sampler: Option<BatchSampler>) -> Result<BatchSampler> {
-        if let Some(c) = &self.cbdm {
-            c.check()?;
-        }
-        if let Some(o) = &self.oc {
-            o.check()?;
-        }
-        if let Some(d) = &self.diffrop {
-            d.check()?;
-        }
-        if let Some(c) = &self.ccua {
-            c.check()?;
-        }
-        if let Some(c) = &self.coral {
-            c.check()?;
-        }
-        if let Some(c) = &self.cm {
-            c.check()?;
-            if self.oc.is_some() && !c.with_t2h {
-                return Err(Error::option(
-                    "methods.cm.with_t2h",
-                    "false, but [methods.oc] is set too: remove one (with_t2h = false means CM over the plain objective)",
-                ));
-            }
-        }
-        let mut wanted: Vec<(&str, BatchSampler)> = Vec::new();
-        if let Some(s) = self.effective_oc().and_then(|o| o.batch_sampler()) {
-            wanted.push(("methods.oc.resample", s));
-        }
-        if let Some(s) = self.ccua.as_ref().and_then(|c| c.batch_sampler()) {
-            wanted.push(("methods.ccua.brs", s));
-        }
-        if let Some(run) = run_sampler {
-            wanted.insert(0, ("batch_sampler", run));
-        }
-        let first = wanted.first().copied();
-        for &(name, s) in &wanted[1.min(wanted.len())..] {
-            let (first_name, first_s) = first.expect("non-empty");
-            if s != first_s {
-                return Err(Error::option(
-                    name,
-                    format!(
-                        "asks for the `{}` batch sampler but `{first_name}` asks for `{}`: keep one of the two",
-                        s.label(),
-                        first_s.label()
-                    ),
-                ));
-            }
-        }
-        Ok(first.map(|(_, s)| s).unwrap_or(BatchSampler::Uniform))
-    }
-
-    /// CM needs the low-rank experts in the model.
-    pub fn needs_experts(&self) -> bool {
-        self.cm.is_some()
-    }
-
-    /// CORAL needs a projection head of this width (0 = none).
-    pub fn projection_dim(&self) -> usize {
-        self.coral.as_ref().map_or(0, |c| c.projection_dim)
+impl ModelNeeds {
+    fn and(self, o: Self) -> Self {
+        Self { experts: self.experts || o.experts, projection_dim: self.projection_dim.max(o.projection_dim) }
     }
 }
 
-/// The registry: the method objects of a stack, in the order they act.
-pub fn build<B: AutodiffBackend>(cfg: &MethodsConfig) -> Vec<Box<dyn Method<B>>> {
-    let mut out: Vec<Box<dyn Method<B>>> = Vec::new();
-    if let Some(c) = cfg.effective_oc() {
-        out.push(Box::new(oc::Oc::new(c)));
+/// A method as the registry knows it, implemented on its config table (defaults for every
+/// key; unknown keys are errors): its names, its checks, what it needs from the network and
+/// how it builds.
+pub trait MethodKind: Clone + Default + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The `--method` names that switch it on (OC has three: t2h, h2t, full).
+    const NAMES: &'static [&'static str];
+    /// One line for help texts.
+    const SUMMARY: &'static str;
+    /// The loss terms it logs (beside `mse` and `total`).
+    const TERMS: &'static [&'static str];
+    /// The per-step cost relative to DDPM that `bench methods` holds it to, if any.
+    const COST_TARGET: Option<f64> = None;
+
+    /// The config `--method NAME` switches on.
+    fn config_for(_name: &str) -> Self {
+        Self::default()
     }
-    if let Some(c) = &cfg.cbdm {
-        out.push(Box::new(cbdm::Cbdm::new(c.clone())));
+
+    /// Its part of a run's label (`cbdm+coral`).
+    fn run_label(&self) -> String {
+        Self::NAMES[0].to_string()
     }
-    if let Some(c) = &cfg.diffrop {
-        out.push(Box::new(diffrop::DiffRop::<B>::new(c.clone())));
+
+    /// Checks the options; `stack` is the whole method stack, for methods that combine.
+    fn validate(&self, stack: &MethodsConfig) -> Result<()>;
+
+    /// Adds the methods this one brings along to the stack a run uses (CM: T2H).
+    fn bring_along(&self, _stack: &mut MethodsConfig) {}
+
+    fn model_needs(&self) -> ModelNeeds {
+        ModelNeeds::default()
     }
-    if let Some(c) = &cfg.ccua {
-        out.push(Box::new(ccua::Ccua::new(c.clone())));
+
+    /// The batch sampler it asks for, and the option (in its table) that asks.
+    fn sampler_request(&self) -> Option<(&'static str, BatchSampler)> {
+        None
     }
-    if let Some(c) = &cfg.coral {
-        out.push(Box::new(coral::Coral::new(c.clone())));
+
+    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>>;
+}
+
+/// One registered method, as front ends list it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MethodEntry {
+    /// Its `[methods.KEY]` table.
+    pub key: &'static str,
+    pub names: &'static [&'static str],
+    pub summary: &'static str,
+    pub terms: &'static [&'static str],
+    pub cost_target: Option<f64>,
+}
+
+/// Declares the method modules, [`MethodsConfig`] (one optional table each) and [`REGISTRY`],
+/// in the order the methods act and appear in labels.
+macro_rules! registry {
+    ($($key:ident => $config:ident),* $(,)?) => {
+        $(pub mod $key;)*
+
+        /// The method stack of a run: each present table switches a method on (`[methods.cbdm]` …).
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct MethodsConfig {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $key: Option<$key::$config>,
+            )*
+        }
+
+        /// Every method ltlab knows, in stack order.
+        pub const REGISTRY: &[MethodEntry] = &[$(MethodEntry {
+            key: stringify!($key),
+            names: <$key::$config as MethodKind>::NAMES,
+            summary: <$key::$config as MethodKind>::SUMMARY,
+            terms: <$key::$config as MethodKind>::TERMS,
+            cost_target: <$key::$config as MethodKind>::COST_TARGET,
+        }),*];
+
+        impl MethodsConfig {
+            /// Switches on the method `--method NAME` names, with its defaults; `ddpm` clears
+            /// the stack.
+            pub fn add(&mut self, name: &str) -> Result<()> {
+                if name == "ddpm" {
+                    *self = Self::default();
+                    return Ok(());
+                }
+                $(
+                    if <$key::$config as MethodKind>::NAMES.contains(&name) {
+                        self.$key = Some(<$key::$config as MethodKind>::config_for(name));
+                        return Ok(());
+                    }
+                )*
+                Err(Error::option("--method", format!("`{name}`: expected {}", method_names().join(", "))))
+            }
+
+            /// The stack a run uses: the tables given plus what their methods bring along.
+            pub fn effective(&self) -> Self {
+                let mut out = self.clone();
+                $(
+                    if let Some(c) = &self.$key {
+                        c.bring_along(&mut out);
+                    }
+                )*
+                out
+            }
+
+            /// The stack as written in run names and tables, e.g. `cbdm+coral`; `ddpm` when empty.
+            pub fn label(&self) -> String {
+                let stack = self.effective();
+                let mut parts: Vec<String> = Vec::new();
+                $(
+                    if let Some(c) = &stack.$key {
+                        parts.push(c.run_label());
+                    }
+                )*
+                if parts.is_empty() { "ddpm".into() } else { parts.join("+") }
+            }
+
+            /// The tables present, in stack order.
+            pub fn keys(&self) -> Vec<&'static str> {
+                let mut keys = Vec::new();
+                $(
+                    if self.$key.is_some() {
+                        keys.push(stringify!($key));
+                    }
+                )*
+                keys
+            }
+
+            /// Checks every option and returns the batch sampler the run uses: the run's own
+            /// `batch_sampler`, or the one a method asks for (OC's re-sampling, CCUA's brs).
+            pub fn check(&self, run_sampler: Option<BatchSampler>) -> Result<BatchSampler> {
+                $(
+                    if let Some(c) = &self.$key {
+                        c.validate(self)?;
+                    }
+                )*
+                let stack = self.effective();
+                let mut wanted: Vec<(String, BatchSampler)> = run_sampler.map(|s| ("batch_sampler".to_string(), s)).into_iter().collect();
+                $(
+                    if let Some((option, s)) = stack.$key.as_ref().and_then(MethodKind::sampler_request) {
+                        wanted.push((format!("methods.{}.{option}", stringify!($key)), s));
+                    }
+                )*
+                one_sampler(wanted)
+            }
+
+            /// What the stack needs from the network.
+            pub fn needs(&self) -> ModelNeeds {
+                let stack = self.effective();
+                let mut needs = ModelNeeds::default();
+                $(
+                    if let Some(c) = &stack.$key {
+                        needs = needs.and(c.model_needs());
+                    }
+                )*
+                needs
+            }
+
+            /// The method objects of the stack, in the order they act.
+            pub fn build<B: AutodiffBackend>(&self) -> Vec<Box<dyn Method<B>>> {
+                let stack = self.effective();
+                let mut out: Vec<Box<dyn Method<B>>> = Vec::new();
+                $(
+                    if let Some(c) = &stack.$key {
+                        out.push(c.build::<B>());
+                    }
+                )*
+                out
+            }
+        }
+    };
+}
+
+registry! {
+    cbdm => CbdmConfig,
+    oc => OcConfig,
+    diffrop => DiffRopConfig,
+    ccua => CcuaConfig,
+    coral => CoralConfig,
+    cm => CmConfig,
+}
+
+/// Every `--method` name, in registry order.
+pub fn method_names() -> Vec<&'static str> {
+    std::iter::once("ddpm").chain(REGISTRY.iter().flat_map(|e| e.names.iter().copied())).collect()
+}
+
+/// The hyper-parameters `--method NAME` offers: (config key, default as TOML), without the
+/// keys the name itself sets (OC's mode is t2h, h2t or full).
+pub fn offered_params(name: &str) -> Result<Vec<(String, String)>> {
+    let defaults = |n: &str| -> Result<toml::Table> {
+        let mut m = MethodsConfig::default();
+        m.add(n)?;
+        Ok(toml::Table::try_from(&m).expect("method configs serialise"))
+    };
+    let table = defaults(name)?;
+    let siblings: Vec<toml::Table> = REGISTRY.iter().find(|e| e.names.contains(&name)).map_or(Ok(vec![]), |e| e.names.iter().map(|n| defaults(n)).collect())?;
+    let mut out = Vec::new();
+    for (key, values) in &table {
+        let Some(values) = values.as_table() else { continue };
+        for (option, value) in values {
+            let fixed_by_name = siblings.iter().any(|s| s.get(key).and_then(|t| t.get(option)) != Some(value));
+            if !fixed_by_name {
+                out.push((format!("methods.{key}.{option}"), value.to_string()));
+            }
+        }
     }
-    if let Some(c) = &cfg.cm {
-        out.push(Box::new(cm::Cm::new(c.clone())));
+    Ok(out)
+}
+
+/// The one sampler every asker agrees on (uniform when none asks).
+fn one_sampler(wanted: Vec<(String, BatchSampler)>) -> Result<BatchSampler> {
+    let Some((first_name, first)) = wanted.first().cloned() else { return Ok(BatchSampler::Uniform) };
+    for (name, s) in &wanted[1..] {
+        if *s != first {
+            return Err(Error::option(
+                name,
+                format!("asks for the `{}` batch sampler but `{first_name}` asks for `{}`: keep one of the two", s.label(), first.label()),
+            ));
+        }
     }
-    out
+    Ok(first)
 }
 
 /// What every method may read about the run.
@@ -533,6 +633,38 @@ mod tests {
         assert_eq!(crate::train::optim::grad_norm(&model, &grads), 0.0, "no gradient through a constant pass");
         let grads = out.eps(other).sum().backward();
         assert!(crate::train::optim::grad_norm(&model, &grads) > 0.0);
+    }
+
+    /// The registry is the one list: names are unique, each switches its own table on, the
+    /// label and the offered parameters follow from it.
+    #[test]
+    fn registry_names_tables_and_params() {
+        let names = method_names();
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for entry in REGISTRY {
+            for name in entry.names {
+                let mut m = MethodsConfig::default();
+                m.add(name).unwrap();
+                assert_eq!(m.keys(), vec![entry.key], "{name}");
+                assert!(m.check(None).is_ok());
+                let params = offered_params(name).unwrap();
+                assert!(params.iter().all(|(k, _)| k.starts_with(&format!("methods.{}.", entry.key))), "{name}: {params:?}");
+            }
+        }
+        // OC's mode is its name, not a parameter; its other options are.
+        let oc = offered_params("h2t").unwrap();
+        assert!(oc.iter().any(|(k, v)| k == "methods.oc.resample" && v == "false"), "{oc:?}");
+        assert!(!oc.iter().any(|(k, _)| k == "methods.oc.mode"));
+        let mut m = MethodsConfig::default();
+        m.add("cbdm").unwrap();
+        m.add("cm").unwrap();
+        assert_eq!(m.label(), "cbdm+t2h+cm", "CM brings T2H along");
+        assert!(m.needs().experts);
+        let e = m.add("dpo").unwrap_err().to_string();
+        assert!(e.contains("dpo") && e.contains("cm") && e.contains("t2h"), "{e}");
+        m.add("ddpm").unwrap();
+        assert_eq!(m.label(), "ddpm");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! One j_i is drawn; the gate accepts it or keeps j_i = i; the target becomes
 //! ε̂_i = (x_t,i − √ᾱ_t·x₀,j)/√(1−ᾱ_t) while the model still sees y_i.
 
-use super::{Batch, HostBatch, Method, Outputs, StepContext, Term, non_negative};
+use super::{Batch, HostBatch, Method, MethodKind, MethodsConfig, Outputs, StepContext, Term, non_negative};
 use crate::data::sampler::BatchSampler;
 use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
@@ -81,17 +81,6 @@ impl OcConfig {
             }
         }
         Ok(())
-    }
-
-    pub fn label(&self) -> String {
-        match self.beta {
-            Some(b) => format!("oc-beta{b}"),
-            None => self.mode.name().to_string(),
-        }
-    }
-
-    pub fn batch_sampler(&self) -> Option<BatchSampler> {
-        self.resample.then_some(BatchSampler::Balanced)
     }
 
     pub fn gate(&self) -> Gate {
@@ -218,6 +207,36 @@ pub fn apply(gate: &Gate, batch: &mut HostBatch, schedule: &Schedule, q: &[f64],
     }
     counts.pairs = pairs.into_iter().map(|((a, b), c)| (a, b, c)).collect();
     counts
+}
+
+impl MethodKind for OcConfig {
+    const NAMES: &'static [&'static str] = &["t2h", "h2t", "full"];
+    const SUMMARY: &'static str = "oriented calibration: ε targets swapped within the batch, gated by class frequency (T2H, H2T, Full)";
+    const TERMS: &'static [&'static str] = &[];
+    const COST_TARGET: Option<f64> = Some(1.05);
+
+    fn config_for(name: &str) -> Self {
+        Self { mode: OcMode::parse(name).unwrap_or(OcMode::T2h), ..Default::default() }
+    }
+
+    fn run_label(&self) -> String {
+        match self.beta {
+            Some(b) => format!("oc-beta{b}"),
+            None => self.mode.name().to_string(),
+        }
+    }
+
+    fn validate(&self, _: &MethodsConfig) -> Result<()> {
+        self.check()
+    }
+
+    fn sampler_request(&self) -> Option<(&'static str, BatchSampler)> {
+        self.resample.then_some(("resample", BatchSampler::Balanced))
+    }
+
+    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+        Box::new(Oc::new(self.clone()))
+    }
 }
 
 impl<B: AutodiffBackend> Method<B> for Oc {

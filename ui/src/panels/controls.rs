@@ -3,7 +3,7 @@
 //! class, started with one click or copied as its CLI command; every open run with status,
 //! progress, images/s, ETA and pause / resume / stop / sample-now; open a run directory.
 
-use crate::lab::{Lab, METHODS, PREVIEW, UiCommand};
+use crate::lab::{Lab, PREVIEW, UiCommand, params_of};
 use crate::store::{DataPreview, RunStatus};
 
 pub(crate) fn controls(lab: &mut Lab, ui: &mut egui::Ui) {
@@ -44,15 +44,18 @@ pub(crate) fn controls(lab: &mut Lab, ui: &mut egui::Ui) {
     let n = &mut state.new_run;
     ui.label("methods (stacked on the config's):");
     ui.horizontal_wrapped(|ui| {
-        for m in METHODS {
+        for (m, _) in method_params.iter() {
             let mut on = n.methods.iter().any(|x| x == m);
-            if ui.checkbox(&mut on, *m).changed() {
+            if ui.checkbox(&mut on, m.as_str()).changed() {
                 if on { n.methods.push(m.to_string()) } else { n.methods.retain(|x| x != m) }
             }
         }
     });
     for m in n.methods.clone() {
-        let Some(params) = method_params.get(&m) else { continue };
+        let params = params_of(method_params, &m);
+        if params.is_empty() {
+            continue;
+        }
         egui::CollapsingHeader::new(format!("{m} hyper-parameters")).default_open(true).show(ui, |ui| {
             egui::Grid::new(("params", m.as_str())).num_columns(2).show(ui, |ui| {
                 for (key, default) in params {
