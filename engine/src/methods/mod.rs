@@ -216,6 +216,7 @@ registry! {
     ccua => CcuaConfig,
     coral => CoralConfig,
     cm => CmConfig,
+    cb_loss => CbLossConfig,
 }
 
 /// Every `--method` name, in registry order.
