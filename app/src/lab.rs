@@ -337,8 +337,9 @@ mod tests {
     fn every_method_offers_its_hyper_parameters_with_defaults() {
         let p = method_params();
         let keys = |m: &str| ltlab_ui::lab::params_of(&p, m).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>();
-        // Every name of the registry.
+        // Every name of the registry, the worked example of docs/adding-a-method.md included.
         assert_eq!(p.len(), methods::method_names().len() - 1, "all but ddpm");
+        assert_eq!(keys("cb-loss"), ["methods.cb_loss.beta"]);
         assert!(keys("coral").contains(&"methods.coral.weight"), "{:?}", keys("coral"));
         assert!(keys("cbdm").contains(&"methods.cbdm.tau"), "{:?}", keys("cbdm"));
         // OC's mode is the method's name, not a parameter.

@@ -663,9 +663,21 @@ mod tests {
         assert_eq!(m.label(), "cbdm+t2h+cm", "CM brings T2H along");
         assert!(m.needs().experts);
         let e = m.add("dpo").unwrap_err().to_string();
-        assert!(e.contains("dpo") && e.contains("cm") && e.contains("t2h"), "{e}");
+        assert!(e.contains("dpo") && e.contains("cb-loss") && e.contains("t2h"), "{e}");
         m.add("ddpm").unwrap();
         assert_eq!(m.label(), "ddpm");
+    }
+
+    /// The worked example of docs/adding-a-method.md reaches the config through its one line.
+    #[test]
+    fn the_example_method_is_registered_by_its_one_line() {
+        let entry = REGISTRY.iter().find(|e| e.names == ["cb-loss"]).expect("cb-loss registered");
+        assert_eq!(entry.key, "cb_loss");
+        let toml = "[cb_loss]\nbeta = 0.99\n";
+        let m: MethodsConfig = toml::from_str(toml).unwrap();
+        assert_eq!(m.cb_loss.as_ref().map(|c| c.beta), Some(0.99));
+        assert_eq!(m.label(), "cb-loss");
+        assert_eq!(offered_params("cb-loss").unwrap(), vec![("methods.cb_loss.beta".to_string(), "0.999".to_string())]);
     }
 
     #[test]
