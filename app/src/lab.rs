@@ -4,14 +4,11 @@
 
 use ltlab_engine::train::config::BUILTIN_PRESETS;
 use ltlab_engine::train::engine::{self, EngineHandle};
-use ltlab_engine::train::run_dir::RunDir;
 use ltlab_types::{Command, Event};
-use crate::jobs::Jobs;
-use ltlab_engine::analysis::latents::read_entanglement;
-use ltlab_engine::eval::report::EvalReport;
-use ltlab_types::{LatentMap, Thumbnails};
-use ltlab_engine::methods;
-use ltlab_ui::{EvalSummary, ExportData, GridImage, Intake, Lab, LabState, MethodParams, RunData, RunId, SampleSettings, UiCommand, ViewGrid};
+use crate::host::jobs::Jobs;
+use crate::host::launch::{method_params, train_config};
+use crate::host::runs::decode_grid;
+use ltlab_ui::{ExportData, Intake, Lab, LabState, RunData, RunId, UiCommand};
 use eframe::egui;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,79 +19,6 @@ pub struct LabApp {
     jobs: Jobs,
     next_id: u64,
     runs_root: PathBuf,
-}
-
-/// A grid PNG as RGBA.
-pub(crate) fn decode_grid(path: &Path) -> anyhow::Result<GridImage> {
-    let img = image::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.to_rgba8();
-    Ok(GridImage { width: img.width() as usize, height: img.height() as usize, rgba: img.into_raw() })
-}
-
-/// Everything a run directory holds that the panels show.
-pub(crate) fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
-    let rd = RunDir::open(dir)?;
-    let cfg = rd.read_config()?;
-    let mut run = RunData::new(id, cfg.name.clone(), dir.display().to_string());
-    run.config_text = std::fs::read_to_string(rd.config_path()).unwrap_or_default();
-    run.methods = cfg.methods.label();
-    run.dataset = cfg.record.as_ref().map(|r| r.dataset.clone());
-    run.total_steps = cfg.steps;
-    run.batch = cfg.batch;
-    run.records = rd.read_metrics()?;
-    run.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
-    read_analysis(&rd, &cfg, &mut run)?;
-    run.evals = read_evals(&dir.join("evals"));
-    if let Ok(entries) = std::fs::read_dir(dir.join("samples")) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let step = name.strip_prefix("step-").and_then(|s| s.strip_suffix(".png")).and_then(|s| s.parse::<u64>().ok());
-            if let Some(step) = step {
-                run.grids.insert(step, decode_grid(&e.path())?);
-            }
-        }
-    }
-    Ok(run)
-}
-
-/// Latent maps and entanglement lists in the run's `analysis/`; the maps get their images back
-/// from the balanced data (files do not carry them).
-fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, run: &mut RunData) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(rd.path.join("analysis")) else { return Ok(()) };
-    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    let mut real = None;
-    for name in names {
-        let path = rd.path.join("analysis").join(&name);
-        if let Some(rest) = name.strip_prefix("entanglement-t").and_then(|r| r.strip_suffix(".json")) {
-            let (t, cond) = rest.split_once('-').unwrap_or((rest, "cond"));
-            if let Ok(t) = t.parse::<usize>() {
-                run.entanglement.insert((t, cond == "cond"), read_entanglement(&path)?);
-            }
-        } else if let Some((step, settings)) = SampleSettings::from_file_name(&name) {
-            run.add_view_grid(ViewGrid { step, settings, image: decode_grid(&path)? });
-        } else if name.starts_with("latents-") && name.ends_with(".json") {
-            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let mut map: LatentMap = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a latent map: {e}", path.display()))?;
-            if real.is_none() {
-                real = Some(cfg.data.load_balanced()?);
-            }
-            let real = real.as_ref().expect("loaded above");
-            if map.indices.iter().all(|&i| i < real.len()) {
-                let mut pixels = Vec::with_capacity(map.indices.len() * real.image_len());
-                for &i in &map.indices {
-                    pixels.extend_from_slice(real.image(i));
-                }
-                map.images = Some(Thumbnails { channels: real.channels, size: real.size, pixels });
-            }
-            let list = run.entanglement.clone();
-            run.add_latent(map);
-            // Lists read from disk are complete; keep them over the one-map view.
-            for (k, v) in list {
-                run.entanglement.insert(k, v);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Writes an export atomically (images as PNG).
@@ -111,37 +35,7 @@ fn write_export(path: &Path, data: ExportData) -> anyhow::Result<()> {
     Ok(ltlab_engine::error::write_atomic(path, &bytes)?)
 }
 
-/// Every registered method's `--method` names with their hyper-parameters and defaults.
-fn method_params() -> MethodParams {
-    let names = methods::REGISTRY.iter().flat_map(|e| e.names.iter());
-    names.map(|&m| (m.to_string(), methods::offered_params(m).unwrap_or_default())).collect()
-}
 
-/// The `ltlab eval` reports of a run, by step (unreadable files are skipped).
-fn read_evals(dir: &Path) -> Vec<EvalSummary> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut out: Vec<EvalSummary> = entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| {
-            let r: EvalReport = serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok()?;
-            let c = |k: &str| r.context.get(k).cloned().unwrap_or_default();
-            let step = c("step").parse().ok()?;
-            Some(EvalSummary {
-                step,
-                label: format!("{} · {} · ω {} · {} samples", r.features.split(" (").next().unwrap_or(""), c("sampler"), c("omega"), c("samples")),
-                fid: r.overall.fid,
-                kid: r.overall.kid,
-                precision: r.precision,
-                recall: r.recall,
-                class_fid: r.per_class.iter().map(|p| p.scores.as_ref().map(|s| s.fid)).collect(),
-                splits: r.splits.iter().map(|s| (s.name.clone(), s.scores.as_ref().map(|x| x.fid), s.mean_class_fid)).collect(),
-            })
-        })
-        .collect();
-    out.sort_by_key(|e| e.step);
-    out
-}
 
 impl LabApp {
     pub fn new(state: LabState, runs_root: PathBuf) -> Self {
@@ -175,7 +69,7 @@ impl LabApp {
     /// A new run exactly as its CLI command would start it, in a fresh folder under the runs
     /// root.
     fn start(&mut self, args: &[String]) {
-        let config = match crate::cli::train_config(args) {
+        let config = match train_config(args) {
             Ok(c) => c,
             Err(e) => return self.lab.intake(Intake::Error(format!("start: {e:#}"))),
         };
@@ -304,8 +198,23 @@ impl eframe::App for LabApp {
     }
 }
 
-/// Opens the lab window; runs started from it go under `runs_root`.
-pub fn run(runs_root: PathBuf, persistence: Option<PathBuf>, start: bool) -> anyhow::Result<()> {
+/// The desktop lab's options (`ltlab` without a command).
+#[derive(clap::Args, Debug)]
+pub struct LabArgs {
+    /// Where the lab puts the runs it starts.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// The lab's settings file (default: the platform's app-data folder).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Open the lab and start the new run its controls hold at once (as if Start was clicked).
+    #[arg(long)]
+    start: bool,
+}
+
+/// Opens the lab window; runs started from it go under `--runs`.
+pub fn run(args: LabArgs) -> anyhow::Result<()> {
+    let LabArgs { runs: runs_root, settings: persistence, start } = args;
     let mut options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_title("ltlab").with_inner_size([1400.0, 900.0]),
         ..Default::default()
@@ -327,32 +236,4 @@ pub fn run(runs_root: PathBuf, persistence: Option<PathBuf>, start: bool) -> any
         }),
     )
     .map_err(|e| anyhow::anyhow!("the lab window could not open: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_method_offers_its_hyper_parameters_with_defaults() {
-        let p = method_params();
-        let keys = |m: &str| ltlab_ui::lab::params_of(&p, m).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>();
-        // Every name of the registry, the worked example of docs/adding-a-method.md included.
-        assert_eq!(p.len(), methods::method_names().len() - 1, "all but ddpm");
-        assert_eq!(keys("cb-loss"), ["methods.cb_loss.beta"]);
-        assert!(keys("coral").contains(&"methods.coral.weight"), "{:?}", keys("coral"));
-        assert!(keys("cbdm").contains(&"methods.cbdm.tau"), "{:?}", keys("cbdm"));
-        // OC's mode is the method's name, not a parameter.
-        assert!(keys("t2h").iter().all(|k| k.starts_with("methods.oc.") && !k.ends_with(".mode")), "{:?}", keys("t2h"));
-        // Every default goes back through `--set` unchanged.
-        for (m, params) in &p {
-            let mut args: Vec<String> = ["ltlab", "train", "--method", m].iter().map(|s| s.to_string()).collect();
-            for (k, v) in params {
-                args.extend(["--set".to_string(), format!("{k}={v}")]);
-            }
-            let with_set = crate::cli::train_config(&args).unwrap_or_else(|e| panic!("{m}: {e:#}"));
-            let plain = crate::cli::train_config(&args[..4]).unwrap();
-            assert_eq!(with_set.methods, plain.methods, "{m}");
-        }
-    }
 }

@@ -8,33 +8,12 @@ mod model;
 mod sample;
 mod train;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use ltlab_engine::data::{DataConfig, DatasetKind, Profile};
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
-use ltlab_engine::train::Trainer;
-use ltlab_engine::train::checkpoint::Checkpoint;
-use ltlab_engine::train::run_dir::RunDir;
-use std::path::{Path, PathBuf};
-
-#[derive(Parser, Debug)]
-#[command(name = "ltlab", version, about = "A lab for long-tailed (class-imbalanced) diffusion")]
-pub struct Cli {
-    /// Without a command: open the desktop lab.
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// Where the lab puts the runs it starts.
-    #[arg(long, default_value = "runs")]
-    runs: PathBuf,
-    /// The lab's settings file (default: the platform's app-data folder).
-    #[arg(long)]
-    settings: Option<PathBuf>,
-    /// Open the lab and start the new run its controls hold at once (as if Start was clicked).
-    #[arg(long)]
-    start: bool,
-}
+use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub enum Command {
     /// Inspect datasets after the long-tail profile.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -42,7 +21,7 @@ enum Command {
     #[command(subcommand)]
     Model(model::ModelCommand),
     /// Train a model (a new run, or `--resume DIR`).
-    Train(train::TrainArgs),
+    Train(crate::host::launch::TrainArgs),
     /// Sample per-class grids from a run's EMA model.
     Sample(sample::SampleArgs),
     /// Sample-quality metrics (FID, KID, IS, precision/recall, PRD; per class and Many/Medium/
@@ -57,10 +36,7 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let Some(command) = cli.command else {
-        return crate::lab::run(cli.runs, cli.settings, cli.start);
-    };
+pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Data(c) => data::run(c),
         Command::Model(c) => model::run(c),
@@ -69,15 +45,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Analyze(c) => analyze::run(c),
         Command::Bench(c) => bench::run(c),
-    }
-}
-
-/// The config `ltlab train ARGS…` would run (`args` start with `ltlab train`), so that the
-/// lab's "Start" and its "Copy CLI" are the same run.
-pub fn train_config(args: &[String]) -> anyhow::Result<ltlab_engine::train::TrainConfig> {
-    match Cli::try_parse_from(args)?.command {
-        Some(Command::Train(a)) => a.config(),
-        _ => anyhow::bail!("not a train command: {}", args.join(" ")),
     }
 }
 
@@ -126,23 +93,4 @@ pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     );
     pb.set_prefix(what.to_string());
     pb
-}
-
-/// A run's trainer restored from the checkpoint at `step` (default: the newest).
-pub fn open_run<B: AutodiffBackend>(run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(Trainer<B>, u64)> {
-    let dir = RunDir::open(run)?;
-    let cfg = dir.read_config()?;
-    let (step, path) = match step {
-        Some(s) => {
-            let p = dir.checkpoint_path(s);
-            if !p.is_file() {
-                let have: Vec<String> = dir.checkpoints().iter().map(|(s, _)| s.to_string()).collect();
-                anyhow::bail!("option `step`: {} has no checkpoint at step {s} (have: {})", run.display(), have.join(", "));
-            }
-            (s, p)
-        }
-        None => dir.latest_checkpoint().ok_or_else(|| anyhow::anyhow!("{}: no checkpoints yet", run.display()))?,
-    };
-    let data = cfg.data.load()?;
-    Ok((Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?, step))
 }

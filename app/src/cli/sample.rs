@@ -45,7 +45,7 @@ impl WithBackend for SampleJob {
     type Output = anyhow::Result<()>;
     fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = &self.args;
-        let (trainer, step) = super::open_run::<B>(&a.run, a.step, device)?;
+        let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device)?;
         let total = self.sampler.evaluations(trainer.schedule.len()) as u64;
         let pb = super::progress_bar(total, "sample");
         let weights = match a.weights.as_str() {

@@ -4,7 +4,8 @@
 //! through a channel drained once per frame, and stops at its next progress report once
 //! cancelled (the transfer job is short and runs to its end).
 
-use crate::cli::analyze::{compute_latent_map, entanglement_sweep};
+use super::latents::{compute_latent_map, entanglement_sweep};
+use super::runs::{decode_grid, open_run, read_run};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use ltlab_engine::analysis::embed::EmbedMethod;
 use ltlab_engine::analysis::latents::LatentSetup;
@@ -150,7 +151,7 @@ impl Jobs {
         }
         let (tx, dir, opening) = (self.tx.clone(), dir.to_string(), self.opening.clone());
         std::thread::spawn(move || {
-            let msg = match crate::lab::read_run(id, std::path::Path::new(&dir)) {
+            let msg = match read_run(id, std::path::Path::new(&dir)) {
                 Ok(run) => Intake::Opened(run),
                 Err(e) => Intake::Error(format!("open {dir}: {e:#}")),
             };
@@ -280,14 +281,14 @@ impl WithBackend for Job {
                 let _ = self.tx.send(Intake::Entanglement(self.run, setup.t, setup.conditional, all));
             }
             Work::Sample { step, settings, sampler } => {
-                let (trainer, _) = crate::cli::open_run::<B>(&self.dir, Some(step), device)?;
+                let (trainer, _) = open_run::<B>(&self.dir, Some(step), device)?;
                 let path = RunDir::open(&self.dir)?.path.join("analysis").join(settings.file_name(step));
                 let done = write_class_grid(&trainer, &path, settings.per_class, sampler, settings.omega, Weights::Ema, &mut |done, all| {
                     let _ = self.tx.send(Intake::Job(view(done as f32 / all.max(1) as f32, None)));
                     !self.cancel.load(Ordering::Relaxed)
                 })?;
                 if done {
-                    let image = crate::lab::decode_grid(&path)?;
+                    let image = decode_grid(&path)?;
                     let _ = self.tx.send(Intake::ViewGrid(self.run, ViewGrid { step, settings, image }));
                 }
             }

@@ -1,0 +1,130 @@
+//! Run directories as the front ends need them: a trainer at a checkpoint, and everything a
+//! run holds that the panels show.
+
+use ltlab_engine::analysis::latents::read_entanglement;
+use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use ltlab_engine::eval::report::EvalReport;
+use ltlab_engine::train::Trainer;
+use ltlab_engine::train::checkpoint::Checkpoint;
+use ltlab_engine::train::run_dir::RunDir;
+use ltlab_types::{LatentMap, Thumbnails};
+use ltlab_ui::{EvalSummary, GridImage, RunData, RunId, SampleSettings, ViewGrid};
+use std::path::Path;
+
+/// A run's trainer restored from the checkpoint at `step` (default: the newest).
+pub fn open_run<B: AutodiffBackend>(run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(Trainer<B>, u64)> {
+    let dir = RunDir::open(run)?;
+    let cfg = dir.read_config()?;
+    let (step, path) = match step {
+        Some(s) => {
+            let p = dir.checkpoint_path(s);
+            if !p.is_file() {
+                let have: Vec<String> = dir.checkpoints().iter().map(|(s, _)| s.to_string()).collect();
+                anyhow::bail!("option `step`: {} has no checkpoint at step {s} (have: {})", run.display(), have.join(", "));
+            }
+            (s, p)
+        }
+        None => dir.latest_checkpoint().ok_or_else(|| anyhow::anyhow!("{}: no checkpoints yet", run.display()))?,
+    };
+    let data = cfg.data.load()?;
+    Ok((Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?, step))
+}
+
+/// A grid PNG as RGBA.
+pub fn decode_grid(path: &Path) -> anyhow::Result<GridImage> {
+    let img = image::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.to_rgba8();
+    Ok(GridImage { width: img.width() as usize, height: img.height() as usize, rgba: img.into_raw() })
+}
+
+/// Everything a run directory holds that the panels show.
+pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
+    let rd = RunDir::open(dir)?;
+    let cfg = rd.read_config()?;
+    let mut run = RunData::new(id, cfg.name.clone(), dir.display().to_string());
+    run.config_text = std::fs::read_to_string(rd.config_path()).unwrap_or_default();
+    run.methods = cfg.methods.label();
+    run.dataset = cfg.record.as_ref().map(|r| r.dataset.clone());
+    run.total_steps = cfg.steps;
+    run.batch = cfg.batch;
+    run.records = rd.read_metrics()?;
+    run.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
+    read_analysis(&rd, &cfg, &mut run)?;
+    run.evals = read_evals(&dir.join("evals"));
+    if let Ok(entries) = std::fs::read_dir(dir.join("samples")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let step = name.strip_prefix("step-").and_then(|s| s.strip_suffix(".png")).and_then(|s| s.parse::<u64>().ok());
+            if let Some(step) = step {
+                run.grids.insert(step, decode_grid(&e.path())?);
+            }
+        }
+    }
+    Ok(run)
+}
+
+/// Latent maps and entanglement lists in the run's `analysis/`; the maps get their images back
+/// from the balanced data (files do not carry them).
+fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, run: &mut RunData) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(rd.path.join("analysis")) else { return Ok(()) };
+    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    let mut real = None;
+    for name in names {
+        let path = rd.path.join("analysis").join(&name);
+        if let Some(rest) = name.strip_prefix("entanglement-t").and_then(|r| r.strip_suffix(".json")) {
+            let (t, cond) = rest.split_once('-').unwrap_or((rest, "cond"));
+            if let Ok(t) = t.parse::<usize>() {
+                run.entanglement.insert((t, cond == "cond"), read_entanglement(&path)?);
+            }
+        } else if let Some((step, settings)) = SampleSettings::from_file_name(&name) {
+            run.add_view_grid(ViewGrid { step, settings, image: decode_grid(&path)? });
+        } else if name.starts_with("latents-") && name.ends_with(".json") {
+            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let mut map: LatentMap = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a latent map: {e}", path.display()))?;
+            if real.is_none() {
+                real = Some(cfg.data.load_balanced()?);
+            }
+            let real = real.as_ref().expect("loaded above");
+            if map.indices.iter().all(|&i| i < real.len()) {
+                let mut pixels = Vec::with_capacity(map.indices.len() * real.image_len());
+                for &i in &map.indices {
+                    pixels.extend_from_slice(real.image(i));
+                }
+                map.images = Some(Thumbnails { channels: real.channels, size: real.size, pixels });
+            }
+            let list = run.entanglement.clone();
+            run.add_latent(map);
+            // Lists read from disk are complete; keep them over the one-map view.
+            for (k, v) in list {
+                run.entanglement.insert(k, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `ltlab eval` reports of a run, by step (unreadable files are skipped).
+fn read_evals(dir: &Path) -> Vec<EvalSummary> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<EvalSummary> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| {
+            let r: EvalReport = serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok()?;
+            let c = |k: &str| r.context.get(k).cloned().unwrap_or_default();
+            let step = c("step").parse().ok()?;
+            Some(EvalSummary {
+                step,
+                label: format!("{} · {} · ω {} · {} samples", r.features.split(" (").next().unwrap_or(""), c("sampler"), c("omega"), c("samples")),
+                fid: r.overall.fid,
+                kid: r.overall.kid,
+                precision: r.precision,
+                recall: r.recall,
+                class_fid: r.per_class.iter().map(|p| p.scores.as_ref().map(|s| s.fid)).collect(),
+                splits: r.splits.iter().map(|s| (s.name.clone(), s.scores.as_ref().map(|x| x.fid), s.mean_class_fid)).collect(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| e.step);
+    out
+}
