@@ -29,6 +29,7 @@ if [ "$status" -ne 0 ]; then
   echo "tests: $passed passed, $failed failed"
   exit "$status"
 fi
+bash tools/module_deps.sh >/dev/null
 cargo check -p ltlab --locked --features wgpu,cuda
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 cargo check -p ltlab-ui --locked --target wasm32-unknown-unknown

@@ -303,3 +303,24 @@ impl TrainConfig {
         Ok(cfg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::sampler::BatchSampler;
+
+    /// The settings the papers used: CCUA's brs sampler only on ImageNet-LT and TinyImageNet-LT
+    /// (appendix A.1), so the CIFAR preset trains on uniform batches; the EMA warm-up only in
+    /// the CPU demos (the paper presets keep the reference's constant decay).
+    #[test]
+    fn presets_follow_the_papers() {
+        let ccua = TrainConfig::load("cifar10-lt-ccua").unwrap();
+        assert_eq!(ccua.methods.ccua.as_ref().unwrap().brs, None);
+        assert_eq!(ccua.methods.check(ccua.batch_sampler).unwrap(), BatchSampler::Uniform);
+        for (name, _) in BUILTIN_PRESETS {
+            let c = TrainConfig::load(name).unwrap();
+            assert_eq!(c.optim.ema_warmup, name.starts_with("demo-"), "{name}");
+            assert_eq!(c.model.attn_out_init, AttnOutInit::Xavier, "{name}: the reference's effective init");
+        }
+    }
+}

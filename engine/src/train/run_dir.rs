@@ -1,13 +1,38 @@
 //! The run directory, the single source of truth of a run:
 //! `config.toml` (config + record), `metrics.jsonl` (one line per step),
-//! `checkpoints/step-NNNNNNNN.safetensors`, `samples/step-NNNNNNNN.png`.
+//! `checkpoints/step-NNNNNNNN.safetensors`, `samples/step-NNNNNNNN.png` (training grids),
+//! `analysis/` (view-time grids, latent maps, entanglement lists), `evals/` (`ltlab eval`
+//! reports and their sample grids). Only this file knows the names.
 
 use super::checkpoint;
 use super::config::TrainConfig;
+use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result, write_atomic};
 use ltlab_types::StepRecord;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// A grid sampled at view time (`ltlab sample`, the lab's "sampled now"), as its name records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewGridFile {
+    pub step: u64,
+    pub sampler: SamplerKind,
+    pub omega: f64,
+    pub per_class: usize,
+    pub path: PathBuf,
+}
+
+/// An entanglement list (per-class k-NN purity and silhouette over checkpoints) at one t.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntanglementFile {
+    pub t: usize,
+    pub conditional: bool,
+    pub path: PathBuf,
+}
+
+fn cond_name(conditional: bool) -> &'static str {
+    if conditional { "cond" } else { "uncond" }
+}
 
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -48,14 +73,88 @@ impl RunDir {
     pub fn samples_path(&self, step: u64) -> PathBuf {
         self.path.join("samples").join(format!("step-{step:08}.png"))
     }
-    /// Latent maps and entanglement written by `ltlab analyze latents` and the lab.
-    pub fn latent_map_path(&self, step: u64, t: usize, conditional: bool, method: &str) -> PathBuf {
-        let cond = if conditional { "cond" } else { "uncond" };
-        self.path.join("analysis").join(format!("latents-step-{step:08}-t{t}-{cond}-{method}.json"))
+
+    /// The training grids, by step.
+    pub fn sample_grids(&self) -> Vec<(u64, PathBuf)> {
+        let mut out: Vec<(u64, PathBuf)> = self.files("samples", |name| name.strip_prefix("step-")?.strip_suffix(".png")?.parse().ok());
+        out.sort_by_key(|(s, _)| *s);
+        out
     }
+
+    fn analysis_dir(&self) -> PathBuf {
+        self.path.join("analysis")
+    }
+
+    /// A grid sampled at view time with these settings.
+    pub fn view_grid_path(&self, step: u64, sampler: &SamplerKind, omega: f64, per_class: usize) -> PathBuf {
+        self.analysis_dir().join(format!("grid-step{step}-{}-w{omega}-n{per_class}.png", sampler.label().replace(':', "_")))
+    }
+
+    /// Every view-time grid of the run, by step.
+    pub fn view_grids(&self) -> Vec<ViewGridFile> {
+        let parse = |name: &str| -> Option<(u64, SamplerKind, f64, usize)> {
+            let rest = name.strip_prefix("grid-step")?.strip_suffix(".png")?;
+            let mut parts = rest.split('-');
+            let step = parts.next()?.parse().ok()?;
+            let sampler = SamplerKind::parse(&parts.next()?.replace('_', ":")).ok()?;
+            let omega = parts.next()?.strip_prefix('w')?.parse().ok()?;
+            let per_class = parts.next()?.strip_prefix('n')?.parse().ok()?;
+            parts.next().is_none().then_some((step, sampler, omega, per_class))
+        };
+        let mut out: Vec<ViewGridFile> =
+            self.files("analysis", parse).into_iter().map(|((step, sampler, omega, per_class), path)| ViewGridFile { step, sampler, omega, per_class, path }).collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+
+    /// Latent maps written by `ltlab analyze latents` and the lab.
+    pub fn latent_map_path(&self, step: u64, t: usize, conditional: bool, method: &str) -> PathBuf {
+        self.analysis_dir().join(format!("latents-step-{step:08}-t{t}-{}-{method}.json", cond_name(conditional)))
+    }
+
+    /// Every latent map of the run, in name order (by step).
+    pub fn latent_maps(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.files("analysis", |name| (name.starts_with("latents-") && name.ends_with(".json")).then_some(())).into_iter().map(|(_, p)| p).collect();
+        out.sort();
+        out
+    }
+
     pub fn entanglement_path(&self, t: usize, conditional: bool) -> PathBuf {
-        let cond = if conditional { "cond" } else { "uncond" };
-        self.path.join("analysis").join(format!("entanglement-t{t}-{cond}.json"))
+        self.analysis_dir().join(format!("entanglement-t{t}-{}.json", cond_name(conditional)))
+    }
+
+    /// Every entanglement list of the run.
+    pub fn entanglement_files(&self) -> Vec<EntanglementFile> {
+        let parse = |name: &str| -> Option<(usize, bool)> {
+            let rest = name.strip_prefix("entanglement-t")?.strip_suffix(".json")?;
+            let (t, cond) = rest.split_once('-')?;
+            Some((t.parse().ok()?, match cond {
+                "cond" => true,
+                "uncond" => false,
+                _ => return None,
+            }))
+        };
+        let mut out: Vec<EntanglementFile> = self.files("analysis", parse).into_iter().map(|((t, conditional), path)| EntanglementFile { t, conditional, path }).collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+
+    /// An `ltlab eval` report (`ext` = json) or its sample grid (`ext` = png).
+    pub fn eval_path(&self, step: u64, features: &str, sampler: &SamplerKind, omega: f64, samples: usize, ext: &str) -> PathBuf {
+        self.path.join("evals").join(format!("step-{step:08}-{features}-{}-w{omega}-n{samples}.{ext}", sampler.label().replace(':', "_")))
+    }
+
+    /// Every `ltlab eval` report of the run.
+    pub fn eval_reports(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.files("evals", |name| (name.starts_with("step-") && name.ends_with(".json")).then_some(())).into_iter().map(|(_, p)| p).collect();
+        out.sort();
+        out
+    }
+
+    /// The files of a sub-folder whose names `parse` accepts (none if the folder is missing).
+    fn files<T>(&self, sub: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<(T, PathBuf)> {
+        let Ok(entries) = std::fs::read_dir(self.path.join(sub)) else { return Vec::new() };
+        entries.flatten().filter_map(|e| Some((parse(e.file_name().to_str()?)?, e.path()))).collect()
     }
 
     pub fn write_config(&self, cfg: &TrainConfig) -> Result<()> {
@@ -114,5 +213,46 @@ impl RunDir {
             .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
             .collect();
         write_atomic(&self.metrics_path(), kept.concat().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name the run directory writes is read back by its listing, and nothing else is.
+    #[test]
+    fn names_round_trip_through_the_listings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rd = RunDir::create(&tmp.path().join("run")).unwrap();
+        std::fs::create_dir_all(rd.path.join("analysis")).unwrap();
+        std::fs::create_dir_all(rd.path.join("evals")).unwrap();
+        let ddim = SamplerKind::parse("ddim:20:clip").unwrap();
+        let ddpm = SamplerKind::parse("ddpm").unwrap();
+        let written = [
+            rd.samples_path(500),
+            rd.samples_path(5),
+            rd.view_grid_path(500, &ddim, 1.5, 4),
+            rd.view_grid_path(7, &ddpm, 0.0, 8),
+            rd.latent_map_path(250, 100, false, "umap"),
+            rd.entanglement_path(100, true),
+            rd.entanglement_path(300, false),
+            rd.eval_path(500, "domain", &ddim, 1.0, 1000, "json"),
+            rd.path.join("analysis/notes.txt"),
+            rd.path.join("analysis/grid-step5-euler_3-w0-n4.png"),
+        ];
+        for p in &written {
+            std::fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(rd.sample_grids(), vec![(5, written[1].clone()), (500, written[0].clone())]);
+        let grids = rd.view_grids();
+        assert_eq!(grids.len(), 2, "{grids:?}");
+        let g = grids.iter().find(|g| g.step == 500).unwrap();
+        assert_eq!((g.sampler, g.omega, g.per_class, &g.path), (ddim, 1.5, 4, &written[2]));
+        assert!(grids.iter().any(|g| g.step == 7 && g.sampler == ddpm && g.per_class == 8));
+        assert_eq!(rd.latent_maps(), vec![written[4].clone()]);
+        let ent: Vec<(usize, bool)> = rd.entanglement_files().iter().map(|e| (e.t, e.conditional)).collect();
+        assert_eq!(ent, vec![(100, true), (300, false)]);
+        assert_eq!(rd.eval_reports(), vec![written[7].clone()]);
     }
 }
