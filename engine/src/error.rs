@@ -10,8 +10,9 @@ pub enum Error {
     Option { option: String, message: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("training stopped at step {step}: the loss became {value} (not finite); {checkpoint}")]
-    NonFinite { step: u64, value: f64, checkpoint: String },
+    /// A step went non-finite; the run's last good checkpoint, if it wrote one.
+    #[error("{cause}; {}", last_good(.last_checkpoint))]
+    NonFinite { cause: NonFinite, last_checkpoint: Option<PathBuf> },
     #[error("cancelled")]
     Cancelled,
     #[error("{0}")]
@@ -19,6 +20,22 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A training step whose loss or gradient norm is not finite; the step left the model as it was.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("training stopped at step {step}: the loss became {value} (not finite)")]
+pub struct NonFinite {
+    /// The step that failed (1-based, as the metrics count).
+    pub step: u64,
+    pub value: f64,
+}
+
+fn last_good(checkpoint: &Option<PathBuf>) -> String {
+    match checkpoint {
+        Some(path) => format!("the last good checkpoint is {}", path.display()),
+        None => "no checkpoint was written before it".to_string(),
+    }
+}
 
 impl Error {
     pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {

@@ -157,17 +157,9 @@ impl WithBackend for Job<'_> {
             if stopped {
                 break;
             }
-            let rec = match trainer.train_step() {
-                Ok(rec) => rec,
-                Err(Error::NonFinite { step, value, .. }) => {
-                    let checkpoint = match *last_checkpoint {
-                        Some(s) => format!("the last good checkpoint is {}", dir.checkpoint_path(s).display()),
-                        None => "no checkpoint was written before it".to_string(),
-                    };
-                    return Err(Error::NonFinite { step, value, checkpoint });
-                }
-                Err(e) => return Err(e),
-            };
+            let rec = trainer
+                .train_step()
+                .map_err(|cause| Error::NonFinite { cause, last_checkpoint: last_checkpoint.map(|s| dir.checkpoint_path(s)) })?;
             dir.append_metrics(&rec)?;
             let step = rec.step;
             send(Event::Step(rec));

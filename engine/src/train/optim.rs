@@ -78,18 +78,6 @@ impl OptimConfig {
     }
 }
 
-/// Adam moments by parameter path.
-pub struct AdamState<B: Backend> {
-    pub m: HashMap<String, Tensor<B, 1>>,
-    pub v: HashMap<String, Tensor<B, 1>>,
-}
-
-impl<B: Backend> Default for AdamState<B> {
-    fn default() -> Self {
-        Self { m: HashMap::new(), v: HashMap::new() }
-    }
-}
-
 struct GradSquares<'a, B: AutodiffBackend> {
     grads: &'a B::Gradients,
     total: Option<Tensor<B::InnerBackend, 1>>,
@@ -112,6 +100,68 @@ pub fn grad_norm<B: AutodiffBackend, M: Module<B>>(module: &M, grads: &B::Gradie
     let mut v = GradSquares::<B> { grads, total: None };
     module.visit(&mut v);
     v.total.map(|t| t.into_scalar().elem::<f64>().sqrt()).unwrap_or(0.0)
+}
+
+/// Adam moments by parameter path (what a checkpoint holds of Adam).
+pub struct AdamState<B: Backend> {
+    pub m: HashMap<String, Tensor<B, 1>>,
+    pub v: HashMap<String, Tensor<B, 1>>,
+}
+
+impl<B: Backend> Default for AdamState<B> {
+    fn default() -> Self {
+        Self { m: HashMap::new(), v: HashMap::new() }
+    }
+}
+
+/// Adam with PyTorch's update rule. It counts its updates for the bias correction; a resumed
+/// run hands back the count with the moments.
+pub struct Adam<B: AutodiffBackend> {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    /// Updates done: the next is Adam's t = updates + 1.
+    updates: u64,
+    pub state: AdamState<B::InnerBackend>,
+}
+
+impl<B: AutodiffBackend> Adam<B> {
+    pub fn new(cfg: &OptimConfig) -> Self {
+        Self::resume(cfg, AdamState::default(), 0)
+    }
+
+    /// Continues after `updates` updates with their moments (from a checkpoint).
+    pub fn resume(cfg: &OptimConfig, state: AdamState<B::InnerBackend>, updates: u64) -> Self {
+        Self { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, updates, state }
+    }
+
+    /// One update of `module` at learning rate `lr`, the gradients scaled by `grad_scale` (the
+    /// clip). Returns the module and every parameter's value after the update, by path.
+    pub fn step<M: Module<B>>(
+        &mut self,
+        module: M,
+        grads: &B::Gradients,
+        lr: f64,
+        grad_scale: f64,
+    ) -> (M, HashMap<String, Tensor<B::InnerBackend, 1>>) {
+        self.updates += 1;
+        let t = self.updates as i32;
+        let mut mapper = AdamMapper::<B> {
+            grads,
+            state: &mut self.state,
+            path: Vec::new(),
+            lr,
+            bc1: 1.0 - self.beta1.powi(t),
+            bc2: 1.0 - self.beta2.powi(t),
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            grad_scale,
+            values: HashMap::new(),
+        };
+        let module = module.map(&mut mapper);
+        (module, mapper.values)
+    }
 }
 
 struct AdamMapper<'a, B: AutodiffBackend> {
@@ -169,43 +219,13 @@ impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
     }
 }
 
-/// One Adam step on `module` (gradients scaled by `grad_scale` for clipping). `adam_t` is the
-/// 1-based step count for the bias correction. Returns the module and every parameter's value
-/// after the step, by path.
-#[allow(clippy::too_many_arguments)]
-pub fn adam_step<B: AutodiffBackend, M: Module<B>>(
-    module: M,
-    grads: &B::Gradients,
-    state: &mut AdamState<B::InnerBackend>,
-    cfg: &OptimConfig,
-    lr: f64,
-    adam_t: u64,
-    grad_scale: f64,
-) -> (M, HashMap<String, Tensor<B::InnerBackend, 1>>) {
-    let mut mapper = AdamMapper::<B> {
-        grads,
-        state,
-        path: Vec::new(),
-        lr,
-        bc1: 1.0 - cfg.beta1.powi(adam_t as i32),
-        bc2: 1.0 - cfg.beta2.powi(adam_t as i32),
-        beta1: cfg.beta1,
-        beta2: cfg.beta2,
-        eps: cfg.eps,
-        grad_scale,
-        values: HashMap::new(),
-    };
-    let module = module.map(&mut mapper);
-    (module, mapper.values)
-}
-
 /// The clip factor of PyTorch's clip_grad_norm_: max_norm / (norm + 1e−6), capped at 1.
 pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
     if max_norm <= 0.0 { 1.0 } else { (max_norm / (norm + 1e-6)).min(1.0) }
 }
 
 /// ema ← decay·ema + (1 − decay)·param for every parameter in `values` (all of them after
-/// [`adam_step`]: the reference averages every weight every step).
+/// [`Adam::step`]: the reference averages every weight every step).
 pub fn ema_update<B: Backend, M: Module<B>>(ema: M, values: HashMap<String, Tensor<B, 1>>, decay: f64) -> M {
     let values = params::collect(&ema)
         .into_iter()
@@ -264,7 +284,7 @@ mod tests {
         let dev = Default::default();
         let cfg = OptimConfig { lr: 0.1, ..Default::default() };
         let mut m = toy(&dev);
-        let mut state = AdamState::default();
+        let mut adam = Adam::<B>::new(&cfg);
         let scale = 0.5;
         // Reference in f64: the gradient is constant, so moments are closed-form.
         let g0 = [3.0, -4.0, 0.0, 12.0].map(|g| g * scale);
@@ -272,7 +292,7 @@ mod tests {
         let (mut mm, mut vv) = ([0.0f64; 4], [0.0f64; 4]);
         for step in 1..=3u64 {
             let grads = loss(&m, &dev).backward();
-            let (next, updated) = adam_step(m, &grads, &mut state, &cfg, cfg.lr, step, scale);
+            let (next, updated) = adam.step(m, &grads, cfg.lr, scale);
             m = next;
             assert_eq!(updated.len(), 2);
             for k in 0..4 {
@@ -316,11 +336,10 @@ mod tests {
         let c = Tensor::<B, 2>::from_floats([[1.0, 1.0], [1.0, 1.0]], &dev);
         let grads = (m.w.val() * c).sum().backward();
         assert!(m.b.val().grad(&grads).is_none());
-        let mut state = AdamState::default();
-        let cfg = OptimConfig::default();
-        let (m, values) = adam_step(m, &grads, &mut state, &cfg, 0.1, 1, 1.0);
+        let mut adam = Adam::<B>::new(&OptimConfig::default());
+        let (m, values) = adam.step(m, &grads, 0.1, 1.0);
         assert_eq!(m.b.val().into_scalar(), 0.25, "Adam does not move b");
-        assert!(!state.m.contains_key("b"), "nor does it start moments for it");
+        assert!(!adam.state.m.contains_key("b"), "nor does it start moments for it");
         assert_eq!(values.len(), 2);
         let ema = ema_update(ema, values, 0.75);
         // 0.75·1 + 0.25·0.25

@@ -3,12 +3,12 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::{LabelDrop, TrainConfig};
-use super::optim::{self, AdamState};
+use super::optim::{self, Adam};
 use super::params;
 use crate::data::Dataset;
 use crate::diffusion::sampler::{SampleRequest, grid_id, initial_noise, sample};
 use crate::diffusion::{SamplerKind, Schedule};
-use crate::error::{Error, Result};
+use crate::error::{Error, NonFinite, Result};
 use crate::data::sampler::BatchSampler;
 use crate::methods::{Batch, Forwards, HostBatch, MAIN, Method, PassRows, StepContext, per_sample_mean};
 use crate::model::{UNet, UNetConfig};
@@ -16,7 +16,7 @@ use crate::rng::{self, Stream};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use ltlab_types::{StepRecord, T_BUCKETS};
+use ltlab_types::{StepRecord, T_BUCKETS, TransferCounts};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -40,7 +40,7 @@ pub struct Trainer<B: AutodiffBackend> {
     pub model_config: UNetConfig,
     pub model: UNet<B>,
     pub ema: UNet<B::InnerBackend>,
-    adam: AdamState<B::InnerBackend>,
+    adam: Adam<B>,
     methods: Vec<Box<dyn Method<B>>>,
     batch_sampler: BatchSampler,
     counts: Vec<usize>,
@@ -65,6 +65,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let total: usize = counts.iter().sum();
         let q = counts.iter().map(|&n| n as f64 / total as f64).collect();
         let methods = cfg.methods.build();
+        let adam = Adam::new(&cfg.optim);
         B::seed(&device, rng::derive_seed(cfg.seed, Stream::Init, 0));
         let model: UNet<B> = model_config.init(&device);
         let ema = model.valid();
@@ -76,7 +77,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             model_config,
             model,
             ema,
-            adam: AdamState::default(),
+            adam,
             methods,
             batch_sampler,
             counts,
@@ -96,7 +97,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let dev = t.device.clone();
         t.model = params::load(t.model, ckpt.params::<B>("model", &dev))?;
         t.ema = params::load(t.ema, ckpt.params::<B::InnerBackend>("ema", &dev))?;
-        t.adam = ckpt.adam(&dev);
+        t.adam = Adam::resume(&t.cfg.optim, ckpt.adam(&dev), ckpt.step);
         t.step = ckpt.step;
         Ok(t)
     }
@@ -106,28 +107,45 @@ impl<B: AutodiffBackend> Trainer<B> {
         let len = self.data.image_len();
         let noise = (0..c).flat_map(|cl| (0..k).flat_map(move |s| initial_noise(self.cfg.seed, grid_id(cl, s), len))).collect();
         let shape = vec![c * k, self.data.channels, self.data.size, self.data.size];
-        Checkpoint::gather(self.step, self.cfg.seed, &self.model, &self.ema, &self.adam, (shape, noise))
+        Checkpoint::gather(self.step, self.cfg.seed, &self.model, &self.ema, &self.adam.state, (shape, noise))
     }
 
-    /// One optimisation step; returns what it logged. A non-finite loss or gradient leaves the
-    /// model untouched and returns [`Error::NonFinite`].
-    pub fn train_step(&mut self) -> Result<StepRecord> {
+    /// One optimisation step, as the DDPM algorithm reads; returns what it logged. A non-finite
+    /// loss or gradient leaves the model untouched and returns [`NonFinite`].
+    pub fn train_step(&mut self) -> std::result::Result<StepRecord, NonFinite> {
         let started = Instant::now();
-        let step = self.step;
-        let (b, t_total) = (self.cfg.batch, self.schedule.len());
-        let ctx = StepContext { schedule: &self.schedule, counts: &self.counts, q: &self.q, seed: self.cfg.seed, step };
+        let (host, transfers) = self.batch();
+        let losses = self.losses(host);
+        let loss = losses.total();
+        let logged = losses.read_back();
+        for &value in logged.values() {
+            self.check_finite(value)?;
+        }
+        let (lr, grad_norm) = self.apply(loss)?;
+        Ok(self.record(losses, logged, lr, grad_norm, transfers, started))
+    }
 
-        // The batch and all randomness of this step derive from (seed, step).
+    /// The batch of this step and its randomness, all derived from (seed, step), then the
+    /// methods' host transforms (OC's target swaps, which it returns).
+    fn batch(&mut self) -> (HostBatch, Option<TransferCounts>) {
+        let step = self.step;
         let mut host = self.draw_batch(step);
+        let ctx = StepContext { schedule: &self.schedule, counts: &self.counts, q: &self.q, seed: self.cfg.seed, step };
         let mut transfers = None;
         for m in self.methods.iter_mut() {
             transfers = m.transform(&mut host, &ctx).or(transfers);
         }
+        (host, transfers)
+    }
+
+    /// Every forward pass of the step (main + what the methods ask for) in one batched call,
+    /// and the loss terms: the ε MSE, then each method's.
+    fn losses(&mut self, host: HostBatch) -> Losses<B> {
+        let step = self.step;
         // Dropout draws from the backend's generator: seed it per step so resume is exact.
         B::seed(&self.device, rng::derive_seed(self.cfg.seed, Stream::Backend, step));
         let batch = Batch::<B>::upload(host, &self.schedule, &self.device);
-
-        // Every forward pass of the step (main + what the methods ask for) in one batched call.
+        let ctx = StepContext { schedule: &self.schedule, counts: &self.counts, q: &self.q, seed: self.cfg.seed, step };
         let mut fw = Forwards::new(&batch);
         for m in self.methods.iter_mut() {
             m.request(&batch, &ctx, &mut fw);
@@ -139,45 +157,56 @@ impl<B: AutodiffBackend> Trainer<B> {
         for m in self.methods.iter_mut() {
             terms.extend(m.losses(&batch, &ctx, &out, &self.model));
         }
-        let loss = terms.iter().map(|(_, v)| v.clone()).reduce(|a, b| a + b).expect("mse");
+        Losses { terms, per_sample, batch }
+    }
 
-        let mut losses = BTreeMap::new();
-        for (name, v) in &terms {
-            *losses.entry(name.to_string()).or_insert(0.0) += v.clone().inner().into_scalar().elem::<f64>();
-        }
-        let total: f64 = losses.values().sum();
-        losses.insert("total".to_string(), total);
-        let non_finite = |value: f64| Error::NonFinite { step: step + 1, value, checkpoint: String::new() };
-        if let Some(bad) = losses.values().find(|v| !v.is_finite()) {
-            return Err(non_finite(*bad));
-        }
+    /// Backward, global-norm clip, Adam and the EMA; then the step is done. Returns the
+    /// learning rate and the gradient norm before clipping.
+    fn apply(&mut self, loss: Tensor<B, 1>) -> std::result::Result<(f64, f64), NonFinite> {
+        let step = self.step;
         let grads = loss.backward();
         let grad_norm = optim::grad_norm(&self.model, &grads);
-        if !grad_norm.is_finite() {
-            return Err(non_finite(grad_norm));
-        }
-        let cfg = &self.cfg;
-        let lr = cfg.optim.lr_at(step);
-        let scale = optim::clip_scale(grad_norm, cfg.optim.grad_clip);
-        let (model, values) = optim::adam_step(self.model.clone(), &grads, &mut self.adam, &cfg.optim, lr, step + 1, scale);
+        self.check_finite(grad_norm)?;
+        let cfg = &self.cfg.optim;
+        let lr = cfg.lr_at(step);
+        let scale = optim::clip_scale(grad_norm, cfg.grad_clip);
+        let (model, values) = self.adam.step(self.model.clone(), &grads, lr, scale);
         self.model = model;
-        self.ema = optim::ema_update(self.ema.clone(), values, cfg.optim.ema_decay_at(step));
+        self.ema = optim::ema_update(self.ema.clone(), values, cfg.ema_decay_at(step));
         self.step += 1;
+        Ok((lr, grad_norm))
+    }
 
-        let per_sample: Vec<f32> = per_sample.inner().into_data().convert::<f32>().to_vec().expect("f32");
-        let h = &batch.host;
+    /// The step's log: its terms, the MSE by t bucket and by class, lr, gradient norm, speed.
+    fn record(
+        &self,
+        losses: Losses<B>,
+        logged: BTreeMap<String, f64>,
+        lr: f64,
+        grad_norm: f64,
+        transfers: Option<TransferCounts>,
+        started: Instant,
+    ) -> StepRecord {
+        let per_sample: Vec<f32> = losses.per_sample.inner().into_data().convert::<f32>().to_vec().expect("f32");
+        let h = &losses.batch.host;
+        let t_total = self.schedule.len();
         let bucket = |t: usize| t * T_BUCKETS / t_total;
-        Ok(StepRecord {
+        StepRecord {
             step: self.step,
-            losses,
+            losses: logged,
             loss_by_t: group_mean(T_BUCKETS, h.t.iter().map(|&t| bucket(t)).zip(&per_sample)),
             lr,
             grad_norm,
-            images_per_s: b as f64 / started.elapsed().as_secs_f64(),
+            images_per_s: self.cfg.batch as f64 / started.elapsed().as_secs_f64(),
             uncond_batch: h.uncond_batch,
             loss_by_class: group_mean(self.counts.len(), h.labels.iter().copied().zip(&per_sample)),
             transfers,
-        })
+        }
+    }
+
+    /// `Ok` if `value` is finite, else the error that stops the run at the step under way.
+    fn check_finite(&self, value: f64) -> std::result::Result<(), NonFinite> {
+        if value.is_finite() { Ok(()) } else { Err(NonFinite { step: self.step + 1, value }) }
     }
 
     /// The images, t, ε and label drop of step `step`.
@@ -249,6 +278,33 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     pub fn parameters(&self) -> usize {
         params::count(&self.ema)
+    }
+}
+
+/// The loss terms of a step, on the batch they were computed on.
+struct Losses<B: AutodiffBackend> {
+    /// By name, as they enter the total; a name may repeat.
+    terms: Vec<(&'static str, Tensor<B, 1>)>,
+    /// The ε MSE of each sample.
+    per_sample: Tensor<B, 1>,
+    batch: Batch<B>,
+}
+
+impl<B: AutodiffBackend> Losses<B> {
+    /// The optimised loss: the sum of the terms.
+    fn total(&self) -> Tensor<B, 1> {
+        self.terms.iter().map(|(_, v)| v.clone()).reduce(|a, b| a + b).expect("mse")
+    }
+
+    /// The terms by name (repeats summed) and their `total`, read back for the log.
+    fn read_back(&self) -> BTreeMap<String, f64> {
+        let mut values = BTreeMap::new();
+        for (name, v) in &self.terms {
+            *values.entry(name.to_string()).or_insert(0.0) += v.clone().inner().into_scalar().elem::<f64>();
+        }
+        let total: f64 = values.values().sum();
+        values.insert("total".to_string(), total);
+        values
     }
 }
 
