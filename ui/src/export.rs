@@ -8,11 +8,15 @@ use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, PlotUi, Points, VLine
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Style {
-    Line { width: f32 },
+    Line {
+        width: f32,
+    },
     Dashed,
     /// The raw series behind a smoothed one.
     Faint,
-    Points { radius: f32 },
+    Points {
+        radius: f32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +56,13 @@ impl Figure {
     }
 
     /// The egui plot of this figure (legend, labels, scrub marker); `plot` adjusts the `Plot`.
-    pub fn draw<R>(&self, id: impl egui::AsIdSalt, ui: &mut egui::Ui, plot: impl FnOnce(Plot<'_>) -> Plot<'_>, extra: impl FnOnce(&mut PlotUi<'_>) -> R) -> egui_plot::PlotResponse<R> {
+    pub fn draw<R>(
+        &self,
+        id: impl egui::AsIdSalt,
+        ui: &mut egui::Ui,
+        plot: impl FnOnce(Plot<'_>) -> Plot<'_>,
+        extra: impl FnOnce(&mut PlotUi<'_>) -> R,
+    ) -> egui_plot::PlotResponse<R> {
         let mut p = Plot::new(id).legend(Legend::default()).x_axis_label(self.x_label.clone()).y_axis_label(self.y_label.clone());
         for &[x, y] in &self.include {
             if x.is_finite() {
@@ -114,15 +124,30 @@ impl Figure {
         let (pw, ph) = (w - left - right, h - top - bottom);
         let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
         let sy = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
-        let mut o = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#);
-        o.push_str(&format!(r#"<rect width="{w}" height="{h}" fill="white"/><rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#));
+        let mut o =
+            format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#);
+        o.push_str(&format!(
+            r#"<rect width="{w}" height="{h}" fill="white"/><rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#
+        ));
         for t in ticks(x0, x1) {
             let x = sx(t);
-            o.push_str(&format!(r##"<line x1="{x:.2}" y1="{}" x2="{x:.2}" y2="{}" stroke="#ddd"/><text x="{x:.2}" y="{}" text-anchor="middle">{}</text>"##, top, top + ph, top + ph + 16.0, tick_label(t)));
+            o.push_str(&format!(
+                r##"<line x1="{x:.2}" y1="{}" x2="{x:.2}" y2="{}" stroke="#ddd"/><text x="{x:.2}" y="{}" text-anchor="middle">{}</text>"##,
+                top,
+                top + ph,
+                top + ph + 16.0,
+                tick_label(t)
+            ));
         }
         for t in ticks(y0, y1) {
             let y = sy(t);
-            o.push_str(&format!(r##"<line x1="{left}" y1="{y:.2}" x2="{}" y2="{y:.2}" stroke="#ddd"/><text x="{}" y="{:.2}" text-anchor="end">{}</text>"##, left + pw, left - 6.0, y + 4.0, tick_label(t)));
+            o.push_str(&format!(
+                r##"<line x1="{left}" y1="{y:.2}" x2="{}" y2="{y:.2}" stroke="#ddd"/><text x="{}" y="{:.2}" text-anchor="end">{}</text>"##,
+                left + pw,
+                left - 6.0,
+                y + 4.0,
+                tick_label(t)
+            ));
         }
         o.push_str(&format!(r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 12.0, xml(&self.x_label)));
         o.push_str(&format!(r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, xml(&self.y_label)));
@@ -158,7 +183,14 @@ impl Figure {
             if !s.name.is_empty() && s.style != Style::Faint {
                 let y = top + 8.0 + 16.0 * legend as f64;
                 legend += 1;
-                o.push_str(&format!(r#"<rect x="{}" y="{}" width="14" height="4" fill="{c}"/><text x="{}" y="{}">{}</text>"#, left + pw + 10.0, y - 2.0, left + pw + 30.0, y + 3.0, xml(&s.name)));
+                o.push_str(&format!(
+                    r#"<rect x="{}" y="{}" width="14" height="4" fill="{c}"/><text x="{}" y="{}">{}</text>"#,
+                    left + pw + 10.0,
+                    y - 2.0,
+                    left + pw + 30.0,
+                    y + 3.0,
+                    xml(&s.name)
+                ));
             }
         }
         o.push_str("</svg>\n");
@@ -273,9 +305,16 @@ mod tests {
 
     #[test]
     fn tables_as_csv_markdown_and_latex() {
-        let t = Table { name: "metrics".into(), header: vec!["".into(), "run_a".into()], rows: vec![vec!["FID".into(), "12.5".into()], vec!["Few FID".into(), "—".into()]] };
+        let t = Table {
+            name: "metrics".into(),
+            header: vec!["".into(), "run_a".into()],
+            rows: vec![vec!["FID".into(), "12.5".into()], vec!["Few FID".into(), "—".into()]],
+        };
         assert_eq!(t.csv(), ",run_a\nFID,12.5\nFew FID,—\n");
         assert_eq!(t.markdown(), "|  | run_a |\n|---|---|\n| FID | 12.5 |\n| Few FID | — |\n");
-        assert_eq!(t.latex(), "\\begin{tabular}{lr}\n\\toprule\n & run\\_a \\\\\n\\midrule\nFID & 12.5 \\\\\nFew FID & -- \\\\\n\\bottomrule\n\\end{tabular}\n");
+        assert_eq!(
+            t.latex(),
+            "\\begin{tabular}{lr}\n\\toprule\n & run\\_a \\\\\n\\midrule\nFID & 12.5 \\\\\nFew FID & -- \\\\\n\\bottomrule\n\\end{tabular}\n"
+        );
     }
 }

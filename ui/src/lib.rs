@@ -1,11 +1,17 @@
 //! The lab's panels over a run store. Plain egui: no Burn, no threads, no files — the host
 //! (desktop app, later the web app) feeds `Intake` messages and carries out `UiCommand`s.
 
+mod command;
 pub mod export;
 pub mod lab;
 mod panels;
 pub mod smooth;
 pub mod store;
 
-pub use lab::{ExportData, Lab, LabState, MethodParams, NewRun, UiCommand, View};
-pub use store::{DataPreview, EvalSummary, GridImage, Intake, JobKind, JobView, SampleSettings, ViewGrid, LatentSettings, RealisedSwaps, RunData, RunId, RunStatus, TransferSettings};
+pub use lab::{ExportData, Lab, LabState, MethodParams, NewRun, UiCommand, VIEWS, View, ViewEntry};
+pub use panels::grids::GridSettings;
+pub use panels::losses::LossSettings;
+pub use store::{
+    DataPreview, EvalSummary, GridImage, Intake, JobKind, JobView, LatentSettings, RealisedSwaps, RunData, RunId, RunStatus, SampleSettings, TransferSettings,
+    ViewGrid,
+};

@@ -172,6 +172,10 @@ fn controls_show_the_class_counts_and_images_of_the_dataset() {
     h.get_by_label("synthetic · 3 classes · 555 images · head/tail 500/5 (updating...)");
     let asked = h.state().1.iter().filter(|c| matches!(c, UiCommand::PreviewData { .. })).count();
     assert_eq!(asked, 2);
+    // The host's errors are listed under the runs.
+    h.state_mut().0.intake(Intake::Error("start: no config named demo-x".into()));
+    h.run();
+    h.get_by_label("start: no config named demo-x");
 }
 
 #[test]
@@ -231,7 +235,14 @@ fn latent_map_job_progress_cancel_and_result() {
     }
     // The host's job reports progress with a preview; Cancel asks to stop it.
     let map = latent_map(500);
-    let view = ltlab_ui::JobView { id: 3, run: RunId(7), label: "umap at step 500".into(), progress: 0.4, preview: Some((map.labels.clone(), map.xy.clone())), kind: ltlab_ui::JobKind::Latent };
+    let view = ltlab_ui::JobView {
+        id: 3,
+        run: RunId(7),
+        label: "umap at step 500".into(),
+        progress: 0.4,
+        preview: Some((map.labels.clone(), map.xy.clone())),
+        kind: ltlab_ui::JobKind::Latent,
+    };
     h.state_mut().0.intake(Intake::Job(view));
     h.run();
     h.get_by_label("umap at step 500 40 %");
@@ -345,7 +356,7 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.get_by_label("sampled now").click();
     h.run();
     // No grid with these settings at the newest checkpoint: one click asks the host for it.
-    h.state_mut().0.state.sample.omega = 1.5;
+    h.state_mut().0.state.grids.sample.omega = 1.5;
     h.run();
     h.get_by_label("Sample step 500").click();
     h.run();
@@ -376,7 +387,7 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.run();
     h.get_by_label("Sample step 250");
     h.state_mut().0.state.scrub = None;
-    h.state_mut().0.state.sample.omega = 3.0;
+    h.state_mut().0.state.grids.sample.omega = 3.0;
     h.run();
     h.get_by_label("Sample step 500");
     // Back to the grids written in training.

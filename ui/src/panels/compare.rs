@@ -3,53 +3,66 @@
 //! precision/recall, Many/Medium/Few, per-class FID), FID and bottleneck purity over steps, and
 //! the sample grids.
 
-use crate::lab::Lab;
-use crate::store::{EvalSummary, LatentSettings, RunData, config_diff};
+use super::grids::{GridTextures, grid_row};
+use super::{ViewCtx, ViewOutput};
 use crate::export::{Figure, Series, Style, Table};
+use crate::store::{EvalSummary, LatentSettings, RunData, config_diff};
 
-pub(crate) fn compare(lab: &mut Lab, ui: &mut egui::Ui) {
-    let step = lab.scrub_step();
-    let latent = lab.state.latent.clone();
-    let Lab { runs: all, selected, textures, figures, tables, .. } = lab;
-    let runs: Vec<&RunData> = all.iter().filter(|r| selected.contains(&r.id)).collect();
-    if runs.len() < 2 {
-        ui.label("Select two or more runs on the left to compare them.");
-        return;
-    }
-    egui::ScrollArea::vertical().id_salt("compare").show(ui, |ui| {
-        same_footing(&runs, ui);
-        ui.heading("config: keys that differ");
-        let texts: Vec<&str> = runs.iter().map(|r| r.config_text.as_str()).collect();
-        let diff = config_diff(&texts);
-        let header = std::iter::once("key".to_string()).chain(runs.iter().map(|r| r.name.clone())).collect();
-        let rows = diff.iter().map(|(key, vals)| std::iter::once(key.clone()).chain(vals.iter().map(|v| v.clone().unwrap_or("—".into()))).collect()).collect();
-        let diff_table = Table { name: "config-diff".into(), header, rows };
-        show_table("config-diff", &diff_table, ui);
-        if diff.is_empty() {
-            ui.label("(the configs are identical)");
+#[derive(Default)]
+pub(crate) struct CompareView {
+    pub grids: GridTextures,
+}
+
+impl CompareView {
+    /// `latent` picks the entanglement measure of the purity plot (the latent view's settings).
+    pub fn ui(&mut self, latent: &LatentSettings, ctx: &ViewCtx, ui: &mut egui::Ui) -> ViewOutput {
+        let mut out = ViewOutput::default();
+        let step = ctx.scrub;
+        let runs: Vec<&RunData> = ctx.selected_runs().collect();
+        if runs.len() < 2 {
+            ui.label("Select two or more runs on the left to compare them.");
+            return out;
         }
-        tables.push(diff_table);
-
-        ui.separator();
-        let evals: Vec<Option<&EvalSummary>> = runs.iter().map(|r| r.evals.iter().filter(|e| e.step <= step).max_by_key(|e| e.step)).collect();
-        ui.heading(format!("metrics at step {step} (newest `ltlab eval` at or before it)"));
-        if evals.iter().all(Option::is_none) {
-            ui.label("No evaluations yet: run `ltlab eval --run DIR --per-class` on these runs.");
-        } else {
-            let labels: Vec<&str> = evals.iter().flatten().map(|e| e.label.as_str()).collect();
-            if labels.iter().any(|l| *l != labels[0]) {
-                ui.colored_label(egui::Color32::from_rgb(230, 126, 34), "The evaluations differ in features, sampler, ω or sample count (see the last row).");
+        egui::ScrollArea::vertical().id_salt("compare").show(ui, |ui| {
+            same_footing(&runs, ui);
+            ui.heading("config: keys that differ");
+            let texts: Vec<&str> = runs.iter().map(|r| r.config_text.as_str()).collect();
+            let diff = config_diff(&texts);
+            let header = std::iter::once("key".to_string()).chain(runs.iter().map(|r| r.name.clone())).collect();
+            let rows =
+                diff.iter().map(|(key, vals)| std::iter::once(key.clone()).chain(vals.iter().map(|v| v.clone().unwrap_or("—".into()))).collect()).collect();
+            let diff_table = Table { name: "config-diff".into(), header, rows };
+            show_table("config-diff", &diff_table, ui);
+            if diff.is_empty() {
+                ui.label("(the configs are identical)");
             }
-            let table = metrics_table(&runs, &evals);
-            show_table("compare-metrics", &table, ui);
-            tables.push(table);
-            figures.extend(class_fid_plot(&runs, &evals, ui));
-        }
-        figures.extend(over_steps(&latent, &runs, step, ui));
-        ui.separator();
-        ui.heading("samples");
-        super::grids::grid_row(&runs, step, textures, ui);
-    });
+            out.tables.push(diff_table);
+
+            ui.separator();
+            let evals: Vec<Option<&EvalSummary>> = runs.iter().map(|r| r.evals.iter().filter(|e| e.step <= step).max_by_key(|e| e.step)).collect();
+            ui.heading(format!("metrics at step {step} (newest `ltlab eval` at or before it)"));
+            if evals.iter().all(Option::is_none) {
+                ui.label("No evaluations yet: run `ltlab eval --run DIR --per-class` on these runs.");
+            } else {
+                let labels: Vec<&str> = evals.iter().flatten().map(|e| e.label.as_str()).collect();
+                if labels.iter().any(|l| *l != labels[0]) {
+                    ui.colored_label(
+                        egui::Color32::from_rgb(230, 126, 34),
+                        "The evaluations differ in features, sampler, ω or sample count (see the last row).",
+                    );
+                }
+                let table = metrics_table(&runs, &evals);
+                show_table("compare-metrics", &table, ui);
+                out.tables.push(table);
+                out.figures.extend(class_fid_plot(&runs, &evals, ui));
+            }
+            out.figures.extend(over_steps(latent, &runs, step, ui));
+            ui.separator();
+            ui.heading("samples");
+            grid_row(&runs, step, &mut self.grids, ui);
+        });
+        out
+    }
 }
 
 /// Warns when the runs do not share dataset, classes or seed (the comparison is then unfair).
@@ -58,7 +71,10 @@ fn same_footing(runs: &[&RunData], ui: &mut egui::Ui) {
     if fingerprints.iter().any(Option::is_none) {
         ui.label("The training data of some runs is not recorded yet (they have not started).");
     } else if fingerprints.iter().any(|f| f != &fingerprints[0]) {
-        ui.colored_label(egui::Color32::from_rgb(230, 126, 34), "The runs train on different data (dataset fingerprints differ): per-class numbers are not comparable.");
+        ui.colored_label(
+            egui::Color32::from_rgb(230, 126, 34),
+            "The runs train on different data (dataset fingerprints differ): per-class numbers are not comparable.",
+        );
     } else {
         ui.label("Same training data and classes in every run.");
     }
@@ -77,7 +93,9 @@ fn metrics_table(runs: &[&RunData], evals: &[Option<&EvalSummary>]) -> Table {
         v
     });
     let header = std::iter::once(String::new()).chain(runs.iter().map(|r| r.name.clone())).collect();
-    let row = |name: String, get: &dyn Fn(&EvalSummary) -> String| std::iter::once(name).chain(evals.iter().map(|e| e.map_or("—".into(), get))).collect::<Vec<String>>();
+    let row = |name: String, get: &dyn Fn(&EvalSummary) -> String| {
+        std::iter::once(name).chain(evals.iter().map(|e| e.map_or("—".into(), get))).collect::<Vec<String>>()
+    };
     let mut rows = vec![
         row("step".into(), &|e| e.step.to_string()),
         row("FID".into(), &|e| fmt(Some(e.fid))),

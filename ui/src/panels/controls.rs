@@ -1,149 +1,264 @@
 //! Run controls: a new run (config, backend, steps, batch, ρ, seed, method stack and every
 //! stacked method's hyper-parameters) with its dataset's class counts and a few real images per
 //! class, started with one click or copied as its CLI command; every open run with status,
-//! progress, images/s, ETA and pause / resume / stop / sample-now; open a run directory.
+//! progress, images/s, ETA and pause / resume / stop / sample-now; open a run directory; the
+//! host's errors.
 
-use crate::lab::{Lab, PREVIEW, UiCommand, params_of};
-use crate::store::{DataPreview, RunStatus};
+use super::ViewCtx;
+use crate::command::UiCommand;
+use crate::store::{DataPreview, RunId, RunStatus};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub(crate) fn controls(lab: &mut Lab, ui: &mut egui::Ui) {
-    ui.heading("new run");
-    let n = &mut lab.state.new_run;
-    egui::ComboBox::from_label("config").selected_text(n.config.clone()).show_ui(ui, |ui| {
-        for c in &lab.configs {
-            ui.selectable_value(&mut n.config, c.clone(), c.as_str());
+/// The run the controls will start; also its CLI command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewRun {
+    /// A built-in config (preset) name.
+    pub config: String,
+    pub steps: u64,
+    pub batch: usize,
+    pub imbalance: f64,
+    pub seed: u64,
+    pub methods: Vec<String>,
+    /// Method hyper-parameters by config key (`methods.coral.weight`), as TOML values; only
+    /// those of stacked methods that differ from the method's default reach the command.
+    pub params: BTreeMap<String, String>,
+    /// Any other `KEY=VALUE` config settings, space-separated.
+    pub extra: String,
+    /// `flex`, `wgpu` or `cuda`; empty: the config's.
+    pub backend: String,
+}
+
+impl Default for NewRun {
+    fn default() -> Self {
+        Self {
+            config: "demo-synthetic".into(),
+            steps: 1500,
+            batch: 32,
+            imbalance: 0.01,
+            seed: 0,
+            methods: Vec::new(),
+            params: BTreeMap::new(),
+            extra: String::new(),
+            backend: String::new(),
         }
-    });
-    let shown = if n.backend.is_empty() { "the config's".to_string() } else { n.backend.clone() };
-    egui::ComboBox::from_label("backend").selected_text(shown).show_ui(ui, |ui| {
-        ui.selectable_value(&mut n.backend, String::new(), "the config's");
-        for b in &lab.backends {
-            ui.selectable_value(&mut n.backend, b.clone(), b.as_str());
-        }
-    });
-    ui.add(egui::DragValue::new(&mut n.steps).range(1..=10_000_000).prefix("steps "));
-    ui.add(egui::DragValue::new(&mut n.batch).range(1..=4096).prefix("batch "));
-    let rho = ui.add(egui::DragValue::new(&mut n.imbalance).range(0.0001..=1.0).speed(0.001).prefix("ρ "));
-    ui.add(egui::DragValue::new(&mut n.seed).prefix("seed "));
-    // One load per settled (config, ρ): not while ρ is being dragged.
-    let key = (n.config.clone(), n.imbalance);
-    if lab.preview_asked.as_ref() != Some(&key) && !rho.dragged() {
-        lab.preview_asked = Some(key.clone());
-        lab.commands.push(UiCommand::PreviewData { config: key.0.clone(), imbalance: key.1 });
     }
-    let Lab { data_preview, textures, state, method_params, .. } = lab;
-    match data_preview {
-        Some(p) => {
-            let stale = (p.config.as_str(), p.imbalance) != (key.0.as_str(), key.1);
-            data_view(p, stale, textures, ui);
+}
+
+/// The methods a new run can stack (the CLI's `--method` names, in the host's registry order),
+/// each with its hyper-parameters: (config key, default as TOML).
+pub type MethodParams = Vec<(String, Vec<(String, String)>)>;
+
+/// The hyper-parameters of method `name`.
+pub fn params_of<'a>(all: &'a MethodParams, name: &str) -> &'a [(String, String)] {
+    all.iter().find(|(m, _)| m == name).map_or(&[], |(_, p)| p.as_slice())
+}
+
+impl NewRun {
+    /// The `ltlab train` arguments of this run; `defaults` tells which parameters are changed.
+    pub fn args(&self, defaults: &MethodParams) -> Vec<String> {
+        let mut a: Vec<String> = ["ltlab", "train", "--config", &self.config].iter().map(|s| s.to_string()).collect();
+        for (k, v) in [
+            ("--steps", self.steps.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--imbalance", self.imbalance.to_string()),
+            ("--seed", self.seed.to_string()),
+        ] {
+            a.extend([k.to_string(), v]);
         }
-        None => {
-            ui.weak("loading the dataset...");
+        if !self.backend.is_empty() {
+            a.extend(["--backend".to_string(), self.backend.clone()]);
         }
-    }
-    let n = &mut state.new_run;
-    ui.label("methods (stacked on the config's):");
-    ui.horizontal_wrapped(|ui| {
-        for (m, _) in method_params.iter() {
-            let mut on = n.methods.iter().any(|x| x == m);
-            if ui.checkbox(&mut on, m.as_str()).changed() {
-                if on { n.methods.push(m.to_string()) } else { n.methods.retain(|x| x != m) }
-            }
+        for m in &self.methods {
+            a.extend(["--method".to_string(), m.clone()]);
         }
-    });
-    for m in n.methods.clone() {
-        let params = params_of(method_params, &m);
-        if params.is_empty() {
-            continue;
-        }
-        egui::CollapsingHeader::new(format!("{m} hyper-parameters")).default_open(true).show(ui, |ui| {
-            egui::Grid::new(("params", m.as_str())).num_columns(2).show(ui, |ui| {
-                for (key, default) in params {
-                    let short = key.rsplit('.').next().unwrap_or(key);
-                    let label = ui.label(short).on_hover_text(format!("{key} (default {default})"));
-                    let v = n.params.entry(key.clone()).or_insert_with(|| default.clone());
-                    let changed = v.trim() != default;
-                    let edit = egui::TextEdit::singleline(v).desired_width(90.0).text_color_opt(changed.then_some(egui::Color32::from_rgb(241, 196, 15)));
-                    ui.add(edit).labelled_by(label.id);
-                    ui.end_row();
+        let mut sets = BTreeSet::new();
+        for m in &self.methods {
+            for (key, default) in params_of(defaults, m) {
+                if let Some(v) = self.params.get(key).map(|v| v.trim()).filter(|v| !v.is_empty() && v != default) {
+                    sets.insert(format!("{key}={v}"));
                 }
-            });
-        });
+            }
+        }
+        for kv in sets.into_iter().chain(self.extra.split_whitespace().map(String::from)) {
+            a.extend(["--set".to_string(), kv]);
+        }
+        a
     }
-    ui.horizontal(|ui| {
-        let label = ui.label("--set");
-        ui.add(egui::TextEdit::singleline(&mut n.extra).hint_text("KEY=VALUE ...").desired_width(200.0)).labelled_by(label.id).on_hover_text("any config key by its TOML path, e.g. optim.lr=0.0001");
-    });
-    ui.horizontal(|ui| {
-        let cli = lab.state.new_run.cli(&lab.method_params);
-        if ui.button("Start").clicked() {
-            lab.commands.push(UiCommand::Start(lab.state.new_run.args(&lab.method_params)));
-        }
-        if ui.button("Copy CLI").on_hover_text(&cli).clicked() {
-            ui.ctx().copy_text(cli);
-        }
-    });
-    ui.separator();
-    ui.heading("runs");
-    ui.horizontal(|ui| {
-        let label = ui.label("run dir");
-        ui.add(egui::TextEdit::singleline(&mut lab.state.open_path).hint_text("runs/NAME").desired_width(160.0)).labelled_by(label.id);
-        if ui.button("Open").clicked() && !lab.state.open_path.trim().is_empty() {
-            lab.commands.push(UiCommand::Open(lab.state.open_path.trim().to_string()));
-        }
-    });
-    let mut toggles = Vec::new();
-    for r in &lab.runs {
-        ui.group(|ui| {
-            let mut on = lab.selected.contains(&r.id);
-            if ui.checkbox(&mut on, egui::RichText::new(&r.name).strong()).changed() {
-                toggles.push((r.id, on));
+
+    /// The same run as a shell command (arguments with quotes or spaces single-quoted).
+    pub fn cli(&self, defaults: &MethodParams) -> String {
+        let quote = |s: &String| if s.contains(['"', ' ', '\'', '*', '$']) { format!("'{}'", s.replace('\'', "'\\''")) } else { s.clone() };
+        self.args(defaults).iter().map(quote).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// What the host offers a new run (set by the host, read by the controls).
+pub(crate) struct RunOffer<'a> {
+    /// Built-in configs (presets).
+    pub configs: &'a [String],
+    pub backends: &'a [String],
+    pub methods: &'a MethodParams,
+}
+
+/// What the controls ask for this frame.
+#[derive(Default)]
+pub(crate) struct ControlsOutput {
+    pub commands: Vec<UiCommand>,
+    /// Runs checked (true) or unchecked in the run list.
+    pub selection: Vec<(RunId, bool)>,
+}
+
+#[derive(Default)]
+pub(crate) struct Controls {
+    /// The dataset of the new run's config at its ρ, once the host has loaded it.
+    data_preview: Option<DataPreview>,
+    /// The (config, ρ) last asked for, so the preview is asked once per change.
+    preview_asked: Option<(String, f64)>,
+    /// The preview's images, one texture per class.
+    preview_textures: HashMap<usize, egui::TextureHandle>,
+    /// What the host reported failing, oldest first.
+    pub errors: Vec<String>,
+}
+
+impl Controls {
+    pub fn set_preview(&mut self, p: DataPreview) {
+        self.data_preview = Some(p);
+        self.preview_textures.clear();
+    }
+
+    /// `new_run` and `open_path` are the persisted form fields.
+    pub fn ui(&mut self, new_run: &mut NewRun, open_path: &mut String, offer: &RunOffer, ctx: &ViewCtx, ui: &mut egui::Ui) -> ControlsOutput {
+        let mut out = ControlsOutput::default();
+        ui.heading("new run");
+        let n = new_run;
+        egui::ComboBox::from_label("config").selected_text(n.config.clone()).show_ui(ui, |ui| {
+            for c in offer.configs {
+                ui.selectable_value(&mut n.config, c.clone(), c.as_str());
             }
-            ui.label(format!("{} · {}", r.methods, r.status.label()));
-            ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.total_steps)));
-            if let Some(ips) = r.images_per_s() {
-                let eta = r.eta_seconds().filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
-                ui.label(format!("{ips:.1} images/s{eta}"));
+        });
+        let shown = if n.backend.is_empty() { "the config's".to_string() } else { n.backend.clone() };
+        egui::ComboBox::from_label("backend").selected_text(shown).show_ui(ui, |ui| {
+            ui.selectable_value(&mut n.backend, String::new(), "the config's");
+            for b in offer.backends {
+                ui.selectable_value(&mut n.backend, b.clone(), b.as_str());
             }
-            ui.horizontal(|ui| {
-                match r.status {
-                    RunStatus::Training | RunStatus::Starting => {
-                        if ui.button("Pause").clicked() {
-                            lab.commands.push(UiCommand::Pause(r.id));
+        });
+        ui.add(egui::DragValue::new(&mut n.steps).range(1..=10_000_000).prefix("steps "));
+        ui.add(egui::DragValue::new(&mut n.batch).range(1..=4096).prefix("batch "));
+        let rho = ui.add(egui::DragValue::new(&mut n.imbalance).range(0.0001..=1.0).speed(0.001).prefix("ρ "));
+        ui.add(egui::DragValue::new(&mut n.seed).prefix("seed "));
+        // One load per settled (config, ρ): not while ρ is being dragged.
+        let key = (n.config.clone(), n.imbalance);
+        if self.preview_asked.as_ref() != Some(&key) && !rho.dragged() {
+            self.preview_asked = Some(key.clone());
+            out.commands.push(UiCommand::PreviewData { config: key.0.clone(), imbalance: key.1 });
+        }
+        match &self.data_preview {
+            Some(p) => {
+                let stale = (p.config.as_str(), p.imbalance) != (key.0.as_str(), key.1);
+                data_view(p, stale, &mut self.preview_textures, ui);
+            }
+            None => {
+                ui.weak("loading the dataset...");
+            }
+        }
+        ui.label("methods (stacked on the config's):");
+        ui.horizontal_wrapped(|ui| {
+            for (m, _) in offer.methods.iter() {
+                let mut on = n.methods.iter().any(|x| x == m);
+                if ui.checkbox(&mut on, m.as_str()).changed() {
+                    if on { n.methods.push(m.to_string()) } else { n.methods.retain(|x| x != m) }
+                }
+            }
+        });
+        for m in n.methods.clone() {
+            let params = params_of(offer.methods, &m);
+            if params.is_empty() {
+                continue;
+            }
+            egui::CollapsingHeader::new(format!("{m} hyper-parameters")).default_open(true).show(ui, |ui| {
+                egui::Grid::new(("params", m.as_str())).num_columns(2).show(ui, |ui| {
+                    for (key, default) in params {
+                        let short = key.rsplit('.').next().unwrap_or(key);
+                        let label = ui.label(short).on_hover_text(format!("{key} (default {default})"));
+                        let v = n.params.entry(key.clone()).or_insert_with(|| default.clone());
+                        let changed = v.trim() != default;
+                        let edit = egui::TextEdit::singleline(v).desired_width(90.0).text_color_opt(changed.then_some(egui::Color32::from_rgb(241, 196, 15)));
+                        ui.add(edit).labelled_by(label.id);
+                        ui.end_row();
+                    }
+                });
+            });
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("--set");
+            ui.add(egui::TextEdit::singleline(&mut n.extra).hint_text("KEY=VALUE ...").desired_width(200.0))
+                .labelled_by(label.id)
+                .on_hover_text("any config key by its TOML path, e.g. optim.lr=0.0001");
+        });
+        ui.horizontal(|ui| {
+            let cli = n.cli(offer.methods);
+            if ui.button("Start").clicked() {
+                out.commands.push(UiCommand::Start(n.args(offer.methods)));
+            }
+            if ui.button("Copy CLI").on_hover_text(&cli).clicked() {
+                ui.ctx().copy_text(cli);
+            }
+        });
+        ui.separator();
+        ui.heading("runs");
+        ui.horizontal(|ui| {
+            let label = ui.label("run dir");
+            ui.add(egui::TextEdit::singleline(open_path).hint_text("runs/NAME").desired_width(160.0)).labelled_by(label.id);
+            if ui.button("Open").clicked() && !open_path.trim().is_empty() {
+                out.commands.push(UiCommand::Open(open_path.trim().to_string()));
+            }
+        });
+        for r in ctx.runs {
+            ui.group(|ui| {
+                let mut on = ctx.selected.contains(&r.id);
+                if ui.checkbox(&mut on, egui::RichText::new(&r.name).strong()).changed() {
+                    out.selection.push((r.id, on));
+                }
+                ui.label(format!("{} · {}", r.methods, r.status.label()));
+                ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.total_steps)));
+                if let Some(ips) = r.images_per_s() {
+                    let eta = r.eta_seconds().filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
+                    ui.label(format!("{ips:.1} images/s{eta}"));
+                }
+                ui.horizontal(|ui| {
+                    let toggle = match r.status {
+                        RunStatus::Training | RunStatus::Starting => ui.button("Pause").clicked().then_some(UiCommand::Pause(r.id)),
+                        RunStatus::Paused => ui.button("Resume").clicked().then_some(UiCommand::Resume(r.id)),
+                        _ => None,
+                    };
+                    out.commands.extend(toggle);
+                    if r.status.is_live() {
+                        if ui.button("Stop").clicked() {
+                            out.commands.push(UiCommand::Stop(r.id));
+                        }
+                        if ui.button("Sample now").clicked() {
+                            out.commands.push(UiCommand::SampleNow(r.id));
                         }
                     }
-                    RunStatus::Paused => {
-                        if ui.button("Resume").clicked() {
-                            lab.commands.push(UiCommand::Resume(r.id));
-                        }
+                    if ui.small_button("Close").clicked() {
+                        out.commands.push(UiCommand::Close(r.id));
                     }
-                    _ => {}
-                }
-                if r.status.is_live() {
-                    if ui.button("Stop").clicked() {
-                        lab.commands.push(UiCommand::Stop(r.id));
-                    }
-                    if ui.button("Sample now").clicked() {
-                        lab.commands.push(UiCommand::SampleNow(r.id));
-                    }
-                }
-                if ui.small_button("Close").clicked() {
-                    lab.commands.push(UiCommand::Close(r.id));
-                }
+                });
+                ui.small(&r.dir);
             });
-            ui.small(&r.dir);
-        });
-    }
-    for (id, on) in toggles {
-        if on { lab.selected.insert(id) } else { lab.selected.remove(&id) };
-    }
-    for e in &lab.errors {
-        ui.colored_label(egui::Color32::LIGHT_RED, e);
+        }
+        for e in &self.errors {
+            ui.colored_label(egui::Color32::LIGHT_RED, e);
+        }
+        out
     }
 }
 
 /// The class counts as a bar per class (head first) with the class's first images beside it.
-fn data_view(p: &DataPreview, stale: bool, textures: &mut std::collections::HashMap<(crate::store::RunId, String), egui::TextureHandle>, ui: &mut egui::Ui) {
+fn data_view(p: &DataPreview, stale: bool, textures: &mut HashMap<usize, egui::TextureHandle>, ui: &mut egui::Ui) {
     let total: usize = p.counts.iter().sum();
     let max = p.counts.iter().copied().max().unwrap_or(1).max(1);
     let min = p.counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
@@ -158,13 +273,17 @@ fn data_view(p: &DataPreview, stale: bool, textures: &mut std::collections::Hash
                 ui.label(egui::RichText::new(name).small()).on_hover_text(format!("class {c}: {} images", p.counts[c]));
                 let (rect, _) = ui.allocate_exact_size(egui::vec2(70.0, thumb * 0.6), egui::Sense::hover());
                 let w = rect.width() * p.counts[c] as f32 / max as f32;
-                ui.painter().rect_filled(egui::Rect::from_min_size(rect.min, egui::vec2(w.max(1.0), rect.height())), 1.0, egui::Color32::from_rgb(86, 156, 214));
+                ui.painter().rect_filled(
+                    egui::Rect::from_min_size(rect.min, egui::vec2(w.max(1.0), rect.height())),
+                    1.0,
+                    egui::Color32::from_rgb(86, 156, 214),
+                );
                 ui.label(egui::RichText::new(p.counts[c].to_string()).small());
                 let imgs = &p.images[c];
                 let len = p.channels * p.size * p.size;
                 if len > 0 && !imgs.is_empty() {
                     let k = imgs.len() / len;
-                    let tex = textures.entry((PREVIEW, format!("class-{c}"))).or_insert_with(|| {
+                    let tex = textures.entry(c).or_insert_with(|| {
                         ui.ctx().load_texture(format!("preview-{c}"), super::planar_rgba(imgs, k, p.channels, p.size), egui::TextureOptions::NEAREST)
                     });
                     ui.image((tex.id(), egui::vec2(thumb * k as f32, thumb)));

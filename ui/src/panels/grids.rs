@@ -3,31 +3,67 @@
 //! training, or the scrubbed checkpoint sampled at view time with another ω, sampler or number
 //! of steps (a cancellable background job of the host).
 
-use crate::lab::{Lab, UiCommand};
+use super::ViewCtx;
+use crate::command::UiCommand;
 use crate::store::{GridImage, JobKind, RunData, RunId, SampleSettings};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-type Textures = HashMap<(RunId, String), egui::TextureHandle>;
+/// What the grids panel shows.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GridSettings {
+    /// Grids sampled at view time with `sample` instead of training's.
+    pub view_sampling: bool,
+    pub sample: SampleSettings,
+}
 
-pub(crate) fn grids(lab: &mut Lab, ui: &mut egui::Ui) {
+/// Grid textures by run and grid key ([`training_key`] or a view grid's file name), made once
+/// per key and forgotten when the host sends that grid again.
+#[derive(Default)]
+pub(crate) struct GridTextures(HashMap<(RunId, String), egui::TextureHandle>);
+
+impl GridTextures {
+    pub fn forget(&mut self, run: RunId, key: &str) {
+        self.0.remove(&(run, key.to_string()));
+    }
+
+    /// One grid at integer zoom (square pixels).
+    fn show(&mut self, run: RunId, key: String, img: &GridImage, ui: &mut egui::Ui) {
+        let tex = self.0.entry((run, key)).or_insert_with_key(|(run, key)| {
+            let ci = egui::ColorImage::from_rgba_unmultiplied([img.width, img.height], &img.rgba);
+            ui.ctx().load_texture(format!("grid-{}-{key}", run.0), ci, egui::TextureOptions::NEAREST)
+        });
+        let zoom = (360.0 / img.width.max(1) as f32).floor().max(1.0);
+        ui.image((tex.id(), egui::vec2(img.width as f32 * zoom, img.height as f32 * zoom)));
+    }
+}
+
+/// The texture key of the grid training wrote at `step`.
+pub(crate) fn training_key(step: u64) -> String {
+    format!("train-{step}")
+}
+
+/// The grids of the selected runs, training's or sampled now; returns the host commands.
+pub(crate) fn grids(s: &mut GridSettings, textures: &mut GridTextures, ctx: &ViewCtx, ui: &mut egui::Ui) -> Vec<UiCommand> {
     ui.horizontal_wrapped(|ui| {
         ui.strong("samples");
-        ui.selectable_value(&mut lab.state.view_sampling, false, "written in training");
-        ui.selectable_value(&mut lab.state.view_sampling, true, "sampled now");
-        if lab.state.view_sampling {
-            sample_settings(&mut lab.state.sample, ui);
+        ui.selectable_value(&mut s.view_sampling, false, "written in training");
+        ui.selectable_value(&mut s.view_sampling, true, "sampled now");
+        if s.view_sampling {
+            sample_settings(&mut s.sample, ui);
         }
     });
-    let step = lab.scrub_step();
-    if !lab.state.view_sampling {
-        let Lab { runs, selected, textures, .. } = lab;
-        let runs: Vec<&RunData> = runs.iter().filter(|r| selected.contains(&r.id)).collect();
+    let step = ctx.scrub;
+    let mut commands = Vec::new();
+    if !s.view_sampling {
+        let runs: Vec<&RunData> = ctx.selected_runs().collect();
         grid_row(&runs, step, textures, ui);
-        return;
+        return commands;
     }
-    let Lab { runs, selected, textures, jobs, state, commands, .. } = lab;
+    let sample = &s.sample;
     ui.horizontal_top(|ui| {
-        for r in runs.iter().filter(|r| selected.contains(&r.id)) {
+        for r in ctx.selected_runs() {
             ui.vertical(|ui| {
                 let title = format!("{} [{}]", r.name, r.methods);
                 let Some(ck) = r.checkpoint_at(step) else {
@@ -37,26 +73,27 @@ pub(crate) fn grids(lab: &mut Lab, ui: &mut egui::Ui) {
                 };
                 ui.horizontal(|ui| {
                     ui.strong(title);
-                    let cli = state.sample.cli(&r.dir, ck);
+                    let cli = sample.cli(&r.dir, ck);
                     if ui.small_button("Copy CLI").on_hover_text(&cli).clicked() {
                         ui.ctx().copy_text(cli);
                     }
                 });
-                if let Some(j) = jobs.values().find(|j| j.run == r.id && j.kind == JobKind::Sample) {
-                    super::job_progress(j, 220.0, true, ui, commands);
+                let job = ctx.job(r.id, JobKind::Sample);
+                if let Some(j) = job {
+                    super::job_progress(j, 220.0, true, ui, &mut commands);
                 }
-                let busy = jobs.values().any(|j| j.run == r.id && j.kind == JobKind::Sample);
-                match r.view_grid_at(step, &state.sample) {
+                match r.view_grid_at(step, sample) {
                     Some(g) => {
                         ui.label(format!("step {} · {}", g.step, g.settings.label()));
-                        show_grid(textures, r.id, g.settings.file_name(g.step), &g.image, ui);
-                        if !busy && ui.small_button("Resample").clicked() {
-                            commands.push(UiCommand::Sample { run: r.id, step: ck, settings: state.sample.clone() });
+                        textures.show(r.id, g.settings.file_name(g.step), &g.image, ui);
+                        if job.is_none() && ui.small_button("Resample").clicked() {
+                            commands.push(UiCommand::Sample { run: r.id, step: ck, settings: sample.clone() });
                         }
                     }
-                    None if !busy => {
-                        if ui.button(format!("Sample step {ck}")).on_hover_text(state.sample.label()).clicked() {
-                            commands.push(UiCommand::Sample { run: r.id, step: ck, settings: state.sample.clone() });
+                    None if job.is_none() => {
+                        let asked = ui.button(format!("Sample step {ck}")).on_hover_text(sample.label()).clicked();
+                        if asked {
+                            commands.push(UiCommand::Sample { run: r.id, step: ck, settings: sample.clone() });
                         }
                     }
                     None => {}
@@ -64,6 +101,7 @@ pub(crate) fn grids(lab: &mut Lab, ui: &mut egui::Ui) {
             });
         }
     });
+    commands
 }
 
 fn sample_settings(s: &mut SampleSettings, ui: &mut egui::Ui) {
@@ -81,7 +119,7 @@ fn sample_settings(s: &mut SampleSettings, ui: &mut egui::Ui) {
 }
 
 /// The runs' training grids side by side at `step`.
-pub(crate) fn grid_row(runs: &[&RunData], step: u64, textures: &mut Textures, ui: &mut egui::Ui) {
+pub(crate) fn grid_row(runs: &[&RunData], step: u64, textures: &mut GridTextures, ui: &mut egui::Ui) {
     ui.horizontal_top(|ui| {
         for r in runs {
             ui.vertical(|ui| {
@@ -89,7 +127,7 @@ pub(crate) fn grid_row(runs: &[&RunData], step: u64, textures: &mut Textures, ui
                 match r.grid_at(step) {
                     Some((s, img)) => {
                         ui.label(format!("samples at step {s}"));
-                        show_grid(textures, r.id, format!("train-{s}"), img, ui);
+                        textures.show(r.id, training_key(s), img, ui);
                     }
                     None => {
                         ui.label(format!("no samples at or before step {step} yet"));
@@ -98,14 +136,4 @@ pub(crate) fn grid_row(runs: &[&RunData], step: u64, textures: &mut Textures, ui
             });
         }
     });
-}
-
-/// One grid at integer zoom (square pixels); its texture is made once per key.
-fn show_grid(textures: &mut Textures, run: RunId, key: String, img: &GridImage, ui: &mut egui::Ui) {
-    let tex = textures.entry((run, key)).or_insert_with_key(|(run, key)| {
-        let ci = egui::ColorImage::from_rgba_unmultiplied([img.width, img.height], &img.rgba);
-        ui.ctx().load_texture(format!("grid-{}-{key}", run.0), ci, egui::TextureOptions::NEAREST)
-    });
-    let zoom = (360.0 / img.width.max(1) as f32).floor().max(1.0);
-    ui.image((tex.id(), egui::vec2(img.width as f32 * zoom, img.height as f32 * zoom)));
 }

@@ -3,93 +3,101 @@
 //! Points are coloured by class; hovering shows the image. Below, the per-class entanglement
 //! (k-NN purity, silhouette) over checkpoints, as Many/Medium/Few means.
 
-use crate::lab::{Lab, UiCommand};
-use crate::store::{JobView, RunData, RunId};
+use super::{ViewCtx, ViewOutput};
+use crate::command::UiCommand;
 use crate::export::{Figure, Series, Style, Table};
+use crate::store::{JobKind, JobView, LatentSettings, RunData, RunId};
 use egui_plot::{Plot, PlotPoints, Points};
 use ltlab_types::{LatentMap, Thumbnails};
 
 const METHODS: [&str; 3] = ["pca", "tsne", "umap"];
 
-pub(crate) fn latent(lab: &mut Lab, ui: &mut egui::Ui) {
-    ui.horizontal_wrapped(|ui| {
-        let s = &mut lab.state.latent;
-        egui::ComboBox::from_label("layout").selected_text(s.method.as_str()).show_ui(ui, |ui| {
-            for m in METHODS {
-                ui.selectable_value(&mut s.method, m.to_string(), m);
-            }
-        });
-        ui.add(egui::DragValue::new(&mut s.t).range(0..=999).prefix("t "));
-        ui.add(egui::DragValue::new(&mut s.per_class).range(2..=5000).prefix("images per class "));
-        ui.add(egui::DragValue::new(&mut s.k).range(1..=100).prefix("k "));
-        ui.checkbox(&mut s.conditional, "class given to the network");
-    });
-    let step = lab.scrub_step();
-    let ids: Vec<RunId> = lab.runs.iter().filter(|r| lab.selected.contains(&r.id)).map(|r| r.id).collect();
-    if ids.is_empty() {
-        ui.label("Select a run on the left to map its bottleneck.");
-        return;
-    }
-    let width = (ui.available_width() / ids.len() as f32 - 8.0).max(320.0);
-    let height = ui.available_height();
-    egui::ScrollArea::horizontal().id_salt("latent-runs").show(ui, |ui| {
-        ui.horizontal_top(|ui| {
-            for id in ids {
-                ui.allocate_ui(egui::vec2(width, height), |ui| {
-                    ui.vertical(|ui| run_column(lab, id, step, ui));
-                });
-            }
-        });
-    });
+/// Thumbnail of the hovered point: (run, step, point) and its texture.
+type HoverTexture = Option<((RunId, u64, usize), egui::TextureHandle)>;
+
+#[derive(Default)]
+pub(crate) struct LatentView {
+    hover: HoverTexture,
 }
 
-fn run_column(lab: &mut Lab, id: RunId, step: u64, ui: &mut egui::Ui) {
-    // Split borrows: the run is read while the hover texture and the commands change.
-    let Lab { runs, jobs, state, hover_texture, commands, figures, tables, .. } = lab;
-    let Some(run) = runs.iter().find(|r| r.id == id) else { return };
-    let title = format!("{} [{}]", run.name, run.methods);
-    let Some(ck) = run.checkpoint_at(step) else {
-        ui.strong(title);
-        ui.label(format!("no checkpoint at or before step {step} yet"));
-        return;
-    };
-    let settings = &state.latent;
-    ui.horizontal(|ui| {
-        ui.strong(title);
-        let cli = settings.cli(&run.dir, ck);
-        if ui.small_button("Copy CLI").on_hover_text(&cli).clicked() {
-            ui.ctx().copy_text(cli);
-        }
-    });
-    let job = jobs.values().find(|j| j.run == id && j.kind == crate::store::JobKind::Latent);
-    let map_h = (ui.available_height() * 0.62).max(200.0);
-    match (job, run.latent_at(step, settings)) {
-        (Some(j), _) => job_view(j, run, map_h, ui, commands),
-        (None, Some(map)) => {
-            ui.horizontal(|ui| {
-                ui.label(format!("{} of {} images at step {}, t = {}", map.method, map.labels.len(), map.step, map.t));
-                if ui.small_button("Recompute").clicked() {
-                    commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+impl LatentView {
+    pub fn ui(&mut self, s: &mut LatentSettings, ctx: &ViewCtx, ui: &mut egui::Ui) -> ViewOutput {
+        let mut out = ViewOutput::default();
+        ui.horizontal_wrapped(|ui| {
+            egui::ComboBox::from_label("layout").selected_text(s.method.as_str()).show_ui(ui, |ui| {
+                for m in METHODS {
+                    ui.selectable_value(&mut s.method, m.to_string(), m);
                 }
             });
-            figures.push(scatter(hover_texture, id, &run.name, map, map_h, ui));
-            let table = entanglement_table(&run.name, map);
-            per_class_table(id, &table, ui);
-            tables.push(table);
+            ui.add(egui::DragValue::new(&mut s.t).range(0..=999).prefix("t "));
+            ui.add(egui::DragValue::new(&mut s.per_class).range(2..=5000).prefix("images per class "));
+            ui.add(egui::DragValue::new(&mut s.k).range(1..=100).prefix("k "));
+            ui.checkbox(&mut s.conditional, "class given to the network");
+        });
+        let runs: Vec<&RunData> = ctx.selected_runs().collect();
+        if runs.is_empty() {
+            ui.label("Select a run on the left to map its bottleneck.");
+            return out;
         }
-        (None, None) => {
-            ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method));
-            if ui.button(format!("Compute {} at step {ck}", settings.method)).clicked() {
-                commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+        let width = (ui.available_width() / runs.len() as f32 - 8.0).max(320.0);
+        let height = ui.available_height();
+        egui::ScrollArea::horizontal().id_salt("latent-runs").show(ui, |ui| {
+            ui.horizontal_top(|ui| {
+                for run in runs {
+                    ui.allocate_ui(egui::vec2(width, height), |ui| {
+                        ui.vertical(|ui| self.run_column(s, run, ctx, ui, &mut out));
+                    });
+                }
+            });
+        });
+        out
+    }
+
+    fn run_column(&mut self, settings: &LatentSettings, run: &RunData, ctx: &ViewCtx, ui: &mut egui::Ui, out: &mut ViewOutput) {
+        let (id, step) = (run.id, ctx.scrub);
+        let title = format!("{} [{}]", run.name, run.methods);
+        let Some(ck) = run.checkpoint_at(step) else {
+            ui.strong(title);
+            ui.label(format!("no checkpoint at or before step {step} yet"));
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.strong(title);
+            let cli = settings.cli(&run.dir, ck);
+            if ui.small_button("Copy CLI").on_hover_text(&cli).clicked() {
+                ui.ctx().copy_text(cli);
+            }
+        });
+        let job = ctx.job(id, JobKind::Latent);
+        let map_h = (ui.available_height() * 0.62).max(200.0);
+        match (job, run.latent_at(step, settings)) {
+            (Some(j), _) => job_view(j, run, map_h, ui, &mut out.commands),
+            (None, Some(map)) => {
+                ui.horizontal(|ui| {
+                    ui.label(format!("{} of {} images at step {}, t = {}", map.method, map.labels.len(), map.step, map.t));
+                    if ui.small_button("Recompute").clicked() {
+                        out.commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+                    }
+                });
+                out.figures.push(scatter(&mut self.hover, id, &run.name, map, map_h, ui));
+                let table = entanglement_table(&run.name, map);
+                per_class_table(id, &table, ui);
+                out.tables.push(table);
+            }
+            (None, None) => {
+                ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method));
+                if ui.button(format!("Compute {} at step {ck}", settings.method)).clicked() {
+                    out.commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+                }
             }
         }
-    }
-    ui.separator();
-    if let Some(fig) = entanglement_plot(run, settings, ck, ui) {
-        figures.push(fig);
-    }
-    if job.is_none() && ui.small_button("Entanglement at every checkpoint").clicked() {
-        commands.push(UiCommand::Entanglement { run: id, settings: settings.clone() });
+        ui.separator();
+        if let Some(fig) = entanglement_plot(run, settings, ck, ui) {
+            out.figures.push(fig);
+        }
+        if job.is_none() && ui.small_button("Entanglement at every checkpoint").clicked() {
+            out.commands.push(UiCommand::Entanglement { run: id, settings: settings.clone() });
+        }
     }
 }
 
@@ -107,8 +115,6 @@ fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, commands: &mu
 }
 
 /// The map itself: one point series per class (legend with training counts), hover → image.
-type HoverTexture = Option<((RunId, u64, usize), egui::TextureHandle)>;
-
 fn scatter(hover_texture: &mut HoverTexture, id: RunId, run_name: &str, map: &LatentMap, h: f32, ui: &mut egui::Ui) -> Figure {
     let mut fig = Figure::new(format!("latent-map-{run_name}"), format!("{} 1", map.method), format!("{} 2", map.method));
     for (c, name) in map.class_names.iter().enumerate() {
@@ -117,16 +123,21 @@ fn scatter(hover_texture: &mut HoverTexture, id: RunId, run_name: &str, map: &La
         let label = format!("{c} {name} ({})", map.train_counts.get(c).copied().unwrap_or(0));
         fig.series.push(Series::line(label, super::class_colour(c), pts).style(Style::Points { radius: 1.8 }));
     }
-    let resp = fig.draw(("latent", id.0), ui, |p| p.height(h).data_aspect(1.0).show_axes(false), |plot| {
-        // The point under the pointer, within 6 screen pixels.
-        let pointer = plot.pointer_coordinate()?;
-        let at = plot.screen_from_plot(pointer);
-        (0..map.labels.len())
-            .map(|i| (i, plot.screen_from_plot(egui_plot::PlotPoint::new(map.xy[2 * i], map.xy[2 * i + 1])).distance_sq(at)))
-            .filter(|&(_, d)| d < 36.0)
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(i, _)| i)
-    });
+    let resp = fig.draw(
+        ("latent", id.0),
+        ui,
+        |p| p.height(h).data_aspect(1.0).show_axes(false),
+        |plot| {
+            // The point under the pointer, within 6 screen pixels.
+            let pointer = plot.pointer_coordinate()?;
+            let at = plot.screen_from_plot(pointer);
+            (0..map.labels.len())
+                .map(|i| (i, plot.screen_from_plot(egui_plot::PlotPoint::new(map.xy[2 * i], map.xy[2 * i + 1])).distance_sq(at)))
+                .filter(|&(_, d)| d < 36.0)
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        },
+    );
     if let Some(i) = resp.inner {
         let key = (id, map.step, i);
         let tex = match (&*hover_texture, &map.images) {
@@ -157,7 +168,14 @@ fn entanglement_table(run_name: &str, map: &LatentMap) -> Table {
         .class_names
         .iter()
         .enumerate()
-        .map(|(c, name)| vec![name.clone(), map.train_counts.get(c).map_or(String::new(), |n| n.to_string()), format!("{:.3}", e.purity[c]), format!("{:.3}", e.silhouette[c])])
+        .map(|(c, name)| {
+            vec![
+                name.clone(),
+                map.train_counts.get(c).map_or(String::new(), |n| n.to_string()),
+                format!("{:.3}", e.purity[c]),
+                format!("{:.3}", e.silhouette[c]),
+            ]
+        })
         .collect();
     Table { name: format!("entanglement-{run_name}"), header: ["class", "train", "purity", "silhouette"].map(String::from).to_vec(), rows }
 }
@@ -188,8 +206,9 @@ fn thumbnail(t: &Thumbnails, i: usize) -> egui::ColorImage {
 
 /// Mean purity (solid) and silhouette (dashed) of the Many/Medium/Few classes over the
 /// checkpoints computed so far.
-fn entanglement_plot(run: &RunData, s: &crate::store::LatentSettings, ck: u64, ui: &mut egui::Ui) -> Option<Figure> {
-    let list: Vec<&ltlab_types::Entanglement> = run.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
+fn entanglement_plot(run: &RunData, s: &LatentSettings, ck: u64, ui: &mut egui::Ui) -> Option<Figure> {
+    let list: Vec<&ltlab_types::Entanglement> =
+        run.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
     let counts = run.dataset.as_ref().map(|d| d.counts.clone()).or_else(|| run.latent_maps.first().map(|m| m.train_counts.clone())).unwrap_or_default();
     if list.is_empty() || counts.is_empty() {
         ui.label("entanglement over checkpoints: none computed yet at this t");

@@ -2,21 +2,44 @@
 //! series) with the raw series faint behind it; log axis; hover shows values. Beside them the
 //! base loss per diffusion-time bucket over the steps up to the scrubbed one.
 
-use crate::lab::Lab;
-use crate::smooth::debiased_ema;
+use super::ViewCtx;
 use crate::export::{Figure, Series, Style};
+use crate::smooth::debiased_ema;
 use ltlab_types::T_BUCKETS;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
-pub(crate) fn losses(lab: &mut Lab, ui: &mut egui::Ui) {
+/// How the loss plots draw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LossSettings {
+    /// β of the debiased EMA of the loss curves.
+    pub smoothing: f64,
+    pub log_y: bool,
+    pub show_raw: bool,
+    /// Steps averaged (ending at the scrubbed step) in the loss-per-t plot.
+    pub t_window: u64,
+    /// Loss terms hidden from the plot.
+    pub hidden_terms: BTreeSet<String>,
+}
+
+impl Default for LossSettings {
+    fn default() -> Self {
+        Self { smoothing: 0.9, log_y: true, show_raw: true, t_window: 200, hidden_terms: BTreeSet::new() }
+    }
+}
+
+/// The two loss plots; returns them for the export menu.
+pub(crate) fn losses(s: &mut LossSettings, ctx: &ViewCtx, ui: &mut egui::Ui) -> [Figure; 2] {
     ui.horizontal(|ui| {
         ui.strong("loss");
-        ui.add(egui::Slider::new(&mut lab.state.smoothing, 0.0..=0.999).text("smoothing"));
-        ui.checkbox(&mut lab.state.log_y, "log10 y");
-        ui.checkbox(&mut lab.state.show_raw, "raw");
-        ui.add(egui::DragValue::new(&mut lab.state.t_window).range(1..=100_000).prefix("loss by t over last ").suffix(" steps"));
+        ui.add(egui::Slider::new(&mut s.smoothing, 0.0..=0.999).text("smoothing"));
+        ui.checkbox(&mut s.log_y, "log10 y");
+        ui.checkbox(&mut s.show_raw, "raw");
+        ui.add(egui::DragValue::new(&mut s.t_window).range(1..=100_000).prefix("loss by t over last ").suffix(" steps"));
     });
     let mut terms: Vec<String> = Vec::new();
-    for r in lab.runs.iter().filter(|r| lab.selected.contains(&r.id)) {
+    for r in ctx.selected_runs() {
         for t in r.loss_terms() {
             if !terms.contains(&t) {
                 terms.push(t);
@@ -25,43 +48,46 @@ pub(crate) fn losses(lab: &mut Lab, ui: &mut egui::Ui) {
     }
     ui.horizontal_wrapped(|ui| {
         for t in &terms {
-            let mut on = !lab.state.hidden_terms.contains(t);
+            let mut on = !s.hidden_terms.contains(t);
             if ui.checkbox(&mut on, t.as_str()).changed() {
-                if on { lab.state.hidden_terms.remove(t) } else { lab.state.hidden_terms.insert(t.clone()) };
+                if on {
+                    s.hidden_terms.remove(t)
+                } else {
+                    s.hidden_terms.insert(t.clone())
+                };
             }
         }
     });
-    let log = lab.state.log_y;
+    let log = s.log_y;
     let y = move |v: f64| if log { v.max(1e-12).log10() } else { v };
-    let scrub = lab.scrub_step() as f64;
     let h = ui.available_height();
     let w = ui.available_width();
-    let curves = curves(lab, &terms, &y, scrub);
-    let by_t = by_t(lab, &y);
+    let curves = curves(s, ctx, &terms, &y);
+    let by_t = by_t(s, ctx, &y);
     ui.horizontal_top(|ui| {
         ui.allocate_ui(egui::vec2(w * 0.68, h), |ui| curves.draw("losses", ui, |p| p, |_| ()));
         ui.allocate_ui(egui::vec2(w * 0.3, h), |ui| by_t.draw("loss-by-t", ui, |p| p, |_| ()));
     });
-    lab.figures.extend([curves, by_t]);
+    [curves, by_t]
 }
 
 /// Every visible term of every selected run: smoothed, and raw (faint) if asked.
-fn curves(lab: &Lab, terms: &[String], y: &dyn Fn(f64) -> f64, scrub: f64) -> Figure {
-    let mut f = Figure::new("loss-curves", "step", if lab.state.log_y { "log10 loss" } else { "loss" });
-    f.marker_x = Some(scrub);
+fn curves(s: &LossSettings, ctx: &ViewCtx, terms: &[String], y: &dyn Fn(f64) -> f64) -> Figure {
+    let mut f = Figure::new("loss-curves", "step", if s.log_y { "log10 loss" } else { "loss" });
+    f.marker_x = Some(ctx.scrub as f64);
     let mut k = 0;
-    for r in lab.runs.iter().filter(|r| lab.selected.contains(&r.id)) {
-        for t in terms.iter().filter(|t| !lab.state.hidden_terms.contains(*t)) {
+    for r in ctx.selected_runs() {
+        for t in terms.iter().filter(|t| !s.hidden_terms.contains(*t)) {
             let (xs, vs) = r.series(t);
             if xs.is_empty() {
                 continue;
             }
             let c = super::colour(k);
             k += 1;
-            if lab.state.show_raw {
+            if s.show_raw {
                 f.series.push(Series::line("", c, xs.iter().zip(&vs).map(|(&x, &v)| [x, y(v)]).collect()).style(Style::Faint));
             }
-            let smooth = debiased_ema(&vs, lab.state.smoothing);
+            let smooth = debiased_ema(&vs, s.smoothing);
             f.series.push(Series::line(format!("{} · {t}", r.name), c, xs.iter().zip(&smooth).map(|(&x, &v)| [x, y(v)]).collect()));
         }
     }
@@ -70,18 +96,20 @@ fn curves(lab: &Lab, terms: &[String], y: &dyn Fn(f64) -> f64, scrub: f64) -> Fi
 
 /// Mean base loss per t-bucket (bucket centres on t/T) at the scrubbed step, one line per run;
 /// the first window of the run dashed behind it, for how far each t has come.
-fn by_t(lab: &Lab, y: &dyn Fn(f64) -> f64) -> Figure {
-    let step = lab.scrub_step();
-    let window = lab.state.t_window.max(1);
+fn by_t(s: &LossSettings, ctx: &ViewCtx, y: &dyn Fn(f64) -> f64) -> Figure {
+    let step = ctx.scrub;
+    let window = s.t_window.max(1);
     let x = |k: usize| (k as f64 + 0.5) / T_BUCKETS as f64;
-    let mut f = Figure::new("loss-by-t", "t / T", if lab.state.log_y { "log10 loss by t" } else { "loss by t" });
+    let mut f = Figure::new("loss-by-t", "t / T", if s.log_y { "log10 loss by t" } else { "loss by t" });
     f.include = vec![[0.0, f64::NAN], [1.0, f64::NAN]];
     let profile = |v: Vec<Option<f64>>| v.iter().enumerate().filter_map(|(b, v)| v.map(|v| [x(b), y(v)])).collect();
-    for (k, r) in lab.runs.iter().filter(|r| lab.selected.contains(&r.id)).enumerate() {
+    for (k, r) in ctx.selected_runs().enumerate() {
         let c = super::colour(k);
         let first = r.records.first().map_or(0, |f| f.step) + window - 1;
         if first < step {
-            f.series.push(Series::line(format!("{} · steps ..{first}", r.name), c.gamma_multiply(0.5), profile(r.loss_by_t_at(first, window))).style(Style::Dashed));
+            f.series.push(
+                Series::line(format!("{} · steps ..{first}", r.name), c.gamma_multiply(0.5), profile(r.loss_by_t_at(first, window))).style(Style::Dashed),
+            );
         }
         f.series.push(Series::line(format!("{} · step {step}", r.name), c, profile(r.loss_by_t_at(step, window))));
     }

@@ -3,76 +3,84 @@
 //! batch size and sampler chosen here; the class→class matrix at one t as a heatmap; and for
 //! runs trained with OC the swaps they actually made up to the scrubbed step.
 
-use crate::lab::{Lab, UiCommand};
-use crate::store::RealisedSwaps;
+use super::{ViewCtx, ViewOutput};
+use crate::command::UiCommand;
 use crate::export::{Figure, Series, Style, Table};
+use crate::store::{JobKind, RealisedSwaps, TransferSettings};
 use ltlab_types::{T_BUCKETS, TransferAnalysis};
 
 const MODES: [&str; 3] = ["t2h", "h2t", "full"];
 const SAMPLERS: [&str; 3] = ["uniform", "balanced", "brs:0.5"];
 
-pub(crate) fn transfer(lab: &mut Lab, ui: &mut egui::Ui) {
-    let step = lab.scrub_step();
-    let Lab { runs, selected, state, jobs, commands, figures, tables, .. } = lab;
-    let s = &mut state.transfer;
-    ui.horizontal_wrapped(|ui| {
-        egui::ComboBox::from_label("gate").selected_text(s.mode.as_str()).show_ui(ui, |ui| {
-            for m in MODES {
-                ui.selectable_value(&mut s.mode, m.to_string(), m);
-            }
+/// No runtime state: the analyses live in the store, the job in the context.
+#[derive(Default)]
+pub(crate) struct TransferView;
+
+impl TransferView {
+    pub fn ui(&mut self, s: &mut TransferSettings, ctx: &ViewCtx, ui: &mut egui::Ui) -> ViewOutput {
+        let mut out = ViewOutput::default();
+        let step = ctx.scrub;
+        ui.horizontal_wrapped(|ui| {
+            egui::ComboBox::from_label("gate").selected_text(s.mode.as_str()).show_ui(ui, |ui| {
+                for m in MODES {
+                    ui.selectable_value(&mut s.mode, m.to_string(), m);
+                }
+            });
+            egui::ComboBox::from_label("batch sampler").selected_text(s.sampler.as_str()).show_ui(ui, |ui| {
+                for m in SAMPLERS {
+                    ui.selectable_value(&mut s.sampler, m.to_string(), m);
+                }
+            });
+            ui.add(egui::DragValue::new(&mut s.batch).range(2..=4096).prefix("batch "));
+            ui.add(egui::DragValue::new(&mut s.matrix_t).range(0..=999).prefix("matrix at t "));
         });
-        egui::ComboBox::from_label("batch sampler").selected_text(s.sampler.as_str()).show_ui(ui, |ui| {
-            for m in SAMPLERS {
-                ui.selectable_value(&mut s.sampler, m.to_string(), m);
-            }
-        });
-        ui.add(egui::DragValue::new(&mut s.batch).range(2..=4096).prefix("batch "));
-        ui.add(egui::DragValue::new(&mut s.matrix_t).range(0..=999).prefix("matrix at t "));
-    });
-    let Some(run) = runs.iter().find(|r| selected.contains(&r.id)) else {
-        ui.label("Select a run on the left: the view uses its training data (and its logged swaps).");
-        return;
-    };
-    ui.label(format!("{} [{}]: training data of this run; P(t) needs no model", run.name, run.methods));
-    let analysis = run.transfers.iter().rev().find(|a| s.matches(a));
-    match jobs.values().find(|j| j.run == run.id && j.kind == crate::store::JobKind::Transfer) {
-        // Short: it runs to its end, no Cancel.
-        Some(j) => super::job_progress(j, 260.0, false, ui, commands),
-        None => {
-            if ui.button(if analysis.is_some() { "Recompute" } else { "Compute P(t)" }).clicked() {
-                commands.push(UiCommand::Transfer { run: run.id, settings: s.clone() });
+        let Some(run) = ctx.selected_runs().next() else {
+            ui.label("Select a run on the left: the view uses its training data (and its logged swaps).");
+            return out;
+        };
+        ui.label(format!("{} [{}]: training data of this run; P(t) needs no model", run.name, run.methods));
+        let analysis = run.transfers.iter().rev().find(|a| s.matches(a));
+        match ctx.job(run.id, JobKind::Transfer) {
+            // Short: it runs to its end, no Cancel.
+            Some(j) => super::job_progress(j, 260.0, false, ui, &mut out.commands),
+            None => {
+                if ui.button(if analysis.is_some() { "Recompute" } else { "Compute P(t)" }).clicked() {
+                    out.commands.push(UiCommand::Transfer { run: run.id, settings: s.clone() });
+                }
             }
         }
+        let realised = run.realised_swaps(step);
+        let names: Vec<String> = run.dataset.as_ref().map(|d| d.class_names.clone()).unwrap_or_default();
+        let h = (ui.available_height() - 8.0).max(240.0);
+        ui.horizontal_top(|ui| {
+            let w = ui.available_width() * 0.55;
+            ui.allocate_ui(egui::vec2(w, h), |ui| {
+                ui.vertical(|ui| out.figures.push(p_of_t(analysis, realised.as_ref(), &names, ui)));
+            });
+            ui.vertical(|ui| {
+                match analysis {
+                    Some(a) => {
+                        ui.strong(format!("class -> class at t = {} (row: anchor class; where its target comes from)", a.matrix_t));
+                        let rows: Vec<Vec<Option<f64>>> =
+                            a.matrix.iter().map(|r| r.as_ref().map_or(vec![None; a.matrix.len()], |r| r.iter().map(|&v| Some(v)).collect())).collect();
+                        heatmap(ui, "predicted", &rows, &names);
+                        out.tables.push(matrix_table(format!("class-matrix-t{}", a.matrix_t), &rows, &names));
+                    }
+                    None => {
+                        ui.label("No P(t) with these settings yet.");
+                    }
+                }
+                if let Some(sw) = &realised {
+                    ui.separator();
+                    ui.strong(format!("swaps made by {} up to step {step} (row: anchor class)", run.name));
+                    let rows = realised_matrix(sw, names.len());
+                    heatmap(ui, "realised", &rows, &names);
+                    out.tables.push(matrix_table(format!("swaps-made-{}", run.name), &rows, &names));
+                }
+            });
+        });
+        out
     }
-    let realised = run.realised_swaps(step);
-    let names: Vec<String> = run.dataset.as_ref().map(|d| d.class_names.clone()).unwrap_or_default();
-    let h = (ui.available_height() - 8.0).max(240.0);
-    ui.horizontal_top(|ui| {
-        let w = ui.available_width() * 0.55;
-        ui.allocate_ui(egui::vec2(w, h), |ui| {
-            ui.vertical(|ui| figures.push(p_of_t(analysis, realised.as_ref(), &names, ui)));
-        });
-        ui.vertical(|ui| {
-            match analysis {
-                Some(a) => {
-                    ui.strong(format!("class -> class at t = {} (row: anchor class; where its target comes from)", a.matrix_t));
-                    let rows: Vec<Vec<Option<f64>>> = a.matrix.iter().map(|r| r.as_ref().map_or(vec![None; a.matrix.len()], |r| r.iter().map(|&v| Some(v)).collect())).collect();
-                    heatmap(ui, "predicted", &rows, &names);
-                    tables.push(matrix_table(format!("class-matrix-t{}", a.matrix_t), &rows, &names));
-                }
-                None => {
-                    ui.label("No P(t) with these settings yet.");
-                }
-            }
-            if let Some(sw) = &realised {
-                ui.separator();
-                ui.strong(format!("swaps made by {} up to step {step} (row: anchor class)", run.name));
-                let rows = realised_matrix(sw, names.len());
-                heatmap(ui, "realised", &rows, &names);
-                tables.push(matrix_table(format!("swaps-made-{}", run.name), &rows, &names));
-            }
-        });
-    });
 }
 
 /// Predicted P(t) (overall thick, per class thin) and, for OC runs, the realised swap rate per
@@ -108,12 +116,16 @@ fn p_of_t(a: Option<&TransferAnalysis>, realised: Option<&RealisedSwaps>, names:
 fn matrix_table(name: String, rows: &[Vec<Option<f64>>], names: &[String]) -> Table {
     let label = |c: usize| names.get(c).map_or(c.to_string(), |n| format!("{c} {n}"));
     let header = std::iter::once("anchor \\ target".to_string()).chain((0..rows.len()).map(label)).collect();
-    let rows = rows.iter().enumerate().map(|(a, r)| std::iter::once(label(a)).chain(r.iter().map(|v| v.map_or("—".into(), |v| format!("{v:.3}")))).collect()).collect();
+    let rows = rows
+        .iter()
+        .enumerate()
+        .map(|(a, r)| std::iter::once(label(a)).chain(r.iter().map(|v| v.map_or("—".into(), |v| format!("{v:.3}")))).collect())
+        .collect();
     Table { name, header, rows }
 }
 
 /// Row-normalised class→class fractions of the realised swaps.
-pub(crate) fn realised_matrix(sw: &RealisedSwaps, classes: usize) -> Vec<Vec<Option<f64>>> {
+fn realised_matrix(sw: &RealisedSwaps, classes: usize) -> Vec<Vec<Option<f64>>> {
     let c = classes.max(sw.pairs.keys().map(|&(a, b)| a.max(b) + 1).max().unwrap_or(0));
     let mut m = vec![vec![0.0f64; c]; c];
     for (&(a, b), &n) in &sw.pairs {
@@ -139,13 +151,13 @@ fn heatmap(ui: &mut egui::Ui, id: &str, m: &[Vec<Option<f64>>], names: &[String]
     let p = ui.painter_at(rect);
     let origin = rect.min + egui::vec2(24.0, 16.0);
     let font = egui::FontId::monospace((cell * 0.5).clamp(8.0, 12.0));
-    for i in 0..c {
+    for (i, row) in m.iter().enumerate() {
         let text = ui.visuals().text_color();
         p.text(egui::pos2(rect.min.x + 12.0, origin.y + (i as f32 + 0.5) * cell), egui::Align2::CENTER_CENTER, i.to_string(), font.clone(), text);
         p.text(egui::pos2(origin.x + (i as f32 + 0.5) * cell, rect.min.y + 8.0), egui::Align2::CENTER_CENTER, i.to_string(), font.clone(), text);
         for j in 0..c {
             let r = egui::Rect::from_min_size(origin + egui::vec2(j as f32 * cell, i as f32 * cell), egui::vec2(cell, cell));
-            p.rect_filled(r.shrink(0.5), 0.0, heat(m[i].get(j).copied().flatten()));
+            p.rect_filled(r.shrink(0.5), 0.0, heat(row.get(j).copied().flatten()));
         }
     }
     if let Some(pos) = resp.hover_pos() {

@@ -1,7 +1,8 @@
-//! The run store as the panels see it: every open run's record, filled from its run directory
-//! and from live engine events, one `Intake` message at a time (drained once per frame).
+//! Every open run's record, filled from its run directory and from live engine events, and the
+//! series the panels derive from it (loss terms, loss by t, the grid or map at a step, swaps made).
 
-use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, StepRecord, TransferAnalysis, T_BUCKETS};
+use super::settings::{LatentSettings, SampleSettings};
+use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, StepRecord, T_BUCKETS, TransferAnalysis};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,7 +15,9 @@ pub enum RunStatus {
     Starting,
     Training,
     Paused,
-    Finished { stopped: bool },
+    Finished {
+        stopped: bool,
+    },
     Failed(String),
 }
 
@@ -71,119 +74,12 @@ pub struct RunData {
     pub view_grids: Vec<ViewGrid>,
 }
 
-/// How the grids panel samples a checkpoint at view time.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct SampleSettings {
-    /// `ddpm` or `ddim`.
-    pub sampler: String,
-    /// DDIM's number of steps.
-    pub ddim_steps: usize,
-    /// Clip x̂₀ to [−1, 1] at every step.
-    pub clip: bool,
-    /// Guidance ω.
-    pub omega: f64,
-    /// Fixed-noise images per class.
-    pub per_class: usize,
-}
-
-impl Default for SampleSettings {
-    fn default() -> Self {
-        // Clipped like the demo presets' grids: a young model's samples stay in range.
-        Self { sampler: "ddim".into(), ddim_steps: 50, clip: true, omega: 0.0, per_class: 8 }
-    }
-}
-
-impl SampleSettings {
-    /// The sampler as the CLI writes it (`ddpm`, `ddim:50`, `ddim:50:clip`).
-    pub fn sampler_spec(&self) -> String {
-        let base = if self.sampler == "ddpm" { "ddpm".to_string() } else { format!("ddim:{}", self.ddim_steps.max(1)) };
-        if self.clip { format!("{base}:clip") } else { base }
-    }
-
-    /// A file name that carries the settings (read back by [`SampleSettings::from_file_name`]).
-    pub fn file_name(&self, step: u64) -> String {
-        format!("grid-step{step}-{}-w{}-n{}.png", self.sampler_spec().replace(':', "_"), self.omega, self.per_class)
-    }
-
-    /// (step, settings) of a name written by [`SampleSettings::file_name`].
-    pub fn from_file_name(name: &str) -> Option<(u64, Self)> {
-        let rest = name.strip_prefix("grid-step")?.strip_suffix(".png")?;
-        let mut parts = rest.split('-');
-        let step = parts.next()?.parse().ok()?;
-        let spec: Vec<&str> = parts.next()?.split('_').collect();
-        let omega = parts.next()?.strip_prefix('w')?.parse().ok()?;
-        let per_class = parts.next()?.strip_prefix('n')?.parse().ok()?;
-        let clip = spec.last() == Some(&"clip");
-        let (sampler, ddim_steps) = match spec.as_slice() {
-            ["ddpm", ..] => ("ddpm", SampleSettings::default().ddim_steps),
-            ["ddim", k, ..] => ("ddim", k.parse().ok()?),
-            _ => return None,
-        };
-        Some((step, Self { sampler: sampler.into(), ddim_steps, clip, omega, per_class }))
-    }
-
-    /// The same grid as an `ltlab sample` command.
-    pub fn cli(&self, run_dir: &str, step: u64) -> String {
-        let out = format!("{}/analysis/{}", run_dir.trim_end_matches('/'), self.file_name(step));
-        format!("ltlab sample --run {run_dir} --step {step} --per-class {} --sampler {} --omega {} --out {out}", self.per_class, self.sampler_spec(), self.omega)
-    }
-
-    /// The label under a grid.
-    pub fn label(&self) -> String {
-        format!("{} · ω {} · {} per class", self.sampler_spec(), self.omega, self.per_class)
-    }
-}
-
-/// A config's training set at a ρ as the controls show it: class counts and the first few
-/// images of each class.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataPreview {
-    pub config: String,
-    pub imbalance: f64,
-    pub dataset: String,
-    pub class_names: Vec<String>,
-    pub counts: Vec<usize>,
-    /// Per class: its first few images, 8-bit, each channels × size × size.
-    pub images: Vec<Vec<u8>>,
-    pub channels: usize,
-    pub size: usize,
-}
-
 /// A grid sampled at view time from the checkpoint `step`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewGrid {
     pub step: u64,
     pub settings: SampleSettings,
     pub image: GridImage,
-}
-
-/// The settings of the transfer view.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct TransferSettings {
-    pub mode: String,
-    pub sampler: String,
-    pub batch: usize,
-    /// t of the class→class matrix.
-    pub matrix_t: usize,
-}
-
-impl Default for TransferSettings {
-    fn default() -> Self {
-        Self { mode: "t2h".into(), sampler: "balanced".into(), batch: 128, matrix_t: 300 }
-    }
-}
-
-impl TransferSettings {
-    /// The settings an analysis was made with.
-    pub fn of(a: &TransferAnalysis) -> Self {
-        Self { mode: a.mode.clone(), sampler: a.sampler.clone(), batch: a.batch, matrix_t: a.matrix_t }
-    }
-
-    pub fn matches(&self, a: &TransferAnalysis) -> bool {
-        a.mode == self.mode && a.sampler == self.sampler && a.batch == self.batch && a.matrix_t == self.matrix_t
-    }
 }
 
 /// The swaps a T2H/H2T/Full run actually made up to a step: per t-bucket (samples, swaps) and
@@ -209,120 +105,6 @@ pub struct EvalSummary {
     pub class_fid: Vec<Option<f64>>,
     /// (split name, FID of the split's pooled samples, mean of its per-class FIDs).
     pub splits: Vec<(String, Option<f64>, Option<f64>)>,
-}
-
-/// Flattens a TOML document to `a.b.c = value` pairs (arrays and values as TOML text).
-pub fn flatten_toml(text: &str) -> BTreeMap<String, String> {
-    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    walk(&key, v, out);
-                }
-            }
-            other => {
-                out.insert(prefix.to_string(), other.to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if let Ok(v) = text.parse::<toml::Table>() {
-        walk("", &toml::Value::Table(v), &mut out);
-    }
-    out
-}
-
-/// The keys whose values differ between the configs (missing counts as different), with
-/// every config's value (`None` where absent).
-pub fn config_diff(configs: &[&str]) -> Vec<(String, Vec<Option<String>>)> {
-    let flat: Vec<BTreeMap<String, String>> = configs.iter().map(|c| flatten_toml(c)).collect();
-    let keys: BTreeSet<&String> = flat.iter().flat_map(|f| f.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| {
-            let vals: Vec<Option<String>> = flat.iter().map(|f| f.get(k).cloned()).collect();
-            (vals.iter().any(|v| v != &vals[0])).then(|| (k.clone(), vals))
-        })
-        .collect()
-}
-
-/// The settings of a latent map (besides run and step).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct LatentSettings {
-    /// `pca`, `tsne` or `umap`.
-    pub method: String,
-    pub t: usize,
-    pub per_class: usize,
-    pub k: usize,
-    pub conditional: bool,
-}
-
-impl Default for LatentSettings {
-    fn default() -> Self {
-        Self { method: "umap".into(), t: 100, per_class: 100, k: 10, conditional: true }
-    }
-}
-
-impl LatentSettings {
-    /// The settings a map was made with.
-    pub fn of(m: &LatentMap) -> Self {
-        Self { method: m.method.clone(), t: m.t, per_class: m.per_class, k: m.entanglement.k, conditional: m.conditional }
-    }
-
-    /// The same map as an `ltlab analyze latents` command.
-    pub fn cli(&self, run_dir: &str, step: u64) -> String {
-        let uncond = if self.conditional { "" } else { " --uncond" };
-        format!("ltlab analyze latents --run {run_dir} --step {step} --method {} --t {} --per-class {} --k {}{uncond}", self.method, self.t, self.per_class, self.k)
-    }
-
-    pub fn matches(&self, m: &LatentMap) -> bool {
-        m.method == self.method && m.t == self.t && m.conditional == self.conditional && m.entanglement.k == self.k && m.per_class == self.per_class
-    }
-}
-
-/// A background job of the host (latent map, entanglement sweep) as the lab shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobView {
-    pub id: u64,
-    pub run: RunId,
-    pub label: String,
-    pub progress: f32,
-    /// The layout so far with its labels (n × 2), for a live preview.
-    pub preview: Option<(Vec<usize>, Vec<f32>)>,
-    pub kind: JobKind,
-}
-
-/// What a job computes (each panel shows its own kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    Latent,
-    Transfer,
-    Sample,
-}
-
-/// What the host feeds the lab.
-#[derive(Debug, Clone)]
-pub enum Intake {
-    /// A run read from its directory (or just created).
-    Opened(RunData),
-    Engine(RunId, Event),
-    /// A sample grid decoded from the PNG the engine wrote.
-    Grid(RunId, u64, GridImage),
-    Latent(RunId, LatentMap),
-    /// A grid sampled at view time.
-    ViewGrid(RunId, ViewGrid),
-    /// The new run's dataset, for the controls.
-    DataPreview(DataPreview),
-    /// An export was written to this path.
-    Exported(String),
-    Transfer(RunId, TransferAnalysis),
-    Entanglement(RunId, usize, bool, Vec<Entanglement>),
-    /// A job started or moved on.
-    Job(JobView),
-    /// A job ended (its result, if any, arrives as its own message).
-    JobEnded(u64),
-    Error(String),
 }
 
 impl RunData {
@@ -415,7 +197,7 @@ impl RunData {
     /// The base loss per t-bucket over the `window` steps ending at `step`: the mean of the
     /// steps' bucket means (steps whose batch had no t in a bucket are left out of it).
     pub fn loss_by_t_at(&self, step: u64, window: u64) -> Vec<Option<f64>> {
-        let mut sum = vec![0.0; T_BUCKETS];
+        let mut sum = [0.0; T_BUCKETS];
         let mut n = vec![0u32; T_BUCKETS];
         for r in self.records.iter().filter(|r| r.step <= step && r.step + window > step) {
             for (k, v) in r.loss_by_t.iter().enumerate().take(T_BUCKETS) {
@@ -497,7 +279,7 @@ impl RunData {
 mod tests {
     use super::*;
 
-    pub(crate) fn record(step: u64, mse: f64) -> StepRecord {
+    fn record(step: u64, mse: f64) -> StepRecord {
         StepRecord {
             step,
             losses: [("mse".to_string(), mse), ("total".to_string(), mse), ("coral".to_string(), 0.01)].into_iter().collect(),
@@ -556,36 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn config_diff_shows_only_differing_keys() {
-        let a = "name = \"a\"\nsteps = 100\n[model]\nbase = 32\nmults = [1, 2]\n[methods]\ncoral = 0.1\n";
-        let b = "name = \"b\"\nsteps = 100\n[model]\nbase = 32\nmults = [1, 2, 2]\n";
-        let d = config_diff(&[a, b]);
-        let keys: Vec<&str> = d.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["methods.coral", "model.mults", "name"]);
-        assert_eq!(d[0].1, vec![Some("0.1".to_string()), None]);
-        assert_eq!(d[1].1, vec![Some("[1, 2]".to_string()), Some("[1, 2, 2]".to_string())]);
-        // Identical configs differ nowhere; three runs differ where any one does.
-        assert!(config_diff(&[a, a]).is_empty());
-        assert_eq!(config_diff(&[a, a, b]).len(), 3);
-    }
-
-    #[test]
-    fn sample_settings_name_their_file_and_read_it_back() {
-        let s = SampleSettings { sampler: "ddim".into(), ddim_steps: 20, clip: true, omega: 1.5, per_class: 4 };
-        assert_eq!(s.sampler_spec(), "ddim:20:clip");
-        assert_eq!(s.file_name(500), "grid-step500-ddim_20_clip-w1.5-n4.png");
-        assert_eq!(SampleSettings::from_file_name(&s.file_name(500)), Some((500, s)));
-        let d = SampleSettings { sampler: "ddpm".into(), clip: false, ..Default::default() };
-        assert_eq!(d.sampler_spec(), "ddpm");
-        assert_eq!(SampleSettings::from_file_name(&d.file_name(7)), Some((7, d)));
-        assert_eq!(SampleSettings::from_file_name("step-500.png"), None);
-        assert_eq!(
-            SampleSettings { sampler: "ddim".into(), ddim_steps: 20, clip: true, omega: 1.5, per_class: 4 }.cli("runs/a/", 500),
-            "ltlab sample --run runs/a/ --step 500 --per-class 4 --sampler ddim:20:clip --omega 1.5 --out runs/a/analysis/grid-step500-ddim_20_clip-w1.5-n4.png"
-        );
-        let l = LatentSettings { conditional: false, ..Default::default() };
-        assert_eq!(l.cli("runs/a", 250), "ltlab analyze latents --run runs/a --step 250 --method umap --t 100 --per-class 100 --k 10 --uncond");
-        assert_eq!(SampleSettings::from_file_name("grid-step5-euler_3-w0-n4.png"), None);
+    fn view_grids_are_found_by_checkpoint_and_settings() {
         // The grid shown is the one at the scrubbed checkpoint with exactly these settings.
         let mut r = RunData::new(RunId(1), "a", "/tmp/a");
         r.checkpoints.extend([100, 200]);
