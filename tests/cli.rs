@@ -113,7 +113,10 @@ fn bad_input_gives_clear_errors() {
     img.extend([0u8; 4]);
     std::fs::write(idx.path().join("train-images-idx3-ubyte"), &img).unwrap();
     std::fs::write(idx.path().join("train-labels-idx1-ubyte"), [0, 0, 8, 1, 0, 0, 0, 1, 0]).unwrap();
-    assert_fails(&["data", "summary", "--dataset", "fashion-mnist", "--root", idx.path().to_str().unwrap()], &["train-images-idx3-ubyte", "magic 0x00000801", "0x00000803"]);
+    assert_fails(
+        &["data", "summary", "--dataset", "fashion-mnist", "--root", idx.path().to_str().unwrap()],
+        &["train-images-idx3-ubyte", "magic 0x00000801", "0x00000803"],
+    );
     // Missing root.
     assert_fails(&["data", "summary", "--dataset", "cifar10", "--root", "/nonexistent/cifar"], &["/nonexistent/cifar", "does not exist"]);
     assert_fails(&["data", "summary", "--dataset", "cifar10"], &["--root"]);
@@ -145,7 +148,8 @@ fn bad_input_gives_clear_errors() {
     assert_fails(&["train", "--backend", "tpu"], &["unknown backend `tpu`"]);
     // A config file with a typo names the file and the key.
     let cfg = dir.path().join("bad.toml");
-    std::fs::write(&cfg, "name = 'x'\nsteps = 1\nbatch = 2\nbatchsize = 3\n[data]\ndataset = 'synthetic'\nimbalance = 0.1\n[model]\npreset = 'tiny'\n").unwrap();
+    std::fs::write(&cfg, "name = 'x'\nsteps = 1\nbatch = 2\nbatchsize = 3\n[data]\ndataset = 'synthetic'\nimbalance = 0.1\n[model]\npreset = 'tiny'\n")
+        .unwrap();
     assert_fails(&["train", "--config", cfg.to_str().unwrap()], &["bad.toml", "batchsize"]);
     // Resume of something that is not a run.
     assert_fails(&["train", "--resume", root], &["not a run directory"]);
@@ -154,10 +158,31 @@ fn bad_input_gives_clear_errors() {
 /// A tiny, fast run on 8×8 synthetic images (small preset: dropout on).
 fn tiny_run_args<'a>(out: &'a str, steps: &'a str, checkpoint_every: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
-        "train", "--config", "demo-synthetic", "--preset", "small", "--image-size", "8", "--batch", "4", "--steps", steps,
-        "--checkpoint-every", checkpoint_every, "--sample-every", "0", "--grid-per-class", "1", "--grid-sampler", "ddim:10:clip",
+        "train",
+        "--config",
+        "demo-synthetic",
+        "--preset",
+        "small",
+        "--image-size",
+        "8",
+        "--batch",
+        "4",
+        "--steps",
+        steps,
+        "--checkpoint-every",
+        checkpoint_every,
+        "--sample-every",
+        "0",
+        "--grid-per-class",
+        "1",
+        "--grid-sampler",
+        "ddim:10:clip",
         // Only the checkpoints asked for here: no early marks of the demo preset.
-        "--set", "log.early_marks=[]", "--out", out, "--json",
+        "--set",
+        "log.early_marks=[]",
+        "--out",
+        out,
+        "--json",
     ];
     a.extend_from_slice(extra);
     a
@@ -179,12 +204,7 @@ fn killed_run_resumes_with_identical_losses() {
 
     // Same run, killed right after its checkpoint at step 3 was announced.
     let part = tmp.path().join("part");
-    let mut child = ltlab()
-        .args(tiny_run_args(part.to_str().unwrap(), "10", "3", &[]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ltlab().args(tiny_run_args(part.to_str().unwrap(), "10", "3", &[])).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     for line in BufReader::new(stdout).lines() {
         if line.unwrap().contains("\"CheckpointSaved\":{\"step\":3") {
@@ -216,7 +236,21 @@ fn killed_run_resumes_with_identical_losses() {
     assert_eq!(metrics(&part).len(), 12);
     let png = tmp.path().join("s.png");
     for sampler in ["ddim:5", "ddim:3:ref"] {
-        let o = run(&["sample", "--run", part.to_str().unwrap(), "--step", "9", "--per-class", "2", "--sampler", sampler, "--omega", "1.5", "--out", png.to_str().unwrap()]);
+        let o = run(&[
+            "sample",
+            "--run",
+            part.to_str().unwrap(),
+            "--step",
+            "9",
+            "--per-class",
+            "2",
+            "--sampler",
+            sampler,
+            "--omega",
+            "1.5",
+            "--out",
+            png.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let img = image::open(&png).unwrap();
         assert_eq!(img.height() as usize, 10 * 9 + 1);
@@ -261,7 +295,8 @@ fn method_stack_run_then_class_analysis() {
     // The latent map headless: JSON, CSV and PNG, with the entanglement kept in the run.
     let stem = tmp.path().join("map");
     for method in ["pca", "umap", "tsne"] {
-        let o = run(&["analyze", "latents", "--run", out.to_str().unwrap(), "--method", method, "--per-class", "3", "--k", "2", "--out", stem.to_str().unwrap()]);
+        let o =
+            run(&["analyze", "latents", "--run", out.to_str().unwrap(), "--method", method, "--per-class", "3", "--k", "2", "--out", stem.to_str().unwrap()]);
         assert!(o.status.success(), "{method}: {}", stderr(&o));
         let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stem.with_extension("json")).unwrap()).unwrap();
         assert_eq!((map["method"].as_str(), map["labels"].as_array().unwrap().len(), map["xy"].as_array().unwrap().len()), (Some(method), 30, 60));
@@ -277,7 +312,8 @@ fn method_stack_run_then_class_analysis() {
     assert_fails(&["analyze", "latents", "--run", out.to_str().unwrap(), "--step", "7"], &["step", "7"]);
     // A θ^g-only grid (the CM ablation) samples too.
     let png = tmp.path().join("base.png");
-    let o = run(&["sample", "--run", out.to_str().unwrap(), "--per-class", "1", "--sampler", "ddim:5", "--weights", "ema-base", "--out", png.to_str().unwrap()]);
+    let o =
+        run(&["sample", "--run", out.to_str().unwrap(), "--per-class", "1", "--sampler", "ddim:5", "--weights", "ema-base", "--out", png.to_str().unwrap()]);
     assert!(o.status.success() && png.is_file(), "{}", stderr(&o));
     assert_fails(&["train", "--config", "demo-synthetic", "--method", "dpo"], &["--method", "dpo", "cbdm"]);
     assert_fails(&["train", "--config", "demo-synthetic", "--set", "methods.cm.lamda=2"], &["lamda"]);
@@ -286,8 +322,27 @@ fn method_stack_run_then_class_analysis() {
 #[test]
 fn transfer_curve_csv_and_matrix() {
     let o = run(&[
-        "analyze", "transfer", "--dataset", "synthetic", "--image-size", "8", "--imbalance", "0.1", "--mode", "t2h",
-        "--sampler", "balanced", "--batch", "16", "--batches", "2", "--t-step", "250", "--matrix-at", "900", "--csv",
+        "analyze",
+        "transfer",
+        "--dataset",
+        "synthetic",
+        "--image-size",
+        "8",
+        "--imbalance",
+        "0.1",
+        "--mode",
+        "t2h",
+        "--sampler",
+        "balanced",
+        "--batch",
+        "16",
+        "--batches",
+        "2",
+        "--t-step",
+        "250",
+        "--matrix-at",
+        "900",
+        "--csv",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
@@ -313,9 +368,8 @@ fn bench_train_reports_the_network_work_it_did() {
 
 #[test]
 fn bench_methods_reports_a_ratio_per_method() {
-    let v = json(&run(&[
-        "bench", "methods", "--preset", "tiny", "--image-size", "8", "--batch", "4", "--rounds", "1", "--steps", "1", "--warmup", "0", "--json",
-    ]));
+    let v =
+        json(&run(&["bench", "methods", "--preset", "tiny", "--image-size", "8", "--batch", "4", "--rounds", "1", "--steps", "1", "--warmup", "0", "--json"]));
     let rows = v["methods"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
     // DDPM, then every registered method under its first name.
@@ -397,8 +451,21 @@ fn eval_scores_a_run_per_class_with_borrowing_and_agrees_with_its_feature_files(
 
     let dump = tmp.path().join("dump");
     let args = [
-        "eval", "--run", run_dir, "--samples", "20", "--sampler", "ddim:3", "--per-class", "--kid-subsets", "5", "--prd-runs", "1",
-        "--dump-features", dump.to_str().unwrap(), "--json",
+        "eval",
+        "--run",
+        run_dir,
+        "--samples",
+        "20",
+        "--sampler",
+        "ddim:3",
+        "--per-class",
+        "--kid-subsets",
+        "5",
+        "--prd-runs",
+        "1",
+        "--dump-features",
+        dump.to_str().unwrap(),
+        "--json",
     ];
     let v = json(&with_cache(&args));
     assert!(v["features"].as_str().unwrap().starts_with("domain ("), "{}", v["features"]);
@@ -419,13 +486,38 @@ fn eval_scores_a_run_per_class_with_borrowing_and_agrees_with_its_feature_files(
     assert!(v2["context"]["reference_cache"].as_str().unwrap().ends_with("(read)"));
     assert_eq!(v2["overall"]["fid"], v["overall"]["fid"]);
     // Metrics over training: one report per checkpoint.
-    let all = json(&with_cache(&["eval", "--run", run_dir, "--all-checkpoints", "--samples", "20", "--sampler", "ddim:3", "--kid-subsets", "3", "--prd-runs", "1", "--json"]));
+    let all = json(&with_cache(&[
+        "eval",
+        "--run",
+        run_dir,
+        "--all-checkpoints",
+        "--samples",
+        "20",
+        "--sampler",
+        "ddim:3",
+        "--kid-subsets",
+        "3",
+        "--prd-runs",
+        "1",
+        "--json",
+    ]));
     let steps: Vec<u64> = all.as_array().unwrap().iter().map(|r| r["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, [1, 2]);
 
     // The dumped features through the feature-file mode give the same FID.
     let (real, fake) = (dump.join("real.npy"), dump.join("fake.npy"));
-    let f = json(&run(&["eval", "--real-features", real.to_str().unwrap(), "--fake-features", fake.to_str().unwrap(), "--kid-subsets", "5", "--prd-runs", "1", "--json"]));
+    let f = json(&run(&[
+        "eval",
+        "--real-features",
+        real.to_str().unwrap(),
+        "--fake-features",
+        fake.to_str().unwrap(),
+        "--kid-subsets",
+        "5",
+        "--prd-runs",
+        "1",
+        "--json",
+    ]));
     let (a, b) = (f["overall"]["fid"].as_f64().unwrap(), v["overall"]["fid"].as_f64().unwrap());
     assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
     // Mismatched dimensions and bad files are refused by name.

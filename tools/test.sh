@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): installs what the UI tests need (Mesa's lavapipe
-# Vulkan driver for egui_kittest snapshots, Xvfb + ImageMagick for the window smoke test), runs
-# every test on the CPU backend, type-checks the GPU backends (no GPU or CUDA toolkit needed) and
+# Vulkan driver for egui_kittest snapshots, Xvfb + ImageMagick for the window smoke test), checks
+# formatting, runs every test on the CPU backend, clippy with warnings as errors, the binary's
+# module graph, type-checks the GPU backends (no GPU or CUDA toolkit needed) and
 # the panels for wasm32, opens the real lab window under Xvfb, then prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# House habits first: a formatted tree (rustfmt.toml) and no clippy warnings.
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+cargo fmt --all --check
 # Snapshots are made on lavapipe's Vulkan; the GL fallback differs by a few pixels.
 export WGPU_BACKEND=vulkan
 log=$(mktemp)
@@ -29,6 +33,7 @@ if [ "$status" -ne 0 ]; then
   echo "tests: $passed passed, $failed failed"
   exit "$status"
 fi
+cargo clippy --workspace --all-targets --locked -- -D warnings
 bash tools/module_deps.sh >/dev/null
 cargo check -p ltlab --locked --features wgpu,cuda
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown

@@ -2,14 +2,14 @@
 //! engine threads (one per live run). Engine events are drained once per frame; nothing here
 //! waits on training.
 
-use ltlab_engine::train::config::BUILTIN_PRESETS;
-use ltlab_engine::train::engine::{self, EngineHandle};
-use ltlab_types::{Command, Event};
 use crate::host::jobs::Jobs;
 use crate::host::launch::{method_params, train_config};
 use crate::host::runs::decode_grid;
-use ltlab_ui::{ExportData, Intake, Lab, LabState, RunData, RunId, UiCommand};
 use eframe::egui;
+use ltlab_engine::train::config::BUILTIN_PRESETS;
+use ltlab_engine::train::engine::{self, EngineHandle};
+use ltlab_types::{Command, Event};
+use ltlab_ui::{ExportData, Intake, Lab, LabState, RunData, RunId, UiCommand};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,8 @@ fn write_export(path: &Path, data: ExportData) -> anyhow::Result<()> {
     let bytes = match data {
         ExportData::Text(t) => t.into_bytes(),
         ExportData::Image { width, height, rgba } => {
-            let img = image::RgbaImage::from_raw(width as u32, height as u32, rgba).ok_or_else(|| anyhow::anyhow!("image of {width} × {height} has the wrong number of pixels"))?;
+            let img = image::RgbaImage::from_raw(width as u32, height as u32, rgba)
+                .ok_or_else(|| anyhow::anyhow!("image of {width} × {height} has the wrong number of pixels"))?;
             let mut bytes = Vec::new();
             img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
             bytes
@@ -35,15 +36,17 @@ fn write_export(path: &Path, data: ExportData) -> anyhow::Result<()> {
     Ok(ltlab_engine::error::write_atomic(path, &bytes)?)
 }
 
-
-
 impl LabApp {
     pub fn new(state: LabState, runs_root: PathBuf) -> Self {
         let configs = BUILTIN_PRESETS.iter().map(|(n, _)| n.to_string()).collect();
         let reopen = state.open_runs.clone();
         let mut lab = Lab::new(LabState { open_runs: Vec::new(), ..state }, configs);
         lab.method_params = method_params();
-        lab.backends = ["flex", "wgpu", "cuda"].iter().filter(|b| ltlab_engine::backend::BackendKind::parse(b).is_ok_and(|k| k.compiled())).map(|b| b.to_string()).collect();
+        lab.backends = ["flex", "wgpu", "cuda"]
+            .iter()
+            .filter(|b| ltlab_engine::backend::BackendKind::parse(b).is_ok_and(|k| k.compiled()))
+            .map(|b| b.to_string())
+            .collect();
         let mut app = Self { lab, engines: HashMap::new(), jobs: Jobs::default(), next_id: 1, runs_root };
         for dir in reopen {
             app.open(&dir);
@@ -215,10 +218,8 @@ pub struct LabArgs {
 /// Opens the lab window; runs started from it go under `--runs`.
 pub fn run(args: LabArgs) -> anyhow::Result<()> {
     let LabArgs { runs: runs_root, settings: persistence, start } = args;
-    let mut options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_title("ltlab").with_inner_size([1400.0, 900.0]),
-        ..Default::default()
-    };
+    let mut options =
+        eframe::NativeOptions { viewport: egui::ViewportBuilder::default().with_title("ltlab").with_inner_size([1400.0, 900.0]), ..Default::default() };
     if let Some(p) = persistence {
         options.persistence_path = Some(p);
     }

@@ -55,10 +55,7 @@ pub trait WithBackend {
 
 #[cfg(not(all(feature = "wgpu", feature = "cuda")))]
 fn not_built(feature: &str) -> Error {
-    Error::option(
-        "backend",
-        format!("this binary was built without the `{feature}` feature; rebuild with `cargo build --release --features {feature}`"),
-    )
+    Error::option("backend", format!("this binary was built without the `{feature}` feature; rebuild with `cargo build --release --features {feature}`"))
 }
 
 /// CubeCL panics on a background thread when the driver is missing; say so clearly instead.

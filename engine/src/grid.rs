@@ -36,8 +36,7 @@ pub fn write_png(path: &std::path::Path, images: &[f32], channels: usize, size: 
         }
     }
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::data(path, format!("PNG encoding failed: {e}")))?;
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::data(path, format!("PNG encoding failed: {e}")))?;
     write_atomic(path, &bytes)
 }
 

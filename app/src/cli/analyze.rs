@@ -1,21 +1,21 @@
 use super::DataArgs;
+use crate::host::latents::{compute_latent_map, entanglement_sweep};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use ltlab_engine::analysis::classes::{class_report, splits};
-use crate::host::latents::{compute_latent_map, entanglement_sweep};
 use ltlab_engine::analysis::embed::EmbedMethod;
 use ltlab_engine::analysis::latents::LatentSetup;
-use ltlab_engine::error::write_atomic;
-use ltlab_types::{LatentMap, class_colour};
+use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::backend::{WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
-use ltlab_engine::train::run_dir::RunDir;
-use std::path::PathBuf;
-use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::data::sampler::BatchSampler;
 use ltlab_engine::diffusion::Schedule;
+use ltlab_engine::error::write_atomic;
 use ltlab_engine::methods::oc::{Gate, OcMode};
+use ltlab_engine::train::run_dir::RunDir;
+use ltlab_types::{LatentMap, class_colour};
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
 pub enum AnalyzeCommand {
@@ -106,7 +106,15 @@ impl WithBackend for LatentsJob {
         png.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
         write_atomic(&with_ext("png"), &bytes)?;
         let e = &map.entanglement;
-        println!("{} step {step}: {} of {} points ({} per class) at t = {}, {}", a.run.display(), method.name(), map.labels.len(), a.per_class, a.t, if setup.conditional { "conditional" } else { "unconditional" });
+        println!(
+            "{} step {step}: {} of {} points ({} per class) at t = {}, {}",
+            a.run.display(),
+            method.name(),
+            map.labels.len(),
+            a.per_class,
+            a.t,
+            if setup.conditional { "conditional" } else { "unconditional" }
+        );
         let w = map.class_names.iter().map(|n| n.chars().count()).max().unwrap_or(4).max(4);
         println!("{:<5} {:<w$} {:>6} {:>8} {:>11}", "class", "name", "train", "purity", "silhouette");
         for (c, name) in map.class_names.iter().enumerate() {
@@ -190,13 +198,20 @@ impl WithBackend for ClassesJob {
         let real = trainer.cfg.data.load_balanced()?;
         let counts = trainer.data.counts();
         let model = trainer.ema.clone().merge_experts();
-        let r = class_report(&model, &trainer.schedule, &real, &counts, a.per_class, a.t, a.k, 7, &device);
+        let setup = LatentSetup { per_class: a.per_class, t: a.t, k: a.k, conditional: true, seed: 7 };
+        let r = class_report(&model, &trainer.schedule, &real, &counts, &setup, &device);
         if a.json {
             let v = serde_json::json!({ "run": a.run, "step": step, "methods": trainer.cfg.methods.label(), "report": r });
             println!("{}", serde_json::to_string_pretty(&v)?);
             return Ok(());
         }
-        println!("{} (step {step}, {}): loss over t ~ U, k-NN purity (k = {}) of the bottleneck at t = {}", a.run.display(), trainer.cfg.methods.label(), r.k, r.t_purity);
+        println!(
+            "{} (step {step}, {}): loss over t ~ U, k-NN purity (k = {}) of the bottleneck at t = {}",
+            a.run.display(),
+            trainer.cfg.methods.label(),
+            r.k,
+            r.t_purity
+        );
         println!("{:<5} {:<14} {:>6} {:>8} {:>12} {:>14}", "class", "name", "train", "loss", "purity cond", "purity uncond");
         for row in &r.rows {
             println!("{:<5} {:<14} {:>6} {:>8.5} {:>12.3} {:>14.3}", row.class, row.name, row.train_count, row.loss, row.purity_cond, row.purity_uncond);

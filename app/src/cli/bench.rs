@@ -1,12 +1,12 @@
-use std::path::PathBuf;
 use clap::Subcommand;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
+use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::data::{DataConfig, DatasetKind};
 use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::model::Preset;
 use ltlab_engine::train::config::{DiffusionConfig, LogConfig, ModelConfig};
 use ltlab_engine::train::{TrainConfig, Trainer};
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Subcommand, Debug)]
@@ -122,7 +122,6 @@ pub enum BenchCommand {
     },
 }
 
-
 /// The per-step cost a registered method is held to (ratio to DDPM); none for stacks.
 fn cost_target(name: &str) -> Option<f64> {
     REGISTRY.iter().find(|e| e.names.contains(&name)).and_then(|e| e.cost_target)
@@ -187,19 +186,34 @@ impl WithBackend for MethodsBench {
             })
             .collect();
         if self.json {
-            println!("{}", serde_json::json!({
-                "bench": "methods", "preset": c.model.preset.name(), "batch": c.batch, "image_size": c.data.image_size,
-                "backend": c.backend.name(), "device": device_name, "steps_per_method": steps,
-                "forward_flops_per_image": {"trunk": ddpm_flops.trunk, "up_path": ddpm_flops.up_path}, "methods": rows,
-            }));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "methods", "preset": c.model.preset.name(), "batch": c.batch, "image_size": c.data.image_size,
+                    "backend": c.backend.name(), "device": device_name, "steps_per_method": steps,
+                    "forward_flops_per_image": {"trunk": ddpm_flops.trunk, "up_path": ddpm_flops.up_path}, "methods": rows,
+                })
+            );
         } else {
-            println!("bench methods: preset {}, batch {}, {}×{}, {} on {device_name}, {steps} timed steps each",
-                c.model.preset.name(), c.batch, c.data.image_size.unwrap_or(0), c.data.image_size.unwrap_or(0), c.backend.name());
+            println!(
+                "bench methods: preset {}, batch {}, {}×{}, {} on {device_name}, {steps} timed steps each",
+                c.model.preset.name(),
+                c.batch,
+                c.data.image_size.unwrap_or(0),
+                c.data.image_size.unwrap_or(0),
+                c.backend.name()
+            );
             println!("{:<10} {:>10} {:>8} {:>8} {:>8}", "method", "s/step", "ratio", "FLOPs", "target");
             for r in &rows {
                 let target = r["target"].as_f64().map_or("".into(), |t| format!("≤ {t}"));
-                println!("{:<10} {:>10.4} {:>8.3} {:>8.3} {:>8}", r["method"].as_str().unwrap(), r["seconds_per_step"].as_f64().unwrap(),
-                    r["ratio_to_ddpm"].as_f64().unwrap(), r["flops_ratio_to_ddpm"].as_f64().unwrap(), target);
+                println!(
+                    "{:<10} {:>10.4} {:>8.3} {:>8.3} {:>8}",
+                    r["method"].as_str().unwrap(),
+                    r["seconds_per_step"].as_f64().unwrap(),
+                    r["ratio_to_ddpm"].as_f64().unwrap(),
+                    r["flops_ratio_to_ddpm"].as_f64().unwrap(),
+                    target
+                );
             }
             println!("ratio: time per step / DDPM's. FLOPs: network work per step / DDPM's (a backward counted as two forwards),");
             println!("the ratio a compute-bound backend cannot go below; a backend with idle capacity at this batch can.");
@@ -240,17 +254,31 @@ impl WithBackend for TrainBench {
         let gflops_per_s = ips * 3.0 * t.model.forward_flops(t.data.size).total() / 1e9;
         let c = &self.config;
         if self.json {
-            println!("{}", serde_json::json!({
-                "bench": "train", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
-                "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
-                "steps": c.steps, "warmup": self.warmup, "seconds": secs,
-                "seconds_per_step": secs / steps, "images_per_s": ips, "network_gflops_per_s": gflops_per_s,
-            }));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "train", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
+                    "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
+                    "steps": c.steps, "warmup": self.warmup, "seconds": secs,
+                    "seconds_per_step": secs / steps, "images_per_s": ips, "network_gflops_per_s": gflops_per_s,
+                })
+            );
         } else {
-            println!("bench train: preset {} ({} parameters), batch {}, {}×{}, {} on {device_name}",
-                c.model.preset.name(), t.parameters(), c.batch, t.data.size, t.data.size, c.backend.name());
-            println!("{:.4} s/step over {} steps ({} warm-up excluded): {ips:.1} images/s, {gflops_per_s:.1} GFLOP/s of network work",
-                secs / steps, c.steps, self.warmup);
+            println!(
+                "bench train: preset {} ({} parameters), batch {}, {}×{}, {} on {device_name}",
+                c.model.preset.name(),
+                t.parameters(),
+                c.batch,
+                t.data.size,
+                t.data.size,
+                c.backend.name()
+            );
+            println!(
+                "{:.4} s/step over {} steps ({} warm-up excluded): {ips:.1} images/s, {gflops_per_s:.1} GFLOP/s of network work",
+                secs / steps,
+                c.steps,
+                self.warmup
+            );
         }
         Ok(())
     }
@@ -357,7 +385,7 @@ impl WithBackend for EvalBench {
         use ltlab_engine::eval::features::{Extractor, Images};
         use ltlab_engine::eval::inception::FidInception;
         use ltlab_engine::eval::metrics::Features;
-        use ltlab_engine::eval::report::{ClassInfo, LabelledSet, MetricOptions, evaluate};
+        use ltlab_engine::eval::report::{ClassInfo, FakeLogits, LabelledSet, MetricOptions, evaluate};
         use ltlab_engine::rng::{self, Stream};
         type I<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -370,14 +398,16 @@ impl WithBackend for EvalBench {
             Features::new(self.samples, self.dim, data)
         };
         let (real, fake) = (cloud(2, 1.0, 0.0)?, cloud(3, 1.2, 0.1)?);
-        let info = ClassInfo { names: (0..self.classes).map(|c| format!("class {c}")).collect(), train_counts: Some((0..self.classes).map(|c| 1000 >> c.min(9)).collect()), resembles: Vec::new() };
+        let info = ClassInfo {
+            names: (0..self.classes).map(|c| format!("class {c}")).collect(),
+            train_counts: Some((0..self.classes).map(|c| 1000 >> c.min(9)).collect()),
+            resembles: Vec::new(),
+        };
         let clock = Instant::now();
         let report = evaluate(
             &LabelledSet { features: &real, labels: Some(&labels) },
             &LabelledSet { features: &fake, labels: Some(&labels) },
-            &[],
-            0,
-            false,
+            &FakeLogits::NONE,
             &info,
             true,
             "bench",
@@ -391,8 +421,16 @@ impl WithBackend for EvalBench {
         } else {
             let net = DomainNetConfig::new(channels, self.classes).init(&device);
             let info = DomainInfo {
-                dataset: "bench".into(), fingerprint: String::new(), class_names: info.names.clone(), channels, size, width: 32, epochs: 0,
-                train_images: 0, val_accuracy: 0.0, val_accuracy_per_class: Vec::new(),
+                dataset: "bench".into(),
+                fingerprint: String::new(),
+                class_names: info.names.clone(),
+                channels,
+                size,
+                width: 32,
+                epochs: 0,
+                train_images: 0,
+                val_accuracy: 0.0,
+                val_accuracy_per_class: Vec::new(),
             };
             Extractor::Domain { domain: Domain { net, info }, file: "random weights".into() }
         };
@@ -405,19 +443,32 @@ impl WithBackend for EvalBench {
         let feature_secs = clock.elapsed().as_secs_f64();
         let per_image = feature_secs / self.images as f64;
         if self.json {
-            println!("{}", serde_json::json!({
-                "bench": "eval", "samples": self.samples, "dim": self.dim, "classes": self.classes, "device": device_name,
-                "metrics_seconds": report.seconds, "metrics_total": metrics_total,
-                "network": self.network, "images": self.images, "image_size": size, "channels": channels, "batch": self.batch,
-                "feature_seconds": feature_secs, "feature_seconds_per_image": per_image,
-            }));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "eval", "samples": self.samples, "dim": self.dim, "classes": self.classes, "device": device_name,
+                    "metrics_seconds": report.seconds, "metrics_total": metrics_total,
+                    "network": self.network, "images": self.images, "image_size": size, "channels": channels, "batch": self.batch,
+                    "feature_seconds": feature_secs, "feature_seconds_per_image": per_image,
+                })
+            );
         } else {
-            println!("bench eval on {device_name}: {} real + {} generated vectors of dimension {}, {} classes", self.samples, self.samples, self.dim, self.classes);
+            println!(
+                "bench eval on {device_name}: {} real + {} generated vectors of dimension {}, {} classes",
+                self.samples, self.samples, self.dim, self.classes
+            );
             for (k, v) in &report.seconds {
                 println!("  {k:<18} {v:>8.2} s");
             }
             println!("  {:<18} {metrics_total:>8.2} s", "metrics total");
-            println!("{} network, {} images of {channels}×{size}×{size}, batch {}: {feature_secs:.2} s ({:.1} images/s; {:.0} s per 10k)", self.network, self.images, self.batch, 1.0 / per_image, per_image * 1e4);
+            println!(
+                "{} network, {} images of {channels}×{size}×{size}, batch {}: {feature_secs:.2} s ({:.1} images/s; {:.0} s per 10k)",
+                self.network,
+                self.images,
+                self.batch,
+                1.0 / per_image,
+                per_image * 1e4
+            );
         }
         Ok(())
     }

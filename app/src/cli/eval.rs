@@ -9,15 +9,15 @@ use ltlab_engine::burn::prelude::Backend;
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::data::{DataConfig, Dataset, folder};
 use ltlab_engine::diffusion::SamplerKind;
+use ltlab_engine::error::write_atomic;
 use ltlab_engine::eval::domain::{self, DomainTrainConfig};
 use ltlab_engine::eval::feature_file;
 use ltlab_engine::eval::features::{self, Extractor, FeatureChoice, Images};
 use ltlab_engine::eval::metrics::Features;
 use ltlab_engine::eval::reference::{self, Labelled};
-use ltlab_engine::eval::report::{ClassInfo, EvalReport, LabelledSet, MetricOptions, evaluate};
-use ltlab_engine::train::trainer::Weights;
+use ltlab_engine::eval::report::{ClassInfo, EvalReport, FakeLogits, LabelledSet, MetricOptions, evaluate};
 use ltlab_engine::train::run_dir::RunDir;
-use ltlab_engine::error::write_atomic;
+use ltlab_engine::train::trainer::Weights;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -179,7 +179,13 @@ impl WithBackend for TrainFeaturesJob {
         };
         let data = data_cfg.load_balanced()?;
         let cfg = DomainTrainConfig { epochs: a.epochs, batch: a.batch, lr: a.lr, width: a.width, ..Default::default() };
-        println!("training the domain network on {} ({} balanced images, {} classes, {}px) on {device_name}", data.name, data.len(), data.num_classes(), data.size);
+        println!(
+            "training the domain network on {} ({} balanced images, {} classes, {}px) on {device_name}",
+            data.name,
+            data.len(),
+            data.num_classes(),
+            data.size
+        );
         let pb = super::progress_bar(1, "train-features");
         let clock = Instant::now();
         let d = domain::train::<B>(&data, &cfg, &device, &mut |step, steps, loss| {
@@ -303,7 +309,10 @@ impl ScoreJob {
         let mut seconds = std::collections::BTreeMap::new();
         let clock = Instant::now();
         let pb = super::progress_bar(real.len() as u64, "reference features");
-        let (reference, cache, cached) = reference::reference_features(&ex, &real, &features::dataset_dirs(root.as_deref(), &real), s.batch, &device, &mut |d, _| pb.set_position(d as u64))?;
+        let (reference, cache, cached) =
+            reference::reference_features(&ex, &real, &features::dataset_dirs(root.as_deref(), &real), s.batch, &device, &mut |d, _| {
+                pb.set_position(d as u64)
+            })?;
         pb.finish_and_clear();
         seconds.insert("reference_features".to_string(), clock.elapsed().as_secs_f64());
         let reference = cap_per_class(reference, s.real_per_class);
@@ -343,9 +352,7 @@ impl ScoreJob {
         let mut report = evaluate(
             &LabelledSet { features: &reference.features, labels: Some(&reference.labels) },
             &LabelledSet { features: &fake.features, labels: Some(&fake_labels) },
-            &fake.logits,
-            fake.classes,
-            ex.domain_info().is_some(),
+            &FakeLogits { values: &fake.logits, classes: fake.classes, of_dataset_classes: ex.domain_info().is_some() },
             &info,
             s.per_class,
             &ex.label(),
@@ -365,14 +372,15 @@ impl ScoreJob {
         ctx.insert("reference_cache".into(), format!("{}{}", cache.display(), if cached { " (read)" } else { " (written)" }));
 
         // Written into the run so that the lab shows metrics over training.
-        let stem = format!("step-{step:08}-{}-{}-w{}-n{}", ex.key(), sampler.label().replace(':', "_"), omega, fake_labels.len());
-        let dir = run.join("evals");
+        let rd = RunDir::open(run)?;
+        let path = |ext: &str| rd.eval_path(step, ex.key(), &sampler, omega, fake_labels.len(), ext);
         let json = serde_json::to_string_pretty(&report)?;
-        write_atomic(&dir.join(format!("{stem}.json")), json.as_bytes())?;
+        write_atomic(&path("json"), json.as_bytes())?;
         let cols = per_class.min(8);
-        let rows: Vec<Vec<usize>> = ltlab_engine::grid::head_first(&trainer.data.counts()).iter().map(|&c| (0..cols).map(|k| c * per_class + k).collect()).collect();
-        ltlab_engine::grid::write_png(&dir.join(format!("{stem}.png")), &samples, real.channels, real.size, &rows, &trainer.data.counts())?;
-        Ok((report, Some(dir.join(format!("{stem}.json")))))
+        let rows: Vec<Vec<usize>> =
+            ltlab_engine::grid::head_first(&trainer.data.counts()).iter().map(|&c| (0..cols).map(|k| c * per_class + k).collect()).collect();
+        ltlab_engine::grid::write_png(&path("png"), &samples, real.channels, real.size, &rows, &trainer.data.counts())?;
+        Ok((report, Some(path("json"))))
     }
 
     fn folder_mode<B: Backend>(&self, real_dir: &Path, fake_dir: &Path, device: B::Device) -> anyhow::Result<EvalReport> {
@@ -381,7 +389,13 @@ impl ScoreJob {
         let (fake, fake_labelled) = folder::load_for_eval(fake_dir, Some(real.size))?;
         let labelled = real_labelled && fake_labelled;
         if labelled && real.class_names != fake.class_names {
-            bail!("{} and {} have different class sub-folders ({} vs {})", real_dir.display(), fake_dir.display(), real.class_names.join(","), fake.class_names.join(","));
+            bail!(
+                "{} and {} have different class sub-folders ({} vs {})",
+                real_dir.display(),
+                fake_dir.display(),
+                real.class_names.join(","),
+                fake.class_names.join(",")
+            );
         }
         if s.per_class && !labelled {
             bail!("option `per-class`: both folders need one sub-folder per class");
@@ -401,9 +415,7 @@ impl ScoreJob {
         let mut report = evaluate(
             &LabelledSet { features: &rf.features, labels: rl },
             &LabelledSet { features: &ff.features, labels: fl },
-            &ff.logits,
-            ff.classes,
-            classifies,
+            &FakeLogits { values: &ff.logits, classes: ff.classes, of_dataset_classes: classifies },
             &info,
             s.per_class,
             &ex.label(),
@@ -440,9 +452,7 @@ impl ScoreJob {
         let mut report = evaluate(
             &LabelledSet { features: &real, labels: rl.as_deref() },
             &LabelledSet { features: &fake, labels: fl.as_deref() },
-            &[],
-            0,
-            false,
+            &FakeLogits::NONE,
             &info,
             s.per_class,
             &format!("given ({}-dimensional, from {})", real.d, real_path.display()),
@@ -467,7 +477,12 @@ impl WithBackend for ScoreJob {
             let mut rows = Vec::new();
             for step in steps {
                 let (report, written) = self.run_mode::<B>(run, Some(step), device.clone())?;
-                eprintln!("step {step}: FID {:.3}, KID×10³ {:.3}{}", report.overall.fid, report.overall.kid * 1e3, written.map_or(String::new(), |p| format!(" ({})", p.display())));
+                eprintln!(
+                    "step {step}: FID {:.3}, KID×10³ {:.3}{}",
+                    report.overall.fid,
+                    report.overall.kid * 1e3,
+                    written.map_or(String::new(), |p| format!(" ({})", p.display()))
+                );
                 rows.push(serde_json::json!({ "step": step, "report": report }));
             }
             if s.json {
@@ -476,7 +491,15 @@ impl WithBackend for ScoreJob {
                 println!("{:>8} {:>9} {:>9} {:>7} {:>7} {:>7}", "step", "FID", "KID×10³", "prec", "recall", "acc");
                 for r in &rows {
                     let rep: EvalReport = serde_json::from_value(r["report"].clone())?;
-                    println!("{:>8} {:>9.3} {:>9.3} {:>7.3} {:>7.3} {:>7}", r["step"], rep.overall.fid, rep.overall.kid * 1e3, rep.precision, rep.recall, opt(rep.accuracy, 3));
+                    println!(
+                        "{:>8} {:>9.3} {:>9.3} {:>7.3} {:>7.3} {:>7}",
+                        r["step"],
+                        rep.overall.fid,
+                        rep.overall.kid * 1e3,
+                        rep.precision,
+                        rep.recall,
+                        opt(rep.accuracy, 3)
+                    );
                 }
             }
             return Ok(());

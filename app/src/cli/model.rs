@@ -44,11 +44,22 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("preset {preset}: base channels {}, multipliers {:?}, {} ResBlocks down / {} up per level, attention at levels {:?}, dropout {}",
-            cfg.base_channels, cfg.channel_mults, cfg.res_blocks, cfg.res_blocks + 1, cfg.attn_levels, cfg.dropout);
+        println!(
+            "preset {preset}: base channels {}, multipliers {:?}, {} ResBlocks down / {} up per level, attention at levels {:?}, dropout {}",
+            cfg.base_channels,
+            cfg.channel_mults,
+            cfg.res_blocks,
+            cfg.res_blocks + 1,
+            cfg.attn_levels,
+            cfg.dropout
+        );
         println!("parameters: {} (incl. class embedding {classes}×{} = {class_emb})", fmt_int(total), cfg.time_dim());
-        println!("forward per {image_size}×{image_size} image: {:.3} GFLOPs (down path and middle {:.3}, up path {:.3}; 2 per multiply-add, element-wise ops not counted)",
-            flops.total() / 1e9, flops.trunk / 1e9, flops.up_path / 1e9);
+        println!(
+            "forward per {image_size}×{image_size} image: {:.3} GFLOPs (down path and middle {:.3}, up path {:.3}; 2 per multiply-add, element-wise ops not counted)",
+            flops.total() / 1e9,
+            flops.trunk / 1e9,
+            flops.up_path / 1e9
+        );
         println!("not counted: the fixed sinusoidal time table (1000×{} = {table} values, computed, not learned)", cfg.base_channels);
     }
     Ok(())
@@ -58,7 +69,7 @@ pub fn fmt_int(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

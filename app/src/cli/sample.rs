@@ -1,10 +1,10 @@
 use clap::Args;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
+use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::train::engine::write_class_grid;
-use ltlab_engine::train::trainer::Weights;
 use ltlab_engine::train::run_dir::RunDir;
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use ltlab_engine::train::trainer::Weights;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -32,8 +32,10 @@ pub struct SampleArgs {
     /// Backend to sample on (default: the run's).
     #[arg(long)]
     backend: Option<String>,
+    /// The PNG to write (default: the run's `analysis/`, where the lab shows it as a grid
+    /// "sampled now").
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
 }
 
 struct SampleJob {
@@ -46,6 +48,10 @@ impl WithBackend for SampleJob {
     fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = &self.args;
         let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device)?;
+        let out = match &a.out {
+            Some(p) => p.clone(),
+            None => RunDir::open(&a.run)?.view_grid_path(step, &self.sampler, a.omega, a.per_class),
+        };
         let total = self.sampler.evaluations(trainer.schedule.len()) as u64;
         let pb = super::progress_bar(total, "sample");
         let weights = match a.weights.as_str() {
@@ -53,13 +59,13 @@ impl WithBackend for SampleJob {
             "ema-base" => Weights::EmaBase,
             _ => Weights::Ema,
         };
-        write_class_grid(&trainer, &a.out, a.per_class, self.sampler, a.omega, weights, &mut |done, all| {
+        write_class_grid(&trainer, &out, a.per_class, self.sampler, a.omega, weights, &mut |done, all| {
             pb.set_length(all as u64);
             pb.set_position(done as u64);
             true
         })?;
         pb.finish_and_clear();
-        println!("wrote {} (step {step}, {}, ω = {})", a.out.display(), self.sampler.label(), a.omega);
+        println!("wrote {} (step {step}, {}, ω = {})", out.display(), self.sampler.label(), a.omega);
         Ok(())
     }
 }

@@ -9,23 +9,23 @@ use super::runs::{decode_grid, open_run, read_run};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use ltlab_engine::analysis::embed::EmbedMethod;
 use ltlab_engine::analysis::latents::LatentSetup;
+use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::backend::{WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
-use ltlab_engine::train::run_dir::RunDir;
-use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::data::sampler::BatchSampler;
+use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::diffusion::Schedule;
 use ltlab_engine::methods::oc::{Gate, OcMode};
-use ltlab_types::TransferAnalysis;
 use ltlab_engine::train::TrainConfig;
-use ltlab_ui::{DataPreview, Intake, JobKind, JobView, LatentSettings, RunId, SampleSettings, TransferSettings, ViewGrid};
-use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::train::engine::write_class_grid;
+use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::train::trainer::Weights;
+use ltlab_types::TransferAnalysis;
+use ltlab_ui::{DataPreview, Intake, JobKind, JobView, LatentSettings, RunId, SampleSettings, TransferSettings, ViewGrid};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub struct Jobs {
     tx: Sender<Intake>,
@@ -39,10 +39,20 @@ pub struct Jobs {
 }
 
 enum Work {
-    Map { step: u64, method: EmbedMethod, setup: LatentSetup },
-    Sweep { setup: LatentSetup },
+    Map {
+        step: u64,
+        method: EmbedMethod,
+        setup: LatentSetup,
+    },
+    Sweep {
+        setup: LatentSetup,
+    },
     /// A per-class grid of the checkpoint `step` with other sampling settings than training's.
-    Sample { step: u64, settings: SampleSettings, sampler: SamplerKind },
+    Sample {
+        step: u64,
+        settings: SampleSettings,
+        sampler: SamplerKind,
+    },
 }
 
 struct Job {
@@ -85,7 +95,9 @@ impl Jobs {
     /// `analysis/` under a name that carries the settings.
     pub fn sample(&mut self, run: RunId, dir: &str, step: u64, s: &SampleSettings) {
         match SamplerKind::parse(&s.sampler_spec()) {
-            Ok(sampler) => self.spawn(run, dir, Work::Sample { step, settings: s.clone(), sampler }, JobKind::Sample, format!("sampling step {step}, {}", s.label())),
+            Ok(sampler) => {
+                self.spawn(run, dir, Work::Sample { step, settings: s.clone(), sampler }, JobKind::Sample, format!("sampling step {step}, {}", s.label()))
+            }
             Err(e) => {
                 let _ = self.tx.send(Intake::Error(e.to_string()));
             }
@@ -117,7 +129,14 @@ impl Jobs {
                     seed: 0,
                 };
                 let curve = transfer_curve(&data, &schedule, &setup, &mut |done, total| {
-                    let _ = tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: done as f32 / total.max(1) as f32, preview: None, kind: JobKind::Transfer }));
+                    let _ = tx.send(Intake::Job(JobView {
+                        id,
+                        run,
+                        label: label.clone(),
+                        progress: done as f32 / total.max(1) as f32,
+                        preview: None,
+                        kind: JobKind::Transfer,
+                    }));
                 });
                 let matrix = transfer_matrix(&data, &schedule, &setup, s.matrix_t);
                 Ok(TransferAnalysis {
@@ -282,7 +301,7 @@ impl WithBackend for Job {
             }
             Work::Sample { step, settings, sampler } => {
                 let (trainer, _) = open_run::<B>(&self.dir, Some(step), device)?;
-                let path = RunDir::open(&self.dir)?.path.join("analysis").join(settings.file_name(step));
+                let path = RunDir::open(&self.dir)?.view_grid_path(step, &sampler, settings.omega, settings.per_class);
                 let done = write_class_grid(&trainer, &path, settings.per_class, sampler, settings.omega, Weights::Ema, &mut |done, all| {
                     let _ = self.tx.send(Intake::Job(view(done as f32 / all.max(1) as f32, None)));
                     !self.cancel.load(Ordering::Relaxed)

@@ -2,7 +2,7 @@
 //! implementation for `ltlab analyze latents` and the lab's background jobs.
 
 use ltlab_engine::analysis::embed::{EmbedMethod, Progress};
-use ltlab_engine::analysis::latents::{LatentSetup, bottlenecks, entanglement, latent_map, read_entanglement, record_entanglement, stratified};
+use ltlab_engine::analysis::latents::{LatentSetup, ModelAt, bottlenecks, entanglement, latent_map, read_entanglement, record_entanglement, stratified};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::error::write_atomic;
 use ltlab_engine::train::Trainer;
@@ -26,7 +26,8 @@ pub fn compute_latent_map<B: AutodiffBackend>(
     let (trainer, step) = super::runs::open_run::<B>(run, step, device.clone())?;
     let real = trainer.cfg.data.load_balanced()?;
     let model = trainer.ema.clone().merge_experts();
-    let map = latent_map(&model, &trainer.schedule, &real, &trainer.data.counts(), setup, method, step, device, progress)?;
+    let at = ModelAt { model: &model, schedule: &trainer.schedule, step, device };
+    let map = latent_map(&at, &real, &trainer.data.counts(), setup, method, progress)?;
     write_atomic(&dir.latent_map_path(step, setup.t, setup.conditional, method.name()), serde_json::to_string(&map)?.as_bytes())?;
     let all = record_entanglement(&dir.entanglement_path(setup.t, setup.conditional), &map.entanglement)?;
     Ok((map, all))
@@ -59,7 +60,7 @@ pub fn entanglement_sweep<B: AutodiffBackend>(
             let ckpt = Checkpoint::read(&dir.checkpoint_path(s))?;
             let trainer = Trainer::<B>::restore(cfg.clone(), data.clone(), device.clone(), &ckpt)?;
             let model = trainer.ema.merge_experts();
-            let f = bottlenecks(&model, &trainer.schedule, &real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |_| true)?;
+            let f = bottlenecks(&model, &trainer.schedule, &real, &chosen, setup, device, &mut |_| true)?;
             all = record_entanglement(&path, &entanglement(&f, &labels, real.num_classes(), setup.k, s, setup.t, setup.per_class))?;
         }
     }

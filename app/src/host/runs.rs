@@ -3,10 +3,11 @@
 
 use ltlab_engine::analysis::latents::read_entanglement;
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::eval::report::EvalReport;
 use ltlab_engine::train::Trainer;
 use ltlab_engine::train::checkpoint::Checkpoint;
-use ltlab_engine::train::run_dir::RunDir;
+use ltlab_engine::train::run_dir::{RunDir, ViewGridFile};
 use ltlab_types::{LatentMap, Thumbnails};
 use ltlab_ui::{EvalSummary, GridImage, RunData, RunId, SampleSettings, ViewGrid};
 use std::path::Path;
@@ -49,15 +50,9 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
     run.records = rd.read_metrics()?;
     run.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
     read_analysis(&rd, &cfg, &mut run)?;
-    run.evals = read_evals(&dir.join("evals"));
-    if let Ok(entries) = std::fs::read_dir(dir.join("samples")) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let step = name.strip_prefix("step-").and_then(|s| s.strip_suffix(".png")).and_then(|s| s.parse::<u64>().ok());
-            if let Some(step) = step {
-                run.grids.insert(step, decode_grid(&e.path())?);
-            }
-        }
+    run.evals = read_evals(&rd);
+    for (step, path) in rd.sample_grids() {
+        run.grids.insert(step, decode_grid(&path)?);
     }
     Ok(run)
 }
@@ -65,52 +60,57 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
 /// Latent maps and entanglement lists in the run's `analysis/`; the maps get their images back
 /// from the balanced data (files do not carry them).
 fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, run: &mut RunData) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(rd.path.join("analysis")) else { return Ok(()) };
-    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
+    for e in rd.entanglement_files() {
+        run.entanglement.insert((e.t, e.conditional), read_entanglement(&e.path)?);
+    }
+    for g in rd.view_grids() {
+        if let Some(settings) = sample_settings(&g) {
+            run.add_view_grid(ViewGrid { step: g.step, settings, image: decode_grid(&g.path)? });
+        }
+    }
     let mut real = None;
-    for name in names {
-        let path = rd.path.join("analysis").join(&name);
-        if let Some(rest) = name.strip_prefix("entanglement-t").and_then(|r| r.strip_suffix(".json")) {
-            let (t, cond) = rest.split_once('-').unwrap_or((rest, "cond"));
-            if let Ok(t) = t.parse::<usize>() {
-                run.entanglement.insert((t, cond == "cond"), read_entanglement(&path)?);
+    for path in rd.latent_maps() {
+        let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut map: LatentMap = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a latent map: {e}", path.display()))?;
+        if real.is_none() {
+            real = Some(cfg.data.load_balanced()?);
+        }
+        let real = real.as_ref().expect("loaded above");
+        if map.indices.iter().all(|&i| i < real.len()) {
+            let mut pixels = Vec::with_capacity(map.indices.len() * real.image_len());
+            for &i in &map.indices {
+                pixels.extend_from_slice(real.image(i));
             }
-        } else if let Some((step, settings)) = SampleSettings::from_file_name(&name) {
-            run.add_view_grid(ViewGrid { step, settings, image: decode_grid(&path)? });
-        } else if name.starts_with("latents-") && name.ends_with(".json") {
-            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let mut map: LatentMap = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a latent map: {e}", path.display()))?;
-            if real.is_none() {
-                real = Some(cfg.data.load_balanced()?);
-            }
-            let real = real.as_ref().expect("loaded above");
-            if map.indices.iter().all(|&i| i < real.len()) {
-                let mut pixels = Vec::with_capacity(map.indices.len() * real.image_len());
-                for &i in &map.indices {
-                    pixels.extend_from_slice(real.image(i));
-                }
-                map.images = Some(Thumbnails { channels: real.channels, size: real.size, pixels });
-            }
-            let list = run.entanglement.clone();
-            run.add_latent(map);
-            // Lists read from disk are complete; keep them over the one-map view.
-            for (k, v) in list {
-                run.entanglement.insert(k, v);
-            }
+            map.images = Some(Thumbnails { channels: real.channels, size: real.size, pixels });
+        }
+        let list = run.entanglement.clone();
+        run.add_latent(map);
+        // Lists read from disk are complete; keep them over the one-map view.
+        for (k, v) in list {
+            run.entanglement.insert(k, v);
         }
     }
     Ok(())
 }
 
+/// The panel's settings of a view-time grid (the samplers it offers: DDPM, DDIM with the final
+/// x̂₀ step, each with or without clipping).
+fn sample_settings(g: &ViewGridFile) -> Option<SampleSettings> {
+    let (sampler, ddim_steps, clip) = match g.sampler {
+        SamplerKind::Ddpm { clip_x0 } => ("ddpm", SampleSettings::default().ddim_steps, clip_x0),
+        SamplerKind::Ddim { steps, final_x0: true, clip_x0 } => ("ddim", steps, clip_x0),
+        SamplerKind::Ddim { final_x0: false, .. } => return None,
+    };
+    Some(SampleSettings { sampler: sampler.into(), ddim_steps, clip, omega: g.omega, per_class: g.per_class })
+}
+
 /// The `ltlab eval` reports of a run, by step (unreadable files are skipped).
-fn read_evals(dir: &Path) -> Vec<EvalSummary> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut out: Vec<EvalSummary> = entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| {
-            let r: EvalReport = serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok()?;
+fn read_evals(rd: &RunDir) -> Vec<EvalSummary> {
+    let mut out: Vec<EvalSummary> = rd
+        .eval_reports()
+        .into_iter()
+        .filter_map(|path| {
+            let r: EvalReport = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
             let c = |k: &str| r.context.get(k).cloned().unwrap_or_default();
             let step = c("step").parse().ok()?;
             Some(EvalSummary {

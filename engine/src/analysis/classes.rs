@@ -1,6 +1,7 @@
 //! Per-class behaviour of a trained model on real images: the denoising loss and how well the
 //! bottleneck separates classes (k-NN class purity), with SPEC §5's Many/Medium/Few splits.
 
+use super::latents::LatentSetup;
 use crate::data::Dataset;
 use crate::diffusion::Schedule;
 use crate::model::{ClassCond, UNet};
@@ -55,21 +56,20 @@ pub fn knn_purity(labels: &[usize], classes: usize, k: usize, sq_dist: impl Fn(u
     (0..classes).map(|c| if cnt[c] > 0 { sum[c] / cnt[c] as f64 } else { f64::NAN }).collect()
 }
 
-/// Evaluates `model` on up to `per_class` images of every class of `real` (a seeded choice).
-#[allow(clippy::too_many_arguments)]
+/// Evaluates `model` on up to `setup.per_class` images of every class of `real` (a seeded
+/// choice): the loss at random t, and bottleneck purity with `setup.k` neighbours at `setup.t`
+/// with and without the class (`setup.conditional` is not used).
 pub fn class_report<B: Backend>(
     model: &UNet<B>,
     schedule: &Schedule,
     real: &Dataset,
     train_counts: &[usize],
-    per_class: usize,
-    t_purity: usize,
-    k: usize,
-    seed: u64,
+    setup: &LatentSetup,
     device: &B::Device,
 ) -> ClassReport {
     let c = real.num_classes();
     let len = real.image_len();
+    let (per_class, t_purity, k, seed) = (setup.per_class, setup.t, setup.k, setup.seed);
     let chosen = super::latents::stratified(real, per_class, seed);
     let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
     let mut r = rng::rng(seed, Stream::Analysis, 999);

@@ -55,20 +55,19 @@ pub(crate) fn real_batch<B: Backend>(real: &Dataset, chunk: &[usize], r: &mut ra
     (x0, eps)
 }
 
-/// Flattened bottleneck activations of `model` on x_t of the chosen images (one ε per image,
-/// seeded), in batches of 128. `progress(fraction)` returning false cancels.
-#[allow(clippy::too_many_arguments)]
+/// Flattened bottleneck activations of `model` on x_t of the chosen images at `setup.t`, with
+/// or without the class (one ε per image, seeded by `setup.seed`), in batches of 128.
+/// `progress(fraction)` returning false cancels.
 pub fn bottlenecks<B: Backend>(
     model: &UNet<B>,
     schedule: &Schedule,
     real: &Dataset,
     chosen: &[usize],
-    t: usize,
-    conditional: bool,
-    seed: u64,
+    setup: &LatentSetup,
     device: &B::Device,
     progress: &mut dyn FnMut(f32) -> bool,
 ) -> Result<Features> {
+    let (t, conditional, seed) = (setup.t, setup.conditional, setup.seed);
     if t >= schedule.len() {
         return Err(Error::option("t", format!("{t} is outside 0..{}", schedule.len())));
     }
@@ -109,30 +108,32 @@ pub fn entanglement(f: &Features, labels: &[usize], classes: usize, k: usize, st
         (0..classes).map(|c| if cnt[c] > 0 { sum[c] / cnt[c] as f64 } else { f64::NAN }).collect()
     };
     let nn = knn(f, k);
-    let purity: Vec<f64> = nn
-        .iter()
-        .enumerate()
-        .map(|(i, row)| row.iter().filter(|&&(j, _)| labels[j] == labels[i]).count() as f64 / row.len().max(1) as f64)
-        .collect();
+    let purity: Vec<f64> =
+        nn.iter().enumerate().map(|(i, row)| row.iter().filter(|&&(j, _)| labels[j] == labels[i]).count() as f64 / row.len().max(1) as f64).collect();
     Entanglement { step, t, k, per_class, purity: per_class_mean(&purity), silhouette: per_class_mean(&silhouette(f, labels, classes)) }
 }
 
-/// The whole latent map of `model` at `step`: bottlenecks (first 30 % of the progress),
+/// An EMA model at one checkpoint, as the analyses read it.
+pub struct ModelAt<'a, B: Backend> {
+    pub model: &'a UNet<B>,
+    pub schedule: &'a Schedule,
+    pub step: u64,
+    pub device: &'a B::Device,
+}
+
+/// The whole latent map of the model at its step: bottlenecks (first 30 % of the progress),
 /// entanglement, then the layout.
-#[allow(clippy::too_many_arguments)]
 pub fn latent_map<B: Backend>(
-    model: &UNet<B>,
-    schedule: &Schedule,
+    at: &ModelAt<B>,
     real: &Dataset,
     train_counts: &[usize],
     setup: &LatentSetup,
     method: EmbedMethod,
-    step: u64,
-    device: &B::Device,
     progress: &mut Progress,
 ) -> Result<LatentMap> {
     let chosen = stratified(real, setup.per_class, setup.seed);
-    let f = bottlenecks(model, schedule, real, &chosen, setup.t, setup.conditional, setup.seed, device, &mut |p| progress(0.3 * p, None))?;
+    let (model, schedule, step, device) = (at.model, at.schedule, at.step, at.device);
+    let f = bottlenecks(model, schedule, real, &chosen, setup, device, &mut |p| progress(0.3 * p, None))?;
     let labels: Vec<usize> = chosen.iter().map(|&i| real.labels[i]).collect();
     let ent = entanglement(&f, &labels, real.num_classes(), setup.k, step, setup.t, setup.per_class);
     let xy = embed(&f, method, &Default::default(), setup.seed, &mut |p, snap| progress(0.3 + 0.7 * p, snap))?;

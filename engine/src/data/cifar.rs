@@ -47,8 +47,7 @@ impl Variant {
     }
 }
 
-pub const CIFAR10_CLASSES: &[&str] =
-    &["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: &[&str] = &["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// Accepts the folder with the .bin files or its parent holding the archive's folder.
 fn resolve_root(root: &Path, v: Variant) -> Result<PathBuf> {
@@ -61,10 +60,7 @@ fn resolve_root(root: &Path, v: Variant) -> Result<PathBuf> {
             return Ok(cand);
         }
     }
-    Err(Error::data(
-        root,
-        format!("no `{first}` here or in `{}/` (the CIFAR binary version is expected)", v.archive_dir()),
-    ))
+    Err(Error::data(root, format!("no `{first}` here or in `{}/` (the CIFAR binary version is expected)", v.archive_dir())))
 }
 
 /// Class names from the archive's meta file if present (one name per line), else built-ins.
@@ -88,7 +84,7 @@ fn class_names(dir: &Path, v: Variant) -> Vec<String> {
 /// Parses the records of one file, appending pixels and labels.
 pub fn parse_records(path: &Path, bytes: &[u8], v: Variant, pixels: &mut Vec<u8>, labels: &mut Vec<usize>) -> Result<()> {
     let rec = v.record_len();
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(Error::data(
             path,
             format!(
@@ -119,15 +115,7 @@ pub fn load_train(root: &Path, v: Variant) -> Result<Dataset> {
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
         parse_records(&p, &bytes, v, &mut pixels, &mut labels)?;
     }
-    Ok(Dataset {
-        name: v.name().to_string(),
-        class_names: class_names(&dir, v),
-        channels: 3,
-        size: 32,
-        pixels,
-        labels,
-        resembles: Vec::new(),
-    })
+    Ok(Dataset { name: v.name().to_string(), class_names: class_names(&dir, v), channels: 3, size: 32, pixels, labels, resembles: Vec::new() })
 }
 
 #[cfg(test)]
@@ -138,9 +126,7 @@ mod tests {
     fn truncated_file_names_sizes() {
         let (mut px, mut lb) = (Vec::new(), Vec::new());
         let bytes = vec![0u8; 3073 * 2 + 5];
-        let e = parse_records(Path::new("data_batch_1.bin"), &bytes, Variant::Cifar10, &mut px, &mut lb)
-            .unwrap_err()
-            .to_string();
+        let e = parse_records(Path::new("data_batch_1.bin"), &bytes, Variant::Cifar10, &mut px, &mut lb).unwrap_err().to_string();
         assert!(e.contains("data_batch_1.bin") && e.contains("3073-byte") && e.contains("5 extra"), "{e}");
     }
 

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
-pub const FASHION_MNIST_CLASSES: &[&str] =
-    &["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_MNIST_CLASSES: &[&str] = &["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 pub const MNIST_CLASSES: &[&str] = &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Finds `stem` or `stem.gz` in `root`.
@@ -31,9 +30,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(path, format!("gzip stream is corrupt or truncated: {e}")))?;
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| Error::data(path, format!("gzip stream is corrupt or truncated: {e}")))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -56,10 +53,7 @@ pub fn parse_images(path: &Path, b: &[u8]) -> Result<(usize, usize, usize, Vec<u
     let (n, r, c) = (be_u32(b, 4) as usize, be_u32(b, 8) as usize, be_u32(b, 12) as usize);
     let want = 16 + n * r * c;
     if b.len() != want {
-        return Err(Error::data(
-            path,
-            format!("{} bytes; expected {want} for {n} images of {r}×{c} (truncated or wrong file)", b.len()),
-        ));
+        return Err(Error::data(path, format!("{} bytes; expected {want} for {n} images of {r}×{c} (truncated or wrong file)", b.len())));
     }
     if r != c {
         return Err(Error::data(path, format!("images are {r}×{c}; only square images are supported")));

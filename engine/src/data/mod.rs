@@ -43,10 +43,7 @@ impl DatasetKind {
             "cifar100" => Self::Cifar100,
             "folder" => Self::Folder,
             other => {
-                return Err(Error::option(
-                    "dataset",
-                    format!("unknown dataset `{other}`; expected one of {}", Self::NAMES),
-                ));
+                return Err(Error::option("dataset", format!("unknown dataset `{other}`; expected one of {}", Self::NAMES)));
             }
         })
     }
@@ -134,26 +131,18 @@ impl DataConfig {
 
     pub fn validate(&self) -> Result<()> {
         if !(self.imbalance > 0.0 && self.imbalance <= 1.0) {
-            return Err(Error::option(
-                "imbalance",
-                format!("ρ = {} is outside (0, 1]; ρ = 1/IR, e.g. 0.01 for IR 100", self.imbalance),
-            ));
+            return Err(Error::option("imbalance", format!("ρ = {} is outside (0, 1]; ρ = 1/IR, e.g. 0.01 for IR 100", self.imbalance)));
         }
-        if let Some(s) = self.image_size {
-            if !(4..=512).contains(&s) {
-                return Err(Error::option("image-size", format!("{s} is outside 4..=512")));
-            }
+        if let Some(s) = self.image_size
+            && !(4..=512).contains(&s)
+        {
+            return Err(Error::option("image-size", format!("{s} is outside 4..=512")));
         }
         if self.dataset == DatasetKind::Folder && self.root.is_none() {
             return Err(Error::option("root", "the folder dataset needs --root DIR (one sub-folder per class)"));
         }
-        if matches!(self.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100 | DatasetKind::Mnist)
-            && self.root.is_none()
-        {
-            return Err(Error::option(
-                "root",
-                format!("{} needs --root DIR pointing at its files", self.dataset.name()),
-            ));
+        if matches!(self.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100 | DatasetKind::Mnist) && self.root.is_none() {
+            return Err(Error::option("root", format!("{} needs --root DIR pointing at its files", self.dataset.name())));
         }
         Ok(())
     }
@@ -178,9 +167,7 @@ impl DataConfig {
     pub fn load_balanced(&self) -> Result<Dataset> {
         self.validate()?;
         let ds = match self.dataset {
-            DatasetKind::Synthetic => {
-                synthetic::generate(self.image_size.unwrap_or(32), self.synthetic_per_class, self.seed)?
-            }
+            DatasetKind::Synthetic => synthetic::generate(self.image_size.unwrap_or(32), self.synthetic_per_class, self.seed)?,
             DatasetKind::FashionMnist => {
                 let root = self.root.clone().unwrap_or_else(|| PathBuf::from(FASHION_MNIST_ROOT));
                 idx::load_train(&root, "fashion-mnist", idx::FASHION_MNIST_CLASSES)?
@@ -271,12 +258,7 @@ impl Dataset {
             for ch in 0..c {
                 let plane = img[ch * (s * s) as usize..(ch + 1) * (s * s) as usize].to_vec();
                 let gray = image::GrayImage::from_raw(s, s, plane).expect("plane size matches");
-                planes.push(image::imageops::resize(
-                    &gray,
-                    size as u32,
-                    size as u32,
-                    image::imageops::FilterType::Triangle,
-                ));
+                planes.push(image::imageops::resize(&gray, size as u32, size as u32, image::imageops::FilterType::Triangle));
             }
             for p in planes {
                 pixels.extend_from_slice(p.as_raw());

@@ -26,16 +26,10 @@ impl BatchSampler {
             "uniform" => Ok(Self::Uniform),
             "balanced" => Ok(Self::Balanced),
             _ => {
-                let f = s
-                    .strip_prefix("brs:")
-                    .and_then(|f| f.parse::<f64>().ok())
-                    .filter(|f| *f > 0.0 && *f <= 1.0);
+                let f = s.strip_prefix("brs:").and_then(|f| f.parse::<f64>().ok()).filter(|f| *f > 0.0 && *f <= 1.0);
                 match f {
                     Some(f) => Ok(Self::Brs { f }),
-                    None => Err(Error::option(
-                        "sampler",
-                        format!("`{s}`: expected uniform, balanced or brs:F with F in (0, 1]"),
-                    )),
+                    None => Err(Error::option("sampler", format!("`{s}`: expected uniform, balanced or brs:F with F in (0, 1]"))),
                 }
             }
         }
@@ -56,9 +50,7 @@ impl BatchSampler {
         let w: Vec<f64> = match *self {
             Self::Uniform => counts.iter().map(|&n| n as f64).collect(),
             Self::Balanced => vec![1.0; c],
-            Self::Brs { f } => (0..c)
-                .map(|i| if c == 1 { 1.0 } else { f.powf(i as f64 / (c - 1) as f64) })
-                .collect(),
+            Self::Brs { f } => (0..c).map(|i| if c == 1 { 1.0 } else { f.powf(i as f64 / (c - 1) as f64) }).collect(),
         };
         let s: f64 = w.iter().sum();
         w.iter().map(|x| x / s).collect()

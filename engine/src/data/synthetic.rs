@@ -105,10 +105,18 @@ fn texture(t: Texture, px: f32, py: f32, period: f32, phase: f32) -> f32 {
     match t {
         Texture::Solid => 1.0,
         Texture::Stripes => {
-            if (u + v).rem_euclid(1.0) < 0.5 { 1.0 } else { 0.35 }
+            if (u + v).rem_euclid(1.0) < 0.5 {
+                1.0
+            } else {
+                0.35
+            }
         }
         Texture::Checker => {
-            if (u.floor() + v.floor()) as i64 % 2 == 0 { 1.0 } else { 0.3 }
+            if (u.floor() + v.floor()) as i64 % 2 == 0 {
+                1.0
+            } else {
+                0.3
+            }
         }
         Texture::Dots => {
             let (du, dv) = (u.rem_euclid(1.0) - 0.5, v.rem_euclid(1.0) - 0.5);
@@ -191,9 +199,8 @@ mod tests {
             assert_eq!(r.head_class, k);
         }
         // No two classes are identical.
-        for a in 0..NUM_CLASSES {
-            for b in a + 1..NUM_CLASSES {
-                let (x, y) = (&CLASSES[a], &CLASSES[b]);
+        for (a, x) in CLASSES.iter().enumerate() {
+            for y in &CLASSES[a + 1..] {
                 assert!(x.shape != y.shape || x.colour != y.colour || x.texture != y.texture);
             }
         }

@@ -299,7 +299,13 @@ mod tests {
                 let mut x = initial_noise(11, id, 1)[0] as f64;
                 let ts = [6usize, 3, 0];
                 for (i, &t) in ts.iter().enumerate() {
-                    let next = if i + 1 < ts.len() { s.alpha_bar[ts[i + 1]] } else if final_x0 { 1.0 } else { break };
+                    let next = if i + 1 < ts.len() {
+                        s.alpha_bar[ts[i + 1]]
+                    } else if final_x0 {
+                        1.0
+                    } else {
+                        break;
+                    };
                     let ab = s.alpha_bar[t];
                     let eps = 0.5 * x;
                     let mut x0 = (x - (1.0 - ab).sqrt() * eps) / ab.sqrt();
@@ -334,11 +340,17 @@ mod tests {
         let dev = Default::default();
         let r = req(SamplerKind::Ddpm { clip_x0: false });
         let mut calls = 0;
-        let out = sample_with::<B>(&s, &r, &dev, |x, t, _| {
-            calls += 1;
-            assert!(t.iter().all(|&ti| ti == 5 - calls));
-            x.zeros_like()
-        }, &mut |_, _| true)
+        let out = sample_with::<B>(
+            &s,
+            &r,
+            &dev,
+            |x, t, _| {
+                calls += 1;
+                assert!(t.iter().all(|&ti| ti == 5 - calls));
+                x.zeros_like()
+            },
+            &mut |_, _| true,
+        )
         .unwrap()
         .unwrap();
         assert_eq!(calls, 5);
@@ -347,7 +359,7 @@ mod tests {
             let mut x = initial_noise(11, id, 1)[0] as f64;
             for t in (0..5).rev() {
                 let c = s.ddpm_step_coefs(t);
-                x = c.c_xt * x;
+                x *= c.c_xt;
                 if t > 0 {
                     x += c.sigma * step_noise(11, id, t, 1)[0] as f64;
                 }
@@ -391,11 +403,7 @@ mod tests {
         let t = [7usize, 2];
         // ε_c = x + term, ε_u = x, so (1+ω)·ε_c − ω·ε_u = x + (1+ω)·term; swapped halves would
         // give x − ω·term.
-        let cases: [(f64, [f32; 4]); 3] = [
-            (0.0, [10.5, 9.0, 42.0, 40.25]),
-            (2.0, [30.5, 29.0, 122.0, 120.25]),
-            (0.5, [15.5, 14.0, 62.0, 60.25]),
-        ];
+        let cases: [(f64, [f32; 4]); 3] = [(0.0, [10.5, 9.0, 42.0, 40.25]), (2.0, [30.5, 29.0, 122.0, 120.25]), (0.5, [15.5, 14.0, 62.0, 60.25])];
         for (omega, want) in cases {
             let got = guided_eps_with(x.clone(), &t, &labels, omega, fake_forward(2, &t, omega));
             let got: Vec<f32> = got.into_data().to_vec().unwrap();
@@ -455,10 +463,16 @@ mod tests {
         let len = 4;
         let eps_hat = [-2.0f32, -0.3, 0.4, 1.7, 0.0, 0.9, -1.1, 2.5];
         let mut seen: Vec<(usize, Vec<f32>)> = Vec::new();
-        let out = sample_with::<B>(&s, &r, &dev, |x, t, _| {
-            seen.push((t[0], x.to_data().convert::<f32>().to_vec().unwrap()));
-            Tensor::from_data(TensorData::new(eps_hat.to_vec(), [2, 1, 2, 2]), &dev)
-        }, &mut |_, _| true)
+        let out = sample_with::<B>(
+            &s,
+            &r,
+            &dev,
+            |x, t, _| {
+                seen.push((t[0], x.to_data().convert::<f32>().to_vec().unwrap()));
+                Tensor::from_data(TensorData::new(eps_hat.to_vec(), [2, 1, 2, 2]), &dev)
+            },
+            &mut |_, _| true,
+        )
         .unwrap()
         .unwrap();
         let out: Vec<f32> = out.into_data().to_vec().unwrap();
@@ -477,7 +491,11 @@ mod tests {
             for k in 0..2 * len {
                 let (xt, e) = (x[k] as f64, eps_hat[k] as f64);
                 let raw = (1.0 / a).sqrt() * xt - (1.0 / a - 1.0).sqrt() * e;
-                if raw.abs() > 1.0 { clipped += 1 } else { inside += 1 }
+                if raw.abs() > 1.0 {
+                    clipped += 1
+                } else {
+                    inside += 1
+                }
                 let x0 = raw.clamp(-1.0, 1.0);
                 let mean = beta * a_prev.sqrt() / (1.0 - a) * x0 + (1.0 - a_prev) * (1.0 - beta).sqrt() / (1.0 - a) * xt;
                 let (got, want) = if t > 0 {

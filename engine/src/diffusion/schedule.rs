@@ -12,9 +12,7 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn linear(t: usize, beta_start: f64, beta_end: f64) -> Self {
-        let betas: Vec<f64> = (0..t)
-            .map(|i| if t == 1 { beta_start } else { beta_start + (beta_end - beta_start) * i as f64 / (t - 1) as f64 })
-            .collect();
+        let betas: Vec<f64> = (0..t).map(|i| if t == 1 { beta_start } else { beta_start + (beta_end - beta_start) * i as f64 / (t - 1) as f64 }).collect();
         let mut alpha_bar = Vec::with_capacity(t);
         let mut acc = 1.0;
         for b in &betas {
@@ -68,11 +66,7 @@ impl Schedule {
         let c0 = ab_prev.sqrt() * beta / (1.0 - ab);
         let ct = (1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab);
         let (x0_xt, x0_eps) = ((1.0 / ab).sqrt(), -(1.0 / ab - 1.0).sqrt());
-        let var = if t == 0 {
-            if self.len() > 1 { self.posterior_variance(1) } else { beta }
-        } else {
-            beta
-        };
+        let var = if t == 0 { if self.len() > 1 { self.posterior_variance(1) } else { beta } } else { beta };
         DdpmCoefs {
             c_xt: c0 * x0_xt + ct,
             c_eps: c0 * x0_eps,

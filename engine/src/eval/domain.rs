@@ -5,10 +5,10 @@
 use super::features::Images;
 use crate::data::Dataset;
 use crate::error::Error;
-use burn::module::AutodiffModule;
 use crate::rng::{self, Stream};
 use crate::train::checkpoint::{read_tensors, write_tensors};
 use crate::train::params;
+use burn::module::AutodiffModule;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
@@ -44,14 +44,7 @@ impl DomainNetConfig {
         let w = self.width;
         let block = |i: usize, o: usize| ConvBlock::new(i, o, device);
         DomainNet {
-            stages: vec![
-                block(self.channels, w),
-                block(w, w),
-                block(w, 2 * w),
-                block(2 * w, 2 * w),
-                block(2 * w, 4 * w),
-                block(4 * w, 4 * w),
-            ],
+            stages: vec![block(self.channels, w), block(w, w), block(w, 2 * w), block(2 * w, 2 * w), block(2 * w, 4 * w), block(4 * w, 4 * w)],
             pool: AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             head: LinearConfig::new(4 * w, self.classes).init(device),
         }
@@ -123,7 +116,10 @@ pub struct DomainInfo {
 impl DomainInfo {
     /// How reports name these features.
     pub fn label(&self) -> String {
-        format!("domain ({} {}px, {} epochs, held-out accuracy {:.3}, fingerprint {})", self.dataset, self.size, self.epochs, self.val_accuracy, self.fingerprint)
+        format!(
+            "domain ({} {}px, {} epochs, held-out accuracy {:.3}, fingerprint {})",
+            self.dataset, self.size, self.epochs, self.val_accuracy, self.fingerprint
+        )
     }
 }
 
@@ -172,7 +168,7 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(usize, usize, f64) -> bool,
 ) -> crate::Result<Option<Domain<B::InnerBackend>>> {
-    if data.size < 4 || data.size % 4 != 0 {
+    if data.size < 4 || !data.size.is_multiple_of(4) {
         return Err(Error::option("image-size", format!("{}: the domain network pools twice by 2, so it needs a multiple of 4", data.size)));
     }
     if !(0.0..0.9).contains(&cfg.held_out) || cfg.epochs == 0 || cfg.batch == 0 {
@@ -242,10 +238,8 @@ pub fn train<B: AutodiffBackend>(
 
 impl<B: Backend> Domain<B> {
     pub fn save(&self, path: &Path) -> crate::Result<()> {
-        let tensors: Vec<_> = params::collect(&self.net)
-            .into_iter()
-            .map(|p| (p.path, p.shape, p.value.into_data().convert::<f32>().to_vec::<f32>().expect("f32")))
-            .collect();
+        let tensors: Vec<_> =
+            params::collect(&self.net).into_iter().map(|p| (p.path, p.shape, p.value.into_data().convert::<f32>().to_vec::<f32>().expect("f32"))).collect();
         let info = serde_json::to_string(&self.info).map_err(|e| Error::Other(e.to_string()))?;
         write_tensors(path, &tensors, HashMap::from([("format".into(), FORMAT.into()), ("info".into(), info)]))
     }
@@ -253,7 +247,10 @@ impl<B: Backend> Domain<B> {
     pub fn load(path: &Path, device: &B::Device) -> crate::Result<Self> {
         let (meta, tensors) = read_tensors(path)?;
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(Error::data(path, format!("not an ltlab domain network (expected metadata format `{FORMAT}`); make one with `ltlab eval train-features`")));
+            return Err(Error::data(
+                path,
+                format!("not an ltlab domain network (expected metadata format `{FORMAT}`); make one with `ltlab eval train-features`"),
+            ));
         }
         let info: DomainInfo = serde_json::from_str(meta.get("info").map(String::as_str).unwrap_or_default())
             .map_err(|e| Error::data(path, format!("domain network record unreadable: {e}")))?;

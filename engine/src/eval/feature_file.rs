@@ -55,12 +55,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
 pub fn write_features(path: &Path, f: &Features) -> Result<()> {
     let mut buf = Vec::new();
     {
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[f.n as u64, f.d as u64])
-            .writer(&mut buf)
-            .begin_nd()
-            .map_err(|e| Error::io(path, e))?;
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[f.n as u64, f.d as u64]).writer(&mut buf).begin_nd().map_err(|e| Error::io(path, e))?;
         w.extend(f.data.iter().copied()).map_err(|e| Error::io(path, e))?;
         w.finish().map_err(|e| Error::io(path, e))?;
     }

@@ -57,11 +57,7 @@ impl Images {
         let data = match (self.channels, channels) {
             (a, b) if a == b => return Ok(self.clone()),
             (1, 3) => self.data.chunks(plane).flat_map(|p| p.iter().chain(p).chain(p)).copied().collect(),
-            (3, 1) => self
-                .data
-                .chunks(3 * plane)
-                .flat_map(|img| (0..plane).map(move |k| (img[k] + img[plane + k] + img[2 * plane + k]) / 3.0))
-                .collect(),
+            (3, 1) => self.data.chunks(3 * plane).flat_map(|img| (0..plane).map(move |k| (img[k] + img[plane + k] + img[2 * plane + k]) / 3.0)).collect(),
             (a, b) => return Err(Error::Other(format!("images have {a} channels; the feature network expects {b}"))),
         };
         Ok(Images { channels, data, ..*self })
@@ -181,6 +177,7 @@ pub struct Extracted {
     pub classes: usize,
 }
 
+#[expect(clippy::large_enum_variant, reason = "one extractor per evaluation, never moved in bulk")]
 pub enum Extractor<B: Backend> {
     Inception { net: FidInception<B>, file: PathBuf },
     Domain { domain: Domain<B>, file: PathBuf },

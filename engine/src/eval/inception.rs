@@ -6,13 +6,13 @@
 //! 1008 classes, average pools that do not count padding (Mixed_5*/6*/7b), and a max pool in
 //! the last block's pool branch (mixed_7c). BatchNorm ε is 0.001, convolutions have no bias.
 
+use crate::error::{Error, Result};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn_store::{ModuleSnapshot, PytorchStore};
-use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Conv (no bias) → BatchNorm(ε = 0.001) → ReLU.
@@ -43,7 +43,7 @@ impl<B: Backend> BasicConv<B> {
     }
 }
 
-fn avg3<B: Backend>() -> AvgPool2d {
+fn avg3() -> AvgPool2d {
     AvgPool2dConfig::new([3, 3]).with_strides([1, 1]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_count_include_pad(false).init()
 }
 
@@ -73,7 +73,7 @@ impl<B: Backend> InceptionA<B> {
             branch3x3dbl_2: BasicConv::sq(64, 96, 3, 1, 1, d),
             branch3x3dbl_3: BasicConv::sq(96, 96, 3, 1, 1, d),
             branch_pool: BasicConv::sq(cin, pool_features, 1, 1, 0, d),
-            pool: avg3::<B>(),
+            pool: avg3(),
         }
     }
 
@@ -143,7 +143,7 @@ impl<B: Backend> InceptionC<B> {
             branch7x7dbl_4: col(c7, c7),
             branch7x7dbl_5: row(c7, 192),
             branch_pool: BasicConv::sq(cin, 192, 1, 1, 0, d),
-            pool: avg3::<B>(),
+            pool: avg3(),
         }
     }
 
@@ -291,7 +291,7 @@ impl<B: Backend> FidInception<B> {
             mixed_6d: InceptionC::new(768, 160, d),
             mixed_6e: InceptionC::new(768, 192, d),
             mixed_7a: InceptionD::new(768, d),
-            mixed_7b: InceptionE::new(1280, EPool::Avg(avg3::<B>()), d),
+            mixed_7b: InceptionE::new(1280, EPool::Avg(avg3()), d),
             mixed_7c: InceptionE::new(2048, EPool::Max(max3(1, 1)), d),
             fc: LinearConfig::new(2048, 1008).init(d),
             pool: max3(2, 0),
@@ -308,13 +308,8 @@ impl<B: Backend> FidInception<B> {
             ));
         }
         let mut net = Self::new(device);
-        let mut store = PytorchStore::from_file(path)
-            .with_key_remapping(r"^Conv2d_", "conv2d_")
-            .with_key_remapping(r"^Mixed_", "mixed_")
-            .allow_partial(true);
-        let result = net
-            .load_from(&mut store)
-            .map_err(|e| Error::data(path, format!("not a usable PyTorch weights file for the FID Inception: {e}")))?;
+        let mut store = PytorchStore::from_file(path).with_key_remapping(r"^Conv2d_", "conv2d_").with_key_remapping(r"^Mixed_", "mixed_").allow_partial(true);
+        let result = net.load_from(&mut store).map_err(|e| Error::data(path, format!("not a usable PyTorch weights file for the FID Inception: {e}")))?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
             let missing: Vec<&str> = result.missing.iter().take(5).map(|m| m.0.as_str()).collect();
             let errors: Vec<String> = result.errors.iter().take(3).map(|e| format!("{e:?}")).collect();
@@ -357,18 +352,48 @@ mod tests {
     /// Parameters (conv weights, BN γ and β, fc) by an independent count of the architecture.
     fn count_by_formula(classes: usize) -> usize {
         let conv = |i: usize, o: usize, kh: usize, kw: usize| i * o * kh * kw + 2 * o;
-        let a = |i: usize, p: usize| conv(i, 64, 1, 1) + conv(i, 48, 1, 1) + conv(48, 64, 5, 5) + conv(i, 64, 1, 1) + conv(64, 96, 3, 3) + conv(96, 96, 3, 3) + conv(i, p, 1, 1);
+        let a = |i: usize, p: usize| {
+            conv(i, 64, 1, 1) + conv(i, 48, 1, 1) + conv(48, 64, 5, 5) + conv(i, 64, 1, 1) + conv(64, 96, 3, 3) + conv(96, 96, 3, 3) + conv(i, p, 1, 1)
+        };
         let b = |i: usize| conv(i, 384, 3, 3) + conv(i, 64, 1, 1) + conv(64, 96, 3, 3) + conv(96, 96, 3, 3);
         let c = |i: usize, c7: usize| {
-            conv(i, 192, 1, 1) + conv(i, c7, 1, 1) + conv(c7, c7, 1, 7) + conv(c7, 192, 7, 1) + conv(i, c7, 1, 1) + 3 * conv(c7, c7, 7, 1) + conv(c7, 192, 1, 7) + conv(i, 192, 1, 1)
+            conv(i, 192, 1, 1)
+                + conv(i, c7, 1, 1)
+                + conv(c7, c7, 1, 7)
+                + conv(c7, 192, 7, 1)
+                + conv(i, c7, 1, 1)
+                + 3 * conv(c7, c7, 7, 1)
+                + conv(c7, 192, 1, 7)
+                + conv(i, 192, 1, 1)
         };
         let d = |i: usize| conv(i, 192, 1, 1) + conv(192, 320, 3, 3) + conv(i, 192, 1, 1) + 2 * conv(192, 192, 1, 7) + conv(192, 192, 3, 3);
-        let e = |i: usize| conv(i, 320, 1, 1) + conv(i, 384, 1, 1) + 2 * conv(384, 384, 1, 3) + conv(i, 448, 1, 1) + conv(448, 384, 3, 3) + 2 * conv(384, 384, 1, 3) + conv(i, 192, 1, 1);
-        conv(3, 32, 3, 3) + conv(32, 32, 3, 3) + conv(32, 64, 3, 3) + conv(64, 80, 1, 1) + conv(80, 192, 3, 3)
-            + a(192, 32) + a(256, 64) + a(288, 64) + b(288)
-            + c(768, 128) + c(768, 160) + c(768, 160) + c(768, 192)
-            + d(768) + e(1280) + e(2048)
-            + 2048 * classes + classes
+        let e = |i: usize| {
+            conv(i, 320, 1, 1)
+                + conv(i, 384, 1, 1)
+                + 2 * conv(384, 384, 1, 3)
+                + conv(i, 448, 1, 1)
+                + conv(448, 384, 3, 3)
+                + 2 * conv(384, 384, 1, 3)
+                + conv(i, 192, 1, 1)
+        };
+        conv(3, 32, 3, 3)
+            + conv(32, 32, 3, 3)
+            + conv(32, 64, 3, 3)
+            + conv(64, 80, 1, 1)
+            + conv(80, 192, 3, 3)
+            + a(192, 32)
+            + a(256, 64)
+            + a(288, 64)
+            + b(288)
+            + c(768, 128)
+            + c(768, 160)
+            + c(768, 160)
+            + c(768, 192)
+            + d(768)
+            + e(1280)
+            + e(2048)
+            + 2048 * classes
+            + classes
     }
 
     #[test]

@@ -300,11 +300,9 @@ pub fn inception_score(logits: &[f32], classes: usize, splits: usize, seed: u64)
     for k in 0..splits {
         let part = &probs[k * n / splits..(k + 1) * n / splits];
         let marginal: Vec<f64> = (0..classes).map(|c| part.iter().map(|p| p[c]).sum::<f64>() / part.len() as f64).collect();
-        let kl: f64 = part
-            .iter()
-            .map(|p| p.iter().zip(&marginal).map(|(&pc, &mc)| if pc > 0.0 { pc * (pc.ln() - mc.ln()) } else { 0.0 }).sum::<f64>())
-            .sum::<f64>()
-            / part.len() as f64;
+        let kl: f64 =
+            part.iter().map(|p| p.iter().zip(&marginal).map(|(&pc, &mc)| if pc > 0.0 { pc * (pc.ln() - mc.ln()) } else { 0.0 }).sum::<f64>()).sum::<f64>()
+                / part.len() as f64;
         scores.push(kl.exp());
     }
     let mean = scores.iter().sum::<f64>() / splits as f64;
@@ -331,11 +329,7 @@ pub fn prd_curve(eval: &[f64], reference: &[f64], angles: usize) -> (Vec<f64>, V
 /// max over the curve of F_β = (1+β²)·p·r/(β²·p + r); returns (F_β, F_{1/β}).
 pub fn max_f_beta(precision: &[f64], recall: &[f64], beta: f64) -> (f64, f64) {
     let f = |b: f64| {
-        precision
-            .iter()
-            .zip(recall)
-            .map(|(&p, &r)| if p + r > 0.0 { (1.0 + b * b) * p * r / (b * b * p + r).max(1e-300) } else { 0.0 })
-            .fold(0.0f64, f64::max)
+        precision.iter().zip(recall).map(|(&p, &r)| if p + r > 0.0 { (1.0 + b * b) * p * r / (b * b * p + r).max(1e-300) } else { 0.0 }).fold(0.0f64, f64::max)
     };
     (f(beta), f(1.0 / beta))
 }

@@ -90,11 +90,7 @@ pub fn reference_features<B: Backend>(
         ("features".to_string(), vec![labelled.features.n, d], labelled.features.data.clone()),
         ("labels".to_string(), vec![data.len()], data.labels.iter().map(|&y| y as f32).collect()),
     ];
-    let meta = HashMap::from([
-        ("format".to_string(), FORMAT.to_string()),
-        ("dataset".to_string(), fingerprint),
-        ("features".to_string(), extractor.label()),
-    ]);
+    let meta = HashMap::from([("format".to_string(), FORMAT.to_string()), ("dataset".to_string(), fingerprint), ("features".to_string(), extractor.label())]);
     write_tensors(&path, &tensors, meta)?;
     Ok((labelled, path, false))
 }

@@ -212,20 +212,32 @@ pub fn check_borrowing(matrix: &[Vec<f64>], resembles: &[Resemblance]) -> Vec<Bo
         .collect()
 }
 
-/// Everything SPEC §5 reports. `fake_logits` (N × `logit_classes`) feed IS; when
-/// `classifies_classes` they are the domain classifier's logits over the dataset's classes and
-/// also give accuracy and borrowing. `per_class` adds per-class scores and the splits.
+/// Class logits of the generated images (N × `classes`, row-major), which feed IS.
+#[derive(Debug, Clone, Copy)]
+pub struct FakeLogits<'a> {
+    pub values: &'a [f32],
+    pub classes: usize,
+    /// The domain classifier's logits over the dataset's own classes: they also give accuracy
+    /// and borrowing.
+    pub of_dataset_classes: bool,
+}
+
+impl FakeLogits<'_> {
+    /// No logits (features made elsewhere): no IS.
+    pub const NONE: FakeLogits<'static> = FakeLogits { values: &[], classes: 0, of_dataset_classes: false };
+}
+
+/// Everything SPEC §5 reports. `per_class` adds per-class scores and the splits.
 pub fn evaluate(
     real: &LabelledSet,
     fake: &LabelledSet,
-    fake_logits: &[f32],
-    logit_classes: usize,
-    classifies_classes: bool,
+    logits: &FakeLogits,
     classes: &ClassInfo,
     per_class: bool,
     features: &str,
     o: &MetricOptions,
 ) -> Result<EvalReport> {
+    let (fake_logits, logit_classes, classifies_classes) = (logits.values, logits.classes, logits.of_dataset_classes);
     let (r, f) = (real.features, fake.features);
     if r.d != f.d {
         return Err(Error::Other(format!("feature dimensions differ: real {} vs generated {}", r.d, f.d)));
@@ -372,7 +384,7 @@ mod tests {
         assert_eq!(m[2], vec![0.5, 0.25, 0.25]);
         assert_eq!(m[0], vec![1.0, 0.0, 0.0]);
         let r = Resemblance { class: 2, head_class: 0, shared: vec!["shape".into()] };
-        let c = &check_borrowing(&m, &[r.clone()])[0];
+        let c = &check_borrowing(&m, std::slice::from_ref(&r))[0];
         assert_eq!((c.p_head, c.p_head_given_wrong, c.chance_given_wrong), (0.5, Some(2.0 / 3.0), 0.5));
         assert_eq!((c.most_borrowed, c.agrees), (Some(0), true));
         let r1 = Resemblance { head_class: 1, ..r };
@@ -389,14 +401,35 @@ mod tests {
         let rl: Vec<usize> = (0..600).map(|i| i / 200).collect();
         let fl: Vec<usize> = (0..300).map(|i| i / 100).collect();
         // Domain logits: the classifier sees where a sample is.
-        let logits: Vec<f32> = (0..300).flat_map(|i| { let x = fake.row(i)[0]; (0..3).map(move |k| -(x - 10.0 * k as f32).powi(2)) }).collect();
-        let info = ClassInfo { names: vec!["a".into(), "b".into(), "c".into()], train_counts: Some(vec![500, 50, 5]), resembles: vec![Resemblance { class: 2, head_class: 0, shared: vec![] }] };
-        let rep = evaluate(&LabelledSet { features: &real, labels: Some(&rl) }, &LabelledSet { features: &fake, labels: Some(&fl) }, &logits, 3, true, &info, true, "test", &o).unwrap();
+        let logits: Vec<f32> = (0..300)
+            .flat_map(|i| {
+                let x = fake.row(i)[0];
+                (0..3).map(move |k| -(x - 10.0 * k as f32).powi(2))
+            })
+            .collect();
+        let info = ClassInfo {
+            names: vec!["a".into(), "b".into(), "c".into()],
+            train_counts: Some(vec![500, 50, 5]),
+            resembles: vec![Resemblance { class: 2, head_class: 0, shared: vec![] }],
+        };
+        let rep = evaluate(
+            &LabelledSet { features: &real, labels: Some(&rl) },
+            &LabelledSet { features: &fake, labels: Some(&fl) },
+            &FakeLogits { values: &logits, classes: 3, of_dataset_classes: true },
+            &info,
+            true,
+            "test",
+            &o,
+        )
+        .unwrap();
         let fid = |k: usize| rep.per_class[k].scores.as_ref().unwrap().fid;
         assert!(fid(0) < 0.2 && fid(1) < 0.2, "{} {}", fid(0), fid(1));
         // Class 2 drawn 20 away: FID ≈ 400.
         assert!((fid(2) - 400.0).abs() < 30.0, "{}", fid(2));
-        assert_eq!(rep.splits.iter().map(|s| (s.name.as_str(), s.classes.clone())).collect::<Vec<_>>(), vec![("Many", vec![0]), ("Medium", vec![1]), ("Few", vec![2]), ("Tail", vec![2])]);
+        assert_eq!(
+            rep.splits.iter().map(|s| (s.name.as_str(), s.classes.clone())).collect::<Vec<_>>(),
+            vec![("Many", vec![0]), ("Medium", vec![1]), ("Few", vec![2]), ("Tail", vec![2])]
+        );
         assert_eq!(rep.per_class[2].split.as_deref(), Some("Few"));
         let acc = rep.accuracy.unwrap();
         assert!((acc - 2.0 / 3.0).abs() < 0.02, "{acc}");
@@ -407,7 +440,9 @@ mod tests {
         assert!(rep.precision > 0.9 && rep.recall < 0.8, "{} {}", rep.precision, rep.recall);
         // Mismatched dimensions are refused by name.
         let bad = Features::new(2, 3, vec![0.0; 6]).unwrap();
-        let e = evaluate(&LabelledSet { features: &real, labels: None }, &LabelledSet { features: &bad, labels: None }, &[], 0, false, &info, false, "t", &o).unwrap_err();
+        let e =
+            evaluate(&LabelledSet { features: &real, labels: None }, &LabelledSet { features: &bad, labels: None }, &FakeLogits::NONE, &info, false, "t", &o)
+                .unwrap_err();
         assert!(e.to_string().contains("dimensions differ"), "{e}");
     }
 }

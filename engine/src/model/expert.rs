@@ -114,7 +114,7 @@ mod tests {
     fn delta_is_b_times_a_viewed_as_conv_weight() {
         let dev = Default::default();
         let e = LowRankExpert::<B> {
-            a: Param::from_tensor(Tensor::from_floats([[1.0, 2.0]], &dev)), // r·k=1 × cin·k=2
+            a: Param::from_tensor(Tensor::from_floats([[1.0, 2.0]], &dev)),    // r·k=1 × cin·k=2
             b: Param::from_tensor(Tensor::from_floats([[1.0], [-1.0]], &dev)), // cout·k=2 × 1
         };
         // BA = [[1,2],[-1,-2]] viewed as (cout=1, cin=1, k=2, k=2).

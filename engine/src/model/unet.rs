@@ -2,10 +2,7 @@
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig,
-    PaddingConfig2d,
-};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::module::interpolate;
@@ -54,7 +51,10 @@ pub enum ClassCond<B: Backend> {
     Uncond,
     Labels(Tensor<B, 1, Int>),
     /// Per-sample label drop: the class term is multiplied by `keep` (1 = conditional).
-    Masked { labels: Tensor<B, 1, Int>, keep: Tensor<B, 1> },
+    Masked {
+        labels: Tensor<B, 1, Int>,
+        keep: Tensor<B, 1>,
+    },
 }
 
 /// What the down path and middle produce: the bottleneck `h`, the skip stack and SiLU(emb).
@@ -264,6 +264,7 @@ pub struct UpDropout<B: Backend>(Vec<Option<Tensor<B, 4>>>);
 
 /// One step of the down path: a ResBlock or a stride-2 downsample, each pushed on the skip stack.
 #[derive(Module, Debug)]
+#[expect(clippy::large_enum_variant, reason = "a handful per network, built once; Module derive wants plain fields")]
 pub enum DownLayer<B: Backend> {
     Res(ResBlock<B>),
     Down(Conv2d<B>),
@@ -271,6 +272,7 @@ pub enum DownLayer<B: Backend> {
 
 /// One step of the up path: a ResBlock on concat(h, skip) or a ×2 nearest upsample + conv.
 #[derive(Module, Debug)]
+#[expect(clippy::large_enum_variant, reason = "a handful per network, built once; Module derive wants plain fields")]
 pub enum UpLayer<B: Backend> {
     Res(ResBlock<B>),
     Up(Upsample<B>),
@@ -334,7 +336,7 @@ impl UNetConfig {
     /// Checks that `size` survives the downsampling (each level but the last halves it).
     pub fn check_image_size(&self, size: usize) -> Result<(), String> {
         let factor = 1usize << (self.channel_mults.len() - 1);
-        if size == 0 || size % factor != 0 {
+        if size == 0 || !size.is_multiple_of(factor) {
             Err(format!(
                 "image size {size} is not supported by this model: it has {} levels, so the size must be a multiple of {factor}",
                 self.channel_mults.len()
@@ -376,10 +378,7 @@ impl UNetConfig {
                 now = out;
             }
             if i > 0 {
-                up.push(UpLayer::Up(Upsample {
-                    conv: conv(now, now, 3, 1, 1.0, device),
-                    expert: ex.then(|| LowRankExpert::new(now, now, 3, device)),
-                }));
+                up.push(UpLayer::Up(Upsample { conv: conv(now, now, 3, 1, 1.0, device), expert: ex.then(|| LowRankExpert::new(now, now, 3, device)) }));
             }
         }
         debug_assert!(skip_channels.is_empty());
@@ -413,14 +412,7 @@ impl<B: Backend> UNet<B> {
     }
 
     /// [`Self::forward`] with CM's switch: `expert = false` evaluates θ^g only.
-    pub fn forward_with(
-        &self,
-        x: Tensor<B, 4>,
-        t: &[usize],
-        cond: &ClassCond<B>,
-        want_bottleneck: bool,
-        expert: bool,
-    ) -> UNetOutput<B> {
+    pub fn forward_with(&self, x: Tensor<B, 4>, t: &[usize], cond: &ClassCond<B>, want_bottleneck: bool, expert: bool) -> UNetOutput<B> {
         let trunk = self.trunk(x, t, cond);
         let (eps, _) = self.up_path(&trunk, expert);
         UNetOutput { eps, bottleneck: want_bottleneck.then_some(trunk.h) }
@@ -815,9 +807,7 @@ mod tests {
             r * 3 * i * 3 + o * 3 * r * 3
         };
         let res = |i: usize, o: usize| lora(i, o) + lora(o, o);
-        let experts = res(128, 64) + res(128, 64) + lora(64, 64) + res(128, 64) + res(96, 64) + lora(64, 64)
-            + res(96, 32)
-            + res(64, 32);
+        let experts = res(128, 64) + res(128, 64) + lora(64, 64) + res(128, 64) + res(96, 64) + lora(64, 64) + res(96, 32) + res(64, 32);
         assert_eq!(params::count(&model), plain + experts + 64 * 128 + 128);
         let x = Tensor::<B, 4>::random([3, 64, 2, 2], burn::tensor::Distribution::Normal(0.0, 1.0), &Default::default());
         let z = model.project(x).unwrap();

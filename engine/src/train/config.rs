@@ -216,8 +216,7 @@ pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
 
 impl TrainConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let cfg: TrainConfig =
-            toml::from_str(text).map_err(|e| Error::data(origin, format!("not a valid run config: {e}")))?;
+        let cfg: TrainConfig = toml::from_str(text).map_err(|e| Error::data(origin, format!("not a valid run config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -230,10 +229,7 @@ impl TrainConfig {
         let path = std::path::Path::new(name_or_path);
         if !path.is_file() {
             let names: Vec<&str> = BUILTIN_PRESETS.iter().map(|(n, _)| *n).collect();
-            return Err(Error::option(
-                "config",
-                format!("`{name_or_path}` is neither a file nor a built-in preset ({})", names.join(", ")),
-            ));
+            return Err(Error::option("config", format!("`{name_or_path}` is neither a file nor a built-in preset ({})", names.join(", "))));
         }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_toml(&text, name_or_path)
@@ -269,10 +265,10 @@ impl TrainConfig {
         if self.log.checkpoint_every == 0 {
             return Err(Error::option("log.checkpoint_every", "must be at least 1"));
         }
-        if let Some(d) = self.model.dropout {
-            if !(0.0..1.0).contains(&d) {
-                return Err(Error::option("model.dropout", format!("{d} must be in [0, 1)")));
-            }
+        if let Some(d) = self.model.dropout
+            && !(0.0..1.0).contains(&d)
+        {
+            return Err(Error::option("model.dropout", format!("{d} must be in [0, 1)")));
         }
         self.methods.check(self.batch_sampler)?;
         Ok(())

@@ -6,8 +6,8 @@ use super::config::{RunRecord, TrainConfig};
 use super::run_dir::RunDir;
 use super::trainer::{Trainer, Weights};
 use crate::backend::{WithBackend, dispatch};
-use crate::error::{Error, Result};
 use crate::diffusion::SamplerKind;
+use crate::error::{Error, Result};
 use crate::grid;
 use burn::tensor::backend::AutodiffBackend;
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 
 /// What to train.
 #[derive(Debug, Clone)]
+#[expect(clippy::large_enum_variant, reason = "one per run, moved once into the engine thread")]
 pub enum Launch {
     /// A new run written to `out`.
     New { config: TrainConfig, out: PathBuf },
@@ -91,16 +92,14 @@ impl WithBackend for Job<'_> {
         let data = config.data.load()?;
         let summary = data.summary();
         let mut trainer = if resume {
-            let (step, path) = dir
-                .latest_checkpoint()
-                .ok_or_else(|| Error::data(dir.checkpoints_dir(), "no checkpoint to resume from"))?;
-            if let Some(rec) = &config.record {
-                if rec.dataset.fingerprint != summary.fingerprint {
-                    return Err(Error::data(
-                        &dir.path,
-                        format!("the dataset changed since the run started (fingerprint {} now, {} recorded)", summary.fingerprint, rec.dataset.fingerprint),
-                    ));
-                }
+            let (step, path) = dir.latest_checkpoint().ok_or_else(|| Error::data(dir.checkpoints_dir(), "no checkpoint to resume from"))?;
+            if let Some(rec) = &config.record
+                && rec.dataset.fingerprint != summary.fingerprint
+            {
+                return Err(Error::data(
+                    &dir.path,
+                    format!("the dataset changed since the run started (fingerprint {} now, {} recorded)", summary.fingerprint, rec.dataset.fingerprint),
+                ));
             }
             dir.truncate_metrics(step)?;
             *last_checkpoint = Some(step);
@@ -157,9 +156,7 @@ impl WithBackend for Job<'_> {
             if stopped {
                 break;
             }
-            let rec = trainer
-                .train_step()
-                .map_err(|cause| Error::NonFinite { cause, last_checkpoint: last_checkpoint.map(|s| dir.checkpoint_path(s)) })?;
+            let rec = trainer.train_step().map_err(|cause| Error::NonFinite { cause, last_checkpoint: last_checkpoint.map(|s| dir.checkpoint_path(s)) })?;
             dir.append_metrics(&rec)?;
             let step = rec.step;
             send(Event::Step(rec));

@@ -137,13 +137,7 @@ impl<B: AutodiffBackend> Adam<B> {
 
     /// One update of `module` at learning rate `lr`, the gradients scaled by `grad_scale` (the
     /// clip). Returns the module and every parameter's value after the update, by path.
-    pub fn step<M: Module<B>>(
-        &mut self,
-        module: M,
-        grads: &B::Gradients,
-        lr: f64,
-        grad_scale: f64,
-    ) -> (M, HashMap<String, Tensor<B::InnerBackend, 1>>) {
+    pub fn step<M: Module<B>>(&mut self, module: M, grads: &B::Gradients, lr: f64, grad_scale: f64) -> (M, HashMap<String, Tensor<B::InnerBackend, 1>>) {
         self.updates += 1;
         let t = self.updates as i32;
         let mut mapper = AdamMapper::<B> {

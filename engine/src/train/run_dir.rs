@@ -101,8 +101,11 @@ impl RunDir {
             let per_class = parts.next()?.strip_prefix('n')?.parse().ok()?;
             parts.next().is_none().then_some((step, sampler, omega, per_class))
         };
-        let mut out: Vec<ViewGridFile> =
-            self.files("analysis", parse).into_iter().map(|((step, sampler, omega, per_class), path)| ViewGridFile { step, sampler, omega, per_class, path }).collect();
+        let mut out: Vec<ViewGridFile> = self
+            .files("analysis", parse)
+            .into_iter()
+            .map(|((step, sampler, omega, per_class), path)| ViewGridFile { step, sampler, omega, per_class, path })
+            .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
@@ -114,7 +117,8 @@ impl RunDir {
 
     /// Every latent map of the run, in name order (by step).
     pub fn latent_maps(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = self.files("analysis", |name| (name.starts_with("latents-") && name.ends_with(".json")).then_some(())).into_iter().map(|(_, p)| p).collect();
+        let mut out: Vec<PathBuf> =
+            self.files("analysis", |name| (name.starts_with("latents-") && name.ends_with(".json")).then_some(())).into_iter().map(|(_, p)| p).collect();
         out.sort();
         out
     }
@@ -128,13 +132,17 @@ impl RunDir {
         let parse = |name: &str| -> Option<(usize, bool)> {
             let rest = name.strip_prefix("entanglement-t")?.strip_suffix(".json")?;
             let (t, cond) = rest.split_once('-')?;
-            Some((t.parse().ok()?, match cond {
-                "cond" => true,
-                "uncond" => false,
-                _ => return None,
-            }))
+            Some((
+                t.parse().ok()?,
+                match cond {
+                    "cond" => true,
+                    "uncond" => false,
+                    _ => return None,
+                },
+            ))
         };
-        let mut out: Vec<EntanglementFile> = self.files("analysis", parse).into_iter().map(|((t, conditional), path)| EntanglementFile { t, conditional, path }).collect();
+        let mut out: Vec<EntanglementFile> =
+            self.files("analysis", parse).into_iter().map(|((t, conditional), path)| EntanglementFile { t, conditional, path }).collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
@@ -146,7 +154,8 @@ impl RunDir {
 
     /// Every `ltlab eval` report of the run.
     pub fn eval_reports(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = self.files("evals", |name| (name.starts_with("step-") && name.ends_with(".json")).then_some(())).into_iter().map(|(_, p)| p).collect();
+        let mut out: Vec<PathBuf> =
+            self.files("evals", |name| (name.starts_with("step-") && name.ends_with(".json")).then_some(())).into_iter().map(|(_, p)| p).collect();
         out.sort();
         out
     }
@@ -206,12 +215,8 @@ impl RunDir {
 
     /// Keeps only the records up to `step` (those a resumed run will not redo).
     pub fn truncate_metrics(&self, step: u64) -> Result<()> {
-        let kept: Vec<String> = self
-            .read_metrics()?
-            .iter()
-            .filter(|r| r.step <= step)
-            .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
-            .collect();
+        let kept: Vec<String> =
+            self.read_metrics()?.iter().filter(|r| r.step <= step).map(|r| serde_json::to_string(r).expect("record serialises") + "\n").collect();
         write_atomic(&self.metrics_path(), kept.concat().as_bytes())
     }
 }

@@ -6,10 +6,10 @@ use super::config::{LabelDrop, TrainConfig};
 use super::optim::{self, Adam};
 use super::params;
 use crate::data::Dataset;
+use crate::data::sampler::BatchSampler;
 use crate::diffusion::sampler::{SampleRequest, grid_id, initial_noise, sample};
 use crate::diffusion::{SamplerKind, Schedule};
 use crate::error::{Error, NonFinite, Result};
-use crate::data::sampler::BatchSampler;
 use crate::methods::{Batch, Forwards, HostBatch, MAIN, Method, PassRows, StepContext, per_sample_mean};
 use crate::model::{UNet, UNetConfig};
 use crate::rng::{self, Stream};
@@ -256,16 +256,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Result<Option<Vec<f32>>> {
         let labels: Vec<usize> = classes.iter().flat_map(|&c| std::iter::repeat_n(c, per_class)).collect();
         let ids = classes.iter().flat_map(|&c| (0..per_class).map(move |s| grid_id(c, s))).collect();
-        let req = SampleRequest {
-            labels,
-            ids,
-            omega,
-            sampler,
-            seed: self.cfg.seed,
-            channels: self.data.channels,
-            size: self.data.size,
-            batch: 256,
-        };
+        let req = SampleRequest { labels, ids, omega, sampler, seed: self.cfg.seed, channels: self.data.channels, size: self.data.size, batch: 256 };
         // Experts are folded into their base weights: sampling costs what the base model costs.
         let model = match weights {
             Weights::Ema => self.ema.clone().merge_experts(),
@@ -334,10 +325,10 @@ pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> Result<UNetConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{DataConfig, DatasetKind};
-    use crate::train::config::{DiffusionConfig, LogConfig, ModelConfig};
     use crate::data::sampler::BatchSampler;
+    use crate::data::{DataConfig, DatasetKind};
     use crate::model::Preset;
+    use crate::train::config::{DiffusionConfig, LogConfig, ModelConfig};
     type B = burn::backend::Autodiff<burn::backend::Flex>;
 
     fn config(label_drop: LabelDrop) -> TrainConfig {

@@ -75,16 +75,36 @@ pub struct TransferCounts {
 /// Messages from the engine to its host (CLI or lab).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
-    Started { run_dir: String, first_step: u64, total_steps: u64 },
+    Started {
+        run_dir: String,
+        first_step: u64,
+        total_steps: u64,
+    },
     Step(StepRecord),
-    CheckpointSaved { step: u64, path: String },
-    SamplesWritten { step: u64, path: String },
-    Paused { step: u64 },
-    Resumed { step: u64 },
+    CheckpointSaved {
+        step: u64,
+        path: String,
+    },
+    SamplesWritten {
+        step: u64,
+        path: String,
+    },
+    Paused {
+        step: u64,
+    },
+    Resumed {
+        step: u64,
+    },
     /// Training ended normally (all steps done, or stopped on request).
-    Finished { step: u64, stopped: bool },
+    Finished {
+        step: u64,
+        stopped: bool,
+    },
     /// Training ended with an error; `last_checkpoint` is the newest good one.
-    Failed { message: String, last_checkpoint: Option<u64> },
+    Failed {
+        message: String,
+        last_checkpoint: Option<u64>,
+    },
 }
 
 /// Messages from the host to the engine.

@@ -70,11 +70,7 @@ pub fn embed(f: &Features, method: EmbedMethod, cfg: &EmbedConfig, seed: u64, pr
 pub fn knn_preservation(input: &Features, layout: &[f32], k: usize) -> Result<f64> {
     let map = Features::new(input.n, 2, layout.to_vec())?;
     let (a, b) = (crate::eval::metrics::knn(input, k), crate::eval::metrics::knn(&map, k));
-    let kept: usize = a
-        .iter()
-        .zip(&b)
-        .map(|(ra, rb)| ra.iter().filter(|(i, _)| rb.iter().any(|(j, _)| j == i)).count())
-        .sum();
+    let kept: usize = a.iter().zip(&b).map(|(ra, rb)| ra.iter().filter(|(i, _)| rb.iter().any(|(j, _)| j == i)).count()).sum();
     Ok(kept as f64 / (input.n * k.min(input.n - 1)).max(1) as f64)
 }
 

@@ -38,10 +38,8 @@ pub fn tsne(f: &Features, cfg: &TsneConfig, seed: u64, progress: &mut Progress) 
     if !progress(0.0, None) {
         return Err(Error::Cancelled);
     }
-    let neighbours: Vec<Vec<bhtsne::Neighbor<f64>>> = knn(f, k)
-        .into_iter()
-        .map(|row| row.into_iter().map(|(index, d2)| bhtsne::Neighbor { index, distance: d2.sqrt() }).collect())
-        .collect();
+    let neighbours: Vec<Vec<bhtsne::Neighbor<f64>>> =
+        knn(f, k).into_iter().map(|row| row.into_iter().map(|(index, d2)| bhtsne::Neighbor { index, distance: d2.sqrt() }).collect()).collect();
     if !progress(0.1, None) {
         return Err(Error::Cancelled);
     }

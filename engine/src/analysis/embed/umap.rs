@@ -145,7 +145,7 @@ pub fn fuzzy_graph(neighbours: &[Vec<(usize, f64)>], k: usize) -> Vec<(usize, us
             }
         }
     }
-    edges.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    edges.sort_by_key(|x| (x.0, x.1));
     edges
 }
 
@@ -159,11 +159,8 @@ pub fn umap(f: &Features, cfg: &UmapConfig, seed: u64, progress: &mut Progress) 
     if !progress(0.0, None) {
         return Err(Error::Cancelled);
     }
-    let neighbours: Vec<Vec<(usize, f64)>> = knn(f, k - 1)
-        .into_iter()
-        .enumerate()
-        .map(|(i, row)| std::iter::once((i, 0.0)).chain(row.into_iter().map(|(j, d)| (j, d.sqrt()))).collect())
-        .collect();
+    let neighbours: Vec<Vec<(usize, f64)>> =
+        knn(f, k - 1).into_iter().enumerate().map(|(i, row)| std::iter::once((i, 0.0)).chain(row.into_iter().map(|(j, d)| (j, d.sqrt()))).collect()).collect();
     let mut edges = fuzzy_graph(&neighbours, k);
     let n_epochs = cfg.n_epochs.unwrap_or(if n <= 10_000 { 500 } else { 200 });
     let w_max = edges.iter().map(|e| e.2).fold(0.0f64, f64::max);
