@@ -89,7 +89,7 @@ impl LabApp {
         run.batch = config.batch;
         run.status = ltlab_ui::RunStatus::Starting;
         self.engines.insert(id, engine::spawn(engine::Launch::New { config, out }));
-        self.lab.intake(Intake::Opened(run));
+        self.lab.intake(Intake::Opened(Box::new(run)));
     }
 
     fn execute(&mut self, c: UiCommand) {

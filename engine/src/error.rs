@@ -49,6 +49,13 @@ impl Error {
     }
 }
 
+/// An option's text that does not parse (the CLI spellings in `ltlab-types`): the same message.
+impl From<ltlab_types::ParseError> for Error {
+    fn from(e: ltlab_types::ParseError) -> Self {
+        Error::option(e.option, e.message)
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
 /// crash never leaves a half-written file behind.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {

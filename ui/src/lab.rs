@@ -5,7 +5,7 @@
 use crate::panels::compare::CompareView;
 use crate::panels::controls::{Controls, RunOffer};
 use crate::panels::export_menu::ExportMenu;
-use crate::panels::grids::{GridSettings, training_key};
+use crate::panels::grids::{GridSettings, training_key, view_key};
 use crate::panels::latent::LatentView;
 use crate::panels::losses::LossSettings;
 use crate::panels::scrubber::Scrubber;
@@ -161,7 +161,7 @@ impl Lab {
                 }
                 self.selected.insert(run.id);
                 self.runs.retain(|r| r.id != run.id);
-                self.runs.push(run);
+                self.runs.push(*run);
             }
             Intake::Engine(id, ev) => {
                 if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
@@ -181,7 +181,7 @@ impl Lab {
             }
             Intake::ViewGrid(id, g) => {
                 if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
-                    self.views.forget_grid(id, &g.settings.file_name(g.step));
+                    self.views.forget_grid(id, &view_key(g.step, &g.settings));
                     r.add_view_grid(g);
                 }
             }
@@ -306,7 +306,7 @@ mod tests {
         let old = r#"{"new_run": {"config": "demo-fashion-mnist", "steps": 10}, "smoothing": 0.5, "log_y": false, "view_sampling": true, "sample": {"omega": 2.0}, "view": "Compare", "latent": {"method": "pca"}, "scrub": 250}"#;
         let s: LabState = serde_json::from_str(old).unwrap();
         assert_eq!((s.new_run.config.as_str(), s.new_run.steps, s.new_run.batch), ("demo-fashion-mnist", 10, 32));
-        assert_eq!((s.view, s.scrub, s.latent.method.as_str()), (View::Compare, Some(250), "pca"));
+        assert_eq!((s.view, s.scrub, s.latent.method), (View::Compare, Some(250), ltlab_types::EmbedMethod::Pca));
         assert_eq!((s.losses, s.grids), (LossSettings::default(), GridSettings::default()));
         // Keys this build does not know are ignored.
         assert!(serde_json::from_str::<LabState>(r#"{"whatever": 1}"#).is_ok());

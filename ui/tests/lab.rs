@@ -3,7 +3,7 @@
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use ltlab_types::{Event, StepRecord};
+use ltlab_types::{BatchSampler, EmbedMethod, Event, OcMode, SamplerKind, StepRecord};
 use ltlab_ui::{GridImage, Intake, Lab, LabState, RunData, RunId, UiCommand};
 
 fn record(step: u64, mse: f64) -> StepRecord {
@@ -32,7 +32,7 @@ fn lab_with_a_run() -> Lab {
     let mut run = RunData::new(RunId(7), "demo-synthetic", "/runs/demo-synthetic");
     run.total_steps = 1000;
     run.batch = 32;
-    lab.intake(Intake::Opened(run));
+    lab.intake(Intake::Opened(Box::new(run)));
     lab.intake(Intake::Engine(RunId(7), Event::Started { run_dir: "/runs/demo-synthetic".into(), first_step: 0, total_steps: 1000 }));
     for s in 1..=600 {
         lab.intake(Intake::Engine(RunId(7), Event::Step(record(s, 1.0 / s as f64))));
@@ -183,7 +183,7 @@ fn two_runs_side_by_side_and_state_round_trips() {
     let mut lab = lab_with_a_run();
     let mut other = RunData::new(RunId(8), "demo-synthetic-coral", "/runs/coral");
     other.methods = "coral".into();
-    lab.intake(Intake::Opened(other));
+    lab.intake(Intake::Opened(Box::new(other)));
     lab.intake(Intake::Grid(RunId(8), 500, grid(90)));
     let mut h = harness(lab);
     // Both grids at the same step, next to each other.
@@ -205,7 +205,7 @@ fn latent_map(step: u64) -> ltlab_types::LatentMap {
     ltlab_types::LatentMap {
         step,
         t: 100,
-        method: "umap".into(),
+        method: EmbedMethod::Umap,
         conditional: true,
         per_class: 100,
         class_names: vec!["head".into(), "mid".into(), "tail".into()],
@@ -229,7 +229,7 @@ fn latent_map_job_progress_cancel_and_result() {
     let cmd = h.state().1.last().cloned().unwrap();
     match cmd {
         UiCommand::LatentMap { run, step, settings } => {
-            assert_eq!((run, step, settings.method.as_str(), settings.t, settings.per_class), (RunId(7), 500, "umap", 100, 100));
+            assert_eq!((run, step, settings.method, settings.t, settings.per_class), (RunId(7), 500, EmbedMethod::Umap, 100, 100));
         }
         other => panic!("{other:?}"),
     }
@@ -267,7 +267,7 @@ fn latent_map_job_progress_cancel_and_result() {
     h.key_press(egui::Key::ArrowRight);
     h.run();
     h.get_by_label("umap of 60 images at step 500, t = 100");
-    h.state_mut().0.state.latent.method = "tsne".into();
+    h.state_mut().0.state.latent.method = EmbedMethod::Tsne;
     h.run();
     h.get_by_label("Compute tsne at step 500");
 }
@@ -279,7 +279,7 @@ fn compare_shows_differing_config_keys_and_metrics() {
     let mut other = RunData::new(RunId(8), "coral", "/runs/coral");
     other.config_text = "name = \"coral\"\nseed = 0\n[train]\nsteps = 1000\n[methods]\ncoral = 0.1\n".into();
     other.checkpoints.insert(500);
-    lab.intake(Intake::Opened(other));
+    lab.intake(Intake::Opened(Box::new(other)));
     let eval = |step, fid| ltlab_ui::EvalSummary {
         step,
         label: "domain · ddim:20 · ω 0 · 1000 samples".into(),
@@ -330,10 +330,10 @@ fn transfer_view_asks_for_p_of_t_and_shows_the_swaps_made() {
         }
         other => panic!("{other:?}"),
     };
-    assert_eq!((settings.mode.as_str(), settings.sampler.as_str(), settings.batch, settings.matrix_t), ("t2h", "balanced", 128, 300));
+    assert_eq!((settings.mode, settings.sampler, settings.batch, settings.matrix_t), (OcMode::T2h, BatchSampler::Balanced, 128, 300));
     let analysis = ltlab_types::TransferAnalysis {
-        mode: "t2h".into(),
-        sampler: "balanced".into(),
+        mode: OcMode::T2h,
+        sampler: BatchSampler::Balanced,
         batch: 128,
         t: vec![0, 500, 990],
         p_transfer: vec![0.0, 0.2, 0.5],
@@ -367,7 +367,8 @@ fn grids_sampled_at_view_time_with_other_settings() {
         }
         other => panic!("{other:?}"),
     };
-    assert_eq!((settings.sampler_spec(), settings.omega, settings.per_class), ("ddim:50:clip".to_string(), 1.5, 8));
+    assert_eq!((settings.sampler, settings.omega, settings.per_class), (SamplerKind::parse("ddim:50:clip").unwrap(), 1.5, 8));
+    assert_eq!(settings.cli("runs/demo", 500), "ltlab sample --run runs/demo --step 500 --per-class 8 --sampler ddim:50:clip --omega 1.5");
     // The job's progress with Cancel, then its grid.
     let view = ltlab_ui::JobView { id: 4, run: RunId(7), label: "sampling step 500".into(), progress: 0.25, preview: None, kind: ltlab_ui::JobKind::Sample };
     h.state_mut().0.intake(Intake::Job(view));
@@ -390,6 +391,17 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.state_mut().0.state.grids.sample.omega = 3.0;
     h.run();
     h.get_by_label("Sample step 500");
+    // DDPM from the sampler menu: the command carries what `--sampler ddpm:clip` parses to.
+    h.get_by_value("ddim").click();
+    h.run();
+    h.get_by_label("ddpm").click();
+    h.run();
+    h.get_by_label("Sample step 500").click();
+    h.run();
+    match h.state().1.last().cloned().unwrap() {
+        UiCommand::Sample { settings, .. } => assert_eq!(settings.sampler, SamplerKind::parse("ddpm:clip").unwrap()),
+        other => panic!("{other:?}"),
+    }
     // Back to the grids written in training.
     h.get_by_label("written in training").click();
     h.run();

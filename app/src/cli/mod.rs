@@ -13,7 +13,6 @@ use ltlab_engine::data::{DataConfig, DatasetKind, Profile};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
-#[expect(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum Command {
     /// Inspect datasets after the long-tail profile.
     #[command(subcommand)]

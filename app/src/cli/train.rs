@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let launch = match &a.resume {
-        Some(dir) => Launch::Resume { dir: dir.clone(), steps: a.steps },
+        Some(dir) => Launch::Resume { dir: dir.clone(), steps: a.steps, from: a.step },
         None => {
             let config = a.config()?;
             let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&config.name));
@@ -53,6 +53,14 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                     pb.abandon();
                 }
                 result = Err(anyhow::anyhow!(message));
+            }
+            Event::CheckpointDamaged { path, error, kept_as, resumed_from } => {
+                let line = format!("warning: {error}; kept aside as {kept_as}, resuming from step {resumed_from}");
+                match &bar {
+                    Some(pb) => pb.println(line),
+                    None if !a.json => eprintln!("{line} ({path})"),
+                    None => {}
+                }
             }
             Event::Paused { .. } | Event::Resumed { .. } => {}
         }

@@ -7,20 +7,17 @@
 use super::latents::{compute_latent_map, entanglement_sweep};
 use super::runs::{decode_grid, open_run, read_run};
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use ltlab_engine::analysis::embed::EmbedMethod;
 use ltlab_engine::analysis::latents::LatentSetup;
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::backend::{WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
-use ltlab_engine::data::sampler::BatchSampler;
-use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::diffusion::Schedule;
-use ltlab_engine::methods::oc::{Gate, OcMode};
+use ltlab_engine::methods::oc::Gate;
 use ltlab_engine::train::TrainConfig;
 use ltlab_engine::train::engine::write_class_grid;
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::train::trainer::Weights;
-use ltlab_types::TransferAnalysis;
+use ltlab_types::{EmbedMethod, TransferAnalysis};
 use ltlab_ui::{DataPreview, Intake, JobKind, JobView, LatentSettings, RunId, SampleSettings, TransferSettings, ViewGrid};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -51,7 +48,6 @@ enum Work {
     Sample {
         step: u64,
         settings: SampleSettings,
-        sampler: SamplerKind,
     },
 }
 
@@ -79,12 +75,8 @@ fn setup_of(s: &LatentSettings) -> LatentSetup {
 
 impl Jobs {
     pub fn latent_map(&mut self, run: RunId, dir: &str, step: u64, s: &LatentSettings) {
-        match EmbedMethod::parse(&s.method) {
-            Ok(method) => self.spawn(run, dir, Work::Map { step, method, setup: setup_of(s) }, JobKind::Latent, format!("{} at step {step}", method.name())),
-            Err(e) => {
-                let _ = self.tx.send(Intake::Error(e.to_string()));
-            }
-        }
+        let label = format!("{} at step {step}", s.method.name());
+        self.spawn(run, dir, Work::Map { step, method: s.method, setup: setup_of(s) }, JobKind::Latent, label);
     }
 
     pub fn entanglement(&mut self, run: RunId, dir: &str, s: &LatentSettings) {
@@ -92,23 +84,16 @@ impl Jobs {
     }
 
     /// The checkpoint's per-class grid sampled with `s` (EMA weights), written to the run's
-    /// `analysis/` under a name that carries the settings.
+    /// `analysis/` under `RunDir`'s name for these settings (where `ltlab sample` writes it too).
     pub fn sample(&mut self, run: RunId, dir: &str, step: u64, s: &SampleSettings) {
-        match SamplerKind::parse(&s.sampler_spec()) {
-            Ok(sampler) => {
-                self.spawn(run, dir, Work::Sample { step, settings: s.clone(), sampler }, JobKind::Sample, format!("sampling step {step}, {}", s.label()))
-            }
-            Err(e) => {
-                let _ = self.tx.send(Intake::Error(e.to_string()));
-            }
-        }
+        self.spawn(run, dir, Work::Sample { step, settings: s.clone() }, JobKind::Sample, format!("sampling step {step}, {}", s.label()));
     }
 
     /// OC's transfer probability on the run's training data: no model, no backend.
     pub fn transfer(&mut self, run: RunId, dir: &str, s: &TransferSettings) {
         self.next += 1;
         let id = self.next;
-        let label = format!("P(t), {} with {} batches of {}", s.mode, s.sampler, s.batch);
+        let label = format!("P(t), {} with {} batches of {}", s.mode.name(), s.sampler.label(), s.batch);
         let _ = self.tx.send(Intake::Job(JobView { id, run, label: label.clone(), progress: 0.0, preview: None, kind: JobKind::Transfer }));
         self.cancel.insert(id, Arc::new(AtomicBool::new(false)));
         let (tx, dir, s) = (self.tx.clone(), PathBuf::from(dir), s.clone());
@@ -121,8 +106,8 @@ impl Jobs {
                     anyhow::bail!("matrix t = {} is outside 0..{}", s.matrix_t, schedule.len());
                 }
                 let setup = TransferSetup {
-                    gate: Gate { mode: OcMode::parse(&s.mode)?, beta: None, cutoff: None },
-                    sampler: BatchSampler::parse(&s.sampler)?,
+                    gate: Gate { mode: s.mode, beta: None, cutoff: None },
+                    sampler: s.sampler,
                     batch: s.batch.max(2),
                     batches: 20,
                     t_step: 10,
@@ -140,8 +125,8 @@ impl Jobs {
                 });
                 let matrix = transfer_matrix(&data, &schedule, &setup, s.matrix_t);
                 Ok(TransferAnalysis {
-                    mode: s.mode.clone(),
-                    sampler: s.sampler.clone(),
+                    mode: s.mode,
+                    sampler: s.sampler,
                     batch: s.batch,
                     t: curve.t,
                     p_transfer: curve.p_transfer,
@@ -171,7 +156,7 @@ impl Jobs {
         let (tx, dir, opening) = (self.tx.clone(), dir.to_string(), self.opening.clone());
         std::thread::spawn(move || {
             let msg = match read_run(id, std::path::Path::new(&dir)) {
-                Ok(run) => Intake::Opened(run),
+                Ok(run) => Intake::Opened(Box::new(run)),
                 Err(e) => Intake::Error(format!("open {dir}: {e:#}")),
             };
             let _ = tx.send(msg);
@@ -299,7 +284,8 @@ impl WithBackend for Job {
                 })?;
                 let _ = self.tx.send(Intake::Entanglement(self.run, setup.t, setup.conditional, all));
             }
-            Work::Sample { step, settings, sampler } => {
+            Work::Sample { step, settings } => {
+                let sampler = settings.sampler;
                 let (trainer, _) = open_run::<B>(&self.dir, Some(step), device)?;
                 let path = RunDir::open(&self.dir)?.view_grid_path(step, &sampler, settings.omega, settings.per_class);
                 let done = write_class_grid(&trainer, &path, settings.per_class, sampler, settings.omega, Weights::Ema, &mut |done, all| {

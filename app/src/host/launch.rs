@@ -39,6 +39,10 @@ pub struct TrainArgs {
     /// Total steps (with --resume: the new total).
     #[arg(long)]
     pub steps: Option<u64>,
+    /// With --resume: continue from the checkpoint at this step instead of the newest that
+    /// loads (newer checkpoints are kept aside as *.superseded).
+    #[arg(long, requires = "resume")]
+    pub step: Option<u64>,
     /// flex (CPU), wgpu or cuda.
     #[arg(long, conflicts_with = "resume")]
     pub backend: Option<String>,

@@ -3,7 +3,6 @@
 
 use ltlab_engine::analysis::latents::read_entanglement;
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
-use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::eval::report::EvalReport;
 use ltlab_engine::train::Trainer;
 use ltlab_engine::train::checkpoint::Checkpoint;
@@ -64,9 +63,7 @@ fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, ru
         run.entanglement.insert((e.t, e.conditional), read_entanglement(&e.path)?);
     }
     for g in rd.view_grids() {
-        if let Some(settings) = sample_settings(&g) {
-            run.add_view_grid(ViewGrid { step: g.step, settings, image: decode_grid(&g.path)? });
-        }
+        run.add_view_grid(ViewGrid { step: g.step, settings: sample_settings(&g), image: decode_grid(&g.path)? });
     }
     let mut real = None;
     for path in rd.latent_maps() {
@@ -93,15 +90,9 @@ fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, ru
     Ok(())
 }
 
-/// The panel's settings of a view-time grid (the samplers it offers: DDPM, DDIM with the final
-/// x̂₀ step, each with or without clipping).
-fn sample_settings(g: &ViewGridFile) -> Option<SampleSettings> {
-    let (sampler, ddim_steps, clip) = match g.sampler {
-        SamplerKind::Ddpm { clip_x0 } => ("ddpm", SampleSettings::default().ddim_steps, clip_x0),
-        SamplerKind::Ddim { steps, final_x0: true, clip_x0 } => ("ddim", steps, clip_x0),
-        SamplerKind::Ddim { final_x0: false, .. } => return None,
-    };
-    Some(SampleSettings { sampler: sampler.into(), ddim_steps, clip, omega: g.omega, per_class: g.per_class })
+/// The panel's settings of a view-time grid.
+fn sample_settings(g: &ViewGridFile) -> SampleSettings {
+    SampleSettings { sampler: g.sampler, omega: g.omega, per_class: g.per_class }
 }
 
 /// The `ltlab eval` reports of a run, by step (unreadable files are skipped).

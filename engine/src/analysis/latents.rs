@@ -144,7 +144,7 @@ pub fn latent_map<B: Backend>(
     Ok(LatentMap {
         step,
         t: setup.t,
-        method: method.name().to_string(),
+        method,
         conditional: setup.conditional,
         per_class: setup.per_class,
         class_names: real.class_names.clone(),

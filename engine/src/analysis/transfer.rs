@@ -8,7 +8,7 @@
 //! same for every j and leaves the softmax.
 
 use crate::data::Dataset;
-use crate::data::sampler::BatchSampler;
+use crate::data::sampler::{BatchSampler, DrawBatches};
 use crate::diffusion::Schedule;
 use crate::methods::oc::{Gate, sigma2};
 use crate::rng::{self, Stream};

@@ -2,50 +2,25 @@
 //!
 //! Each sampler is a pure function of (seed, step), so a resumed run draws the same batches.
 
-use crate::error::{Error, Result};
 use crate::rng::{self, Stream};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
-pub enum BatchSampler {
-    /// Epochs of a seeded shuffle of the whole set (the reference default).
-    Uniform,
-    /// A class uniformly, then an image of it uniformly, with replacement.
-    Balanced,
-    /// CCUA's re-sampling: class c with probability ∝ f^(c/(C−1)).
-    Brs { f: f64 },
+/// The sampler's kind and its CLI spelling live in `ltlab-types` (the lab's transfer view sets
+/// it); drawing the batches is the engine's.
+pub use ltlab_types::BatchSampler;
+
+/// What a [`BatchSampler`] draws: each class's probability and the batch of a step.
+pub trait DrawBatches {
+    /// Probability of drawing each class (uniform: the data frequency).
+    fn class_probs(&self, counts: &[usize]) -> Vec<f64>;
+
+    /// The dataset indices of the batch at `step`.
+    fn batch(&self, labels: &[usize], by_class: &[Vec<usize>], batch: usize, seed: u64, step: u64) -> Vec<usize>;
 }
 
-impl BatchSampler {
-    /// Parses `uniform`, `balanced` or `brs:F`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "uniform" => Ok(Self::Uniform),
-            "balanced" => Ok(Self::Balanced),
-            _ => {
-                let f = s.strip_prefix("brs:").and_then(|f| f.parse::<f64>().ok()).filter(|f| *f > 0.0 && *f <= 1.0);
-                match f {
-                    Some(f) => Ok(Self::Brs { f }),
-                    None => Err(Error::option("sampler", format!("`{s}`: expected uniform, balanced or brs:F with F in (0, 1]"))),
-                }
-            }
-        }
-    }
-
-    /// The CLI spelling: `uniform`, `balanced` or `brs:F`.
-    pub fn label(&self) -> String {
-        match self {
-            Self::Uniform => "uniform".into(),
-            Self::Balanced => "balanced".into(),
-            Self::Brs { f } => format!("brs:{f}"),
-        }
-    }
-
-    /// Probability of drawing each class (uniform: the data frequency).
-    pub fn class_probs(&self, counts: &[usize]) -> Vec<f64> {
+impl DrawBatches for BatchSampler {
+    fn class_probs(&self, counts: &[usize]) -> Vec<f64> {
         let c = counts.len();
         let w: Vec<f64> = match *self {
             Self::Uniform => counts.iter().map(|&n| n as f64).collect(),
@@ -56,8 +31,7 @@ impl BatchSampler {
         w.iter().map(|x| x / s).collect()
     }
 
-    /// The dataset indices of the batch at `step`.
-    pub fn batch(&self, labels: &[usize], by_class: &[Vec<usize>], batch: usize, seed: u64, step: u64) -> Vec<usize> {
+    fn batch(&self, labels: &[usize], by_class: &[Vec<usize>], batch: usize, seed: u64, step: u64) -> Vec<usize> {
         let n = labels.len();
         match *self {
             Self::Uniform => {
@@ -151,13 +125,5 @@ mod tests {
         for n in per {
             assert!((n as f64 / 6000.0 - 1.0 / 3.0).abs() < 0.02, "{per:?}");
         }
-    }
-
-    #[test]
-    fn parse_rejects_bad_f() {
-        assert!(BatchSampler::parse("brs:0").is_err());
-        assert!(BatchSampler::parse("brs:x").is_err());
-        assert!(BatchSampler::parse("random").is_err());
-        assert_eq!(BatchSampler::parse("brs:0.1").unwrap(), BatchSampler::Brs { f: 0.1 });
     }
 }

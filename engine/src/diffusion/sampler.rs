@@ -5,73 +5,9 @@ use crate::error::{Error, Result};
 use crate::model::{ClassCond, UNet};
 use crate::rng::{self, Stream};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum SamplerKind {
-    /// T ancestral steps.
-    Ddpm {
-        /// Clip x̂₀ to [−1, 1] at every step (improved-diffusion's `clip_denoised`); off in the
-        /// reference code, which clips only the output. Keeps young models from drifting.
-        #[serde(default)]
-        clip_x0: bool,
-    },
-    /// `steps` deterministic DDIM steps (η = 0) at t = T − T/k, …, T/k, 0. With `final_x0` the
-    /// last step goes to the x̂₀ prediction (ltlab's default); without it the result is x at
-    /// t = 0 (the reference code).
-    Ddim {
-        steps: usize,
-        final_x0: bool,
-        #[serde(default)]
-        clip_x0: bool,
-    },
-}
-
-impl SamplerKind {
-    /// Parses `ddpm[:clip]` or `ddim:K[:ref][:clip]` (`ref`: the reference code's ending
-    /// without the final x̂₀ step; `clip`: clip x̂₀ at every step).
-    pub fn parse(s: &str) -> Result<Self> {
-        let bad = || Error::option("sampler", format!("`{s}`: expected ddpm[:clip] or ddim:K[:ref][:clip] with K ≥ 1"));
-        let mut parts = s.split(':');
-        let kind = parts.next().unwrap_or_default();
-        let steps = match kind {
-            "ddpm" => None,
-            "ddim" => Some(parts.next().and_then(|k| k.parse::<usize>().ok()).filter(|&k| k >= 1).ok_or_else(bad)?),
-            _ => return Err(bad()),
-        };
-        let (mut reference, mut clip_x0) = (false, false);
-        for flag in parts {
-            match flag {
-                "ref" if steps.is_some() && !reference => reference = true,
-                "clip" if !clip_x0 => clip_x0 = true,
-                _ => return Err(bad()),
-            }
-        }
-        Ok(match steps {
-            None => Self::Ddpm { clip_x0 },
-            Some(steps) => Self::Ddim { steps, final_x0: !reference, clip_x0 },
-        })
-    }
-
-    pub fn label(&self) -> String {
-        let clip = |c: bool| if c { ":clip" } else { "" };
-        match *self {
-            Self::Ddpm { clip_x0 } => format!("ddpm{}", clip(clip_x0)),
-            Self::Ddim { steps, final_x0, clip_x0 } => {
-                format!("ddim:{steps}{}{}", if final_x0 { "" } else { ":ref" }, clip(clip_x0))
-            }
-        }
-    }
-
-    /// Model evaluations per image.
-    pub fn evaluations(&self, t: usize) -> usize {
-        match *self {
-            Self::Ddpm { .. } => t,
-            Self::Ddim { steps, final_x0, .. } => steps.min(t) - usize::from(!final_x0),
-        }
-    }
-}
+/// The sampler's kind and its CLI spelling live in `ltlab-types` (the lab's panels set it).
+pub use ltlab_types::SamplerKind;
 
 /// The DDIM timesteps, descending: T − T/k, …, T/k, 0.
 pub fn ddim_timesteps(t_total: usize, k: usize) -> Vec<usize> {
@@ -263,21 +199,6 @@ mod tests {
 
     fn req(sampler: SamplerKind) -> SampleRequest {
         SampleRequest { labels: vec![0, 1], ids: vec![3, 9], omega: 0.0, sampler, seed: 11, channels: 1, size: 1, batch: 8 }
-    }
-
-    #[test]
-    fn parse_samplers() {
-        assert_eq!(SamplerKind::parse("ddpm").unwrap(), SamplerKind::Ddpm { clip_x0: false });
-        assert_eq!(SamplerKind::parse("ddpm:clip").unwrap(), SamplerKind::Ddpm { clip_x0: true });
-        assert_eq!(SamplerKind::parse("ddim:50").unwrap(), SamplerKind::Ddim { steps: 50, final_x0: true, clip_x0: false });
-        assert_eq!(SamplerKind::parse("ddim:10:ref").unwrap(), SamplerKind::Ddim { steps: 10, final_x0: false, clip_x0: false });
-        assert_eq!(SamplerKind::parse("ddim:10:ref:clip").unwrap(), SamplerKind::Ddim { steps: 10, final_x0: false, clip_x0: true });
-        for s in ["ddim:10:clip", "ddim:7:ref", "ddpm:clip", "ddim:3"] {
-            assert_eq!(SamplerKind::parse(s).unwrap().label(), s);
-        }
-        for bad in ["ddim:0", "euler", "ddim", "ddpm:ref", "ddim:5:clip:clip", "ddim:5:x"] {
-            assert!(SamplerKind::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

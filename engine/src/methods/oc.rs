@@ -18,36 +18,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Which direction of transfer the gate lets through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OcMode {
-    /// Tail-to-head: accept j when q(y_j) ≥ q(y_i).
-    T2h,
-    /// Head-to-tail: accept j when q(y_j) ≤ q(y_i).
-    H2t,
-    /// Always accept.
-    Full,
-}
-
-impl OcMode {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "t2h" => Ok(Self::T2h),
-            "h2t" => Ok(Self::H2t),
-            "full" => Ok(Self::Full),
-            _ => Err(Error::option("mode", format!("`{s}`: expected t2h, h2t or full"))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::T2h => "t2h",
-            Self::H2t => "h2t",
-            Self::Full => "full",
-        }
-    }
-}
+/// The gate's direction and its CLI spelling live in `ltlab-types` (the lab's transfer view sets it).
+pub use ltlab_types::OcMode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,7 +1,6 @@
 //! The engine thread: runs a training job and talks to its host only through channels
 //! (commands in, events out), so the lab never blocks on training.
 
-use super::checkpoint::Checkpoint;
 use super::config::{RunRecord, TrainConfig};
 use super::run_dir::RunDir;
 use super::trainer::{Trainer, Weights};
@@ -21,8 +20,9 @@ use std::thread::JoinHandle;
 pub enum Launch {
     /// A new run written to `out`.
     New { config: TrainConfig, out: PathBuf },
-    /// Continue the run in `dir` from its newest checkpoint, optionally to a new total.
-    Resume { dir: PathBuf, steps: Option<u64> },
+    /// Continue the run in `dir` from its newest checkpoint that loads (or the one at step
+    /// `from`), optionally to a new total.
+    Resume { dir: PathBuf, steps: Option<u64>, from: Option<u64> },
 }
 
 pub struct EngineHandle {
@@ -60,17 +60,20 @@ fn run(launch: Launch, commands: &Receiver<Command>, events: &Sender<Event>, las
     let (config, dir, resume) = match launch {
         Launch::New { config, out } => {
             config.validate()?;
-            (config, RunDir::create(&out)?, false)
+            (config, RunDir::create(&out)?, None)
         }
-        Launch::Resume { dir, steps } => {
+        Launch::Resume { dir, steps, from } => {
             let dir = RunDir::open(&dir)?;
             let mut config = dir.read_config()?;
             if let Some(s) = steps {
                 config.steps = s;
             }
-            (config, dir, true)
+            (config, dir, Some(from))
         }
     };
+    // One writer per run, for as long as the job runs.
+    let _lock = dir.lock_writer()?;
+    dir.remove_interrupted_writes()?;
     let backend = config.backend;
     dispatch(backend, Job { config, dir, resume, commands, events, last_checkpoint })?
 }
@@ -78,7 +81,8 @@ fn run(launch: Launch, commands: &Receiver<Command>, events: &Sender<Event>, las
 struct Job<'a> {
     config: TrainConfig,
     dir: RunDir,
-    resume: bool,
+    /// Resume (from this step, or the newest checkpoint that loads), or a new run.
+    resume: Option<Option<u64>>,
     commands: &'a Receiver<Command>,
     events: &'a Sender<Event>,
     last_checkpoint: &'a mut Option<u64>,
@@ -91,8 +95,10 @@ impl WithBackend for Job<'_> {
         let Job { mut config, dir, resume, commands, events, last_checkpoint } = self;
         let data = config.data.load()?;
         let summary = data.summary();
-        let mut trainer = if resume {
-            let (step, path) = dir.latest_checkpoint().ok_or_else(|| Error::data(dir.checkpoints_dir(), "no checkpoint to resume from"))?;
+        let send = |e: Event| {
+            let _ = events.send(e);
+        };
+        let mut trainer = if let Some(from) = resume {
             if let Some(rec) = &config.record
                 && rec.dataset.fingerprint != summary.fingerprint
             {
@@ -101,9 +107,18 @@ impl WithBackend for Job<'_> {
                     format!("the dataset changed since the run started (fingerprint {} now, {} recorded)", summary.fingerprint, rec.dataset.fingerprint),
                 ));
             }
-            dir.truncate_metrics(step)?;
-            *last_checkpoint = Some(step);
-            Trainer::<B>::restore(config.clone(), data, device, &Checkpoint::read(&path)?)?
+            let point = dir.resume_point(from)?;
+            for d in &point.damaged {
+                send(Event::CheckpointDamaged {
+                    path: d.path.display().to_string(),
+                    error: d.error.clone(),
+                    kept_as: d.kept_as.display().to_string(),
+                    resumed_from: point.step,
+                });
+            }
+            dir.truncate_metrics(point.step)?;
+            *last_checkpoint = Some(point.step);
+            Trainer::<B>::restore(config.clone(), data, device, &point.checkpoint)?
         } else {
             Trainer::<B>::new(config.clone(), data, device)?
         };
@@ -116,9 +131,6 @@ impl WithBackend for Job<'_> {
         });
         trainer.cfg = config.clone();
         dir.write_config(&config)?;
-        let send = |e: Event| {
-            let _ = events.send(e);
-        };
         send(Event::Started { run_dir: dir.path.display().to_string(), first_step: trainer.step, total_steps: config.steps });
 
         let mut paused = false;
@@ -251,6 +263,36 @@ mod tests {
 
     fn next(h: &EngineHandle) -> Event {
         h.events.recv_timeout(Duration::from_secs(60)).expect("an event within a minute")
+    }
+
+    /// One writer per run: a second engine on a run that is training fails and names the
+    /// process that holds it; the lock goes with the first engine.
+    #[test]
+    fn a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let mut cfg = config();
+        cfg.log.checkpoint_every = 1;
+        let first = spawn(Launch::New { config: cfg, out: out.clone() });
+        assert!(matches!(next(&first), Event::Started { .. }));
+        while !matches!(next(&first), Event::CheckpointSaved { .. }) {}
+        let second = spawn(Launch::Resume { dir: out.clone(), steps: None, from: None });
+        match next(&second) {
+            Event::Failed { message, .. } => {
+                assert!(message.contains(&format!("process {}", std::process::id())) && message.contains("run"), "{message}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        second.join();
+        first.commands.send(Command::Stop).unwrap();
+        while !matches!(next(&first), Event::Finished { .. }) {}
+        first.join();
+        // Free again: a resume takes the lock (and runs its one remaining step).
+        let third = spawn(Launch::Resume { dir: out, steps: None, from: None });
+        assert!(matches!(next(&third), Event::Started { .. }));
+        third.commands.send(Command::Stop).unwrap();
+        while !matches!(next(&third), Event::Finished { .. } | Event::Failed { .. }) {}
+        third.join();
     }
 
     #[test]

@@ -34,6 +34,31 @@ fn cond_name(conditional: bool) -> &'static str {
     if conditional { "cond" } else { "uncond" }
 }
 
+/// A checkpoint that did not load, and where it was kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DamagedCheckpoint {
+    pub path: PathBuf,
+    pub error: String,
+    pub kept_as: PathBuf,
+}
+
+/// Where a resumed run continues: the checkpoint read, and the newer ones it passed over.
+pub struct ResumePoint {
+    pub step: u64,
+    pub checkpoint: checkpoint::Checkpoint,
+    /// Newer checkpoints that do not load, kept aside as `*.damaged`.
+    pub damaged: Vec<DamagedCheckpoint>,
+    /// Newer checkpoints passed over on purpose (`--step`), kept aside as `*.superseded`.
+    pub superseded: Vec<PathBuf>,
+}
+
+/// The exclusive right to write a run (its checkpoints, metrics and grids): an OS file lock,
+/// released when dropped or when the process dies.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: std::fs::File,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
@@ -194,6 +219,73 @@ impl RunDir {
             std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
         }
         Ok(())
+    }
+
+    /// Removes the temp files of writes a crash or kill interrupted (`.NAME.tmp`, see
+    /// `write_atomic`); the files they were to replace are whole. Returns what it removed.
+    pub fn remove_interrupted_writes(&self) -> Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for sub in ["", "checkpoints", "samples", "analysis", "evals"] {
+            for (_, path) in self.files(sub, |name| (name.starts_with('.') && name.ends_with(".tmp")).then_some(())) {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Takes the run's writer lock, or says which process holds it.
+    pub fn lock_writer(&self) -> Result<WriterLock> {
+        let path = self.path.join("writer.lock");
+        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                // Who holds it, for the error a second writer gets.
+                file.set_len(0).and_then(|_| write!(file, "{}", std::process::id())).map_err(|e| Error::io(&path, e))?;
+                Ok(WriterLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = if holder.trim().is_empty() { "another process".to_string() } else { format!("process {}", holder.trim()) };
+                Err(Error::data(&self.path, format!("is being trained by {holder} (an `ltlab train` or the lab): wait for it to finish, or stop it first")))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The checkpoint a resumed run continues from: `at` if given (newer ones are kept aside as
+    /// `*.superseded`), else the newest that loads (newer damaged ones are kept aside as
+    /// `*.damaged`).
+    pub fn resume_point(&self, at: Option<u64>) -> Result<ResumePoint> {
+        let all = self.checkpoints();
+        if all.is_empty() {
+            return Err(Error::data(self.checkpoints_dir(), "no checkpoint to resume from"));
+        }
+        let aside = |path: &Path, suffix: &str| -> Result<PathBuf> {
+            let mut kept = path.as_os_str().to_owned();
+            kept.push(suffix);
+            let kept = PathBuf::from(kept);
+            std::fs::rename(path, &kept).map_err(|e| Error::io(path, e))?;
+            Ok(kept)
+        };
+        if let Some(step) = at {
+            let Some((_, path)) = all.iter().find(|(s, _)| *s == step) else {
+                let have: Vec<String> = all.iter().map(|(s, _)| s.to_string()).collect();
+                return Err(Error::option("step", format!("{} has no checkpoint at step {step} (have: {})", self.path.display(), have.join(", "))));
+            };
+            let checkpoint = checkpoint::Checkpoint::read(path)?;
+            let superseded = all.iter().filter(|(s, _)| *s > step).map(|(_, p)| aside(p, ".superseded")).collect::<Result<_>>()?;
+            return Ok(ResumePoint { step, checkpoint, damaged: Vec::new(), superseded });
+        }
+        let mut damaged = Vec::new();
+        for (step, path) in all.iter().rev() {
+            match checkpoint::Checkpoint::read(path) {
+                Ok(checkpoint) => return Ok(ResumePoint { step: *step, checkpoint, damaged, superseded: Vec::new() }),
+                Err(e) => damaged.push(DamagedCheckpoint { path: path.clone(), error: e.to_string(), kept_as: aside(path, ".damaged")? }),
+            }
+        }
+        let list: Vec<String> = damaged.iter().map(|d| d.error.clone()).collect();
+        Err(Error::data(self.checkpoints_dir(), format!("no checkpoint loads (each kept aside as *.damaged): {}", list.join("; "))))
     }
 
     pub fn append_metrics(&self, rec: &StepRecord) -> Result<()> {

@@ -6,7 +6,7 @@ use super::config::{LabelDrop, TrainConfig};
 use super::optim::{self, Adam};
 use super::params;
 use crate::data::Dataset;
-use crate::data::sampler::BatchSampler;
+use crate::data::sampler::{BatchSampler, DrawBatches};
 use crate::diffusion::sampler::{SampleRequest, grid_id, initial_noise, sample};
 use crate::diffusion::{SamplerKind, Schedule};
 use crate::error::{Error, NonFinite, Result};

@@ -2,6 +2,9 @@
 //!
 //! Nothing here depends on Burn, so the UI panels that read these types compile to wasm.
 
+mod options;
+
+pub use options::{BatchSampler, EmbedMethod, OcMode, ParseError, SamplerKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -105,6 +108,14 @@ pub enum Event {
         message: String,
         last_checkpoint: Option<u64>,
     },
+    /// A checkpoint newer than the one the run resumes from does not load: it was kept aside
+    /// (renamed to `kept_as`, not deleted).
+    CheckpointDamaged {
+        path: String,
+        error: String,
+        kept_as: String,
+        resumed_from: u64,
+    },
 }
 
 /// Messages from the host to the engine.
@@ -147,8 +158,7 @@ impl Entanglement {
 pub struct LatentMap {
     pub step: u64,
     pub t: usize,
-    /// `pca`, `tsne` or `umap`.
-    pub method: String,
+    pub method: EmbedMethod,
     /// Whether the network was given the true class (else the unconditional forward).
     pub conditional: bool,
     /// Real images asked for per class (a class with fewer gives all it has).
@@ -222,10 +232,8 @@ pub fn class_splits(counts: &[usize]) -> [Vec<usize>; 3] {
 /// anchor class on a grid of t, and the class→class matrix at one t (SPEC §4.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferAnalysis {
-    /// `t2h`, `h2t` or `full`.
-    pub mode: String,
-    /// `uniform`, `balanced` or `brs:F`.
-    pub sampler: String,
+    pub mode: OcMode,
+    pub sampler: BatchSampler,
     pub batch: usize,
     pub t: Vec<usize>,
     pub p_transfer: Vec<f64>,

@@ -223,6 +223,9 @@ impl Controls {
                     out.selection.push((r.id, on));
                 }
                 ui.label(format!("{} · {}", r.methods, r.status.label()));
+                for w in &r.warnings {
+                    ui.colored_label(egui::Color32::from_rgb(241, 196, 15), w);
+                }
                 ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.total_steps)));
                 if let Some(ips) = r.images_per_s() {
                     let eta = r.eta_seconds().filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));

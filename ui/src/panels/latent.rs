@@ -8,9 +8,7 @@ use crate::command::UiCommand;
 use crate::export::{Figure, Series, Style, Table};
 use crate::store::{JobKind, JobView, LatentSettings, RunData, RunId};
 use egui_plot::{Plot, PlotPoints, Points};
-use ltlab_types::{LatentMap, Thumbnails};
-
-const METHODS: [&str; 3] = ["pca", "tsne", "umap"];
+use ltlab_types::{EmbedMethod, LatentMap, Thumbnails};
 
 /// Thumbnail of the hovered point: (run, step, point) and its texture.
 type HoverTexture = Option<((RunId, u64, usize), egui::TextureHandle)>;
@@ -24,9 +22,9 @@ impl LatentView {
     pub fn ui(&mut self, s: &mut LatentSettings, ctx: &ViewCtx, ui: &mut egui::Ui) -> ViewOutput {
         let mut out = ViewOutput::default();
         ui.horizontal_wrapped(|ui| {
-            egui::ComboBox::from_label("layout").selected_text(s.method.as_str()).show_ui(ui, |ui| {
-                for m in METHODS {
-                    ui.selectable_value(&mut s.method, m.to_string(), m);
+            egui::ComboBox::from_label("layout").selected_text(s.method.name()).show_ui(ui, |ui| {
+                for m in EmbedMethod::ALL {
+                    ui.selectable_value(&mut s.method, m, m.name());
                 }
             });
             ui.add(egui::DragValue::new(&mut s.t).range(0..=999).prefix("t "));
@@ -74,7 +72,7 @@ impl LatentView {
             (Some(j), _) => job_view(j, run, map_h, ui, &mut out.commands),
             (None, Some(map)) => {
                 ui.horizontal(|ui| {
-                    ui.label(format!("{} of {} images at step {}, t = {}", map.method, map.labels.len(), map.step, map.t));
+                    ui.label(format!("{} of {} images at step {}, t = {}", map.method.name(), map.labels.len(), map.step, map.t));
                     if ui.small_button("Recompute").clicked() {
                         out.commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
                     }
@@ -85,8 +83,8 @@ impl LatentView {
                 out.tables.push(table);
             }
             (None, None) => {
-                ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method));
-                if ui.button(format!("Compute {} at step {ck}", settings.method)).clicked() {
+                ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method.name()));
+                if ui.button(format!("Compute {} at step {ck}", settings.method.name())).clicked() {
                     out.commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
                 }
             }
@@ -116,7 +114,7 @@ fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, commands: &mu
 
 /// The map itself: one point series per class (legend with training counts), hover → image.
 fn scatter(hover_texture: &mut HoverTexture, id: RunId, run_name: &str, map: &LatentMap, h: f32, ui: &mut egui::Ui) -> Figure {
-    let mut fig = Figure::new(format!("latent-map-{run_name}"), format!("{} 1", map.method), format!("{} 2", map.method));
+    let mut fig = Figure::new(format!("latent-map-{run_name}"), format!("{} 1", map.method.name()), format!("{} 2", map.method.name()));
     for (c, name) in map.class_names.iter().enumerate() {
         let pts = map.labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [map.xy[2 * i] as f64, map.xy[2 * i + 1] as f64]).collect();
         // The index first keeps the legend (sorted by name) in class order.

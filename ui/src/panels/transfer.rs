@@ -7,10 +7,10 @@ use super::{ViewCtx, ViewOutput};
 use crate::command::UiCommand;
 use crate::export::{Figure, Series, Style, Table};
 use crate::store::{JobKind, RealisedSwaps, TransferSettings};
-use ltlab_types::{T_BUCKETS, TransferAnalysis};
+use ltlab_types::{BatchSampler, OcMode, T_BUCKETS, TransferAnalysis};
 
-const MODES: [&str; 3] = ["t2h", "h2t", "full"];
-const SAMPLERS: [&str; 3] = ["uniform", "balanced", "brs:0.5"];
+/// The batch samplers offered (the CLI takes any `brs:F`).
+const SAMPLERS: [BatchSampler; 3] = [BatchSampler::Uniform, BatchSampler::Balanced, BatchSampler::Brs { f: 0.5 }];
 
 /// No runtime state: the analyses live in the store, the job in the context.
 #[derive(Default)]
@@ -21,14 +21,14 @@ impl TransferView {
         let mut out = ViewOutput::default();
         let step = ctx.scrub;
         ui.horizontal_wrapped(|ui| {
-            egui::ComboBox::from_label("gate").selected_text(s.mode.as_str()).show_ui(ui, |ui| {
-                for m in MODES {
-                    ui.selectable_value(&mut s.mode, m.to_string(), m);
+            egui::ComboBox::from_label("gate").selected_text(s.mode.name()).show_ui(ui, |ui| {
+                for m in OcMode::ALL {
+                    ui.selectable_value(&mut s.mode, m, m.name());
                 }
             });
-            egui::ComboBox::from_label("batch sampler").selected_text(s.sampler.as_str()).show_ui(ui, |ui| {
+            egui::ComboBox::from_label("batch sampler").selected_text(s.sampler.label()).show_ui(ui, |ui| {
                 for m in SAMPLERS {
-                    ui.selectable_value(&mut s.sampler, m.to_string(), m);
+                    ui.selectable_value(&mut s.sampler, m, m.label());
                 }
             });
             ui.add(egui::DragValue::new(&mut s.batch).range(2..=4096).prefix("batch "));
@@ -97,7 +97,7 @@ fn p_of_t(a: Option<&TransferAnalysis>, realised: Option<&RealisedSwaps>, names:
         }
         let pts = a.t.iter().zip(&a.p_transfer).map(|(&t, &p)| [t as f64, p]).collect();
         let white = if ui.visuals().dark_mode { egui::Color32::WHITE } else { egui::Color32::BLACK };
-        fig.series.push(Series::line(format!("all anchors ({})", a.mode), white, pts).style(Style::Line { width: 3.0 }));
+        fig.series.push(Series::line(format!("all anchors ({})", a.mode.name()), white, pts).style(Style::Line { width: 3.0 }));
     }
     if let Some(sw) = realised {
         let t_total = a.map_or(1000, |a| a.timesteps) as f64;

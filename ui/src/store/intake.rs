@@ -43,8 +43,8 @@ pub enum JobKind {
 /// What the host feeds the lab.
 #[derive(Debug, Clone)]
 pub enum Intake {
-    /// A run read from its directory (or just created).
-    Opened(RunData),
+    /// A run read from its directory (or just created); boxed, the largest message by far.
+    Opened(Box<RunData>),
     Engine(RunId, Event),
     /// A sample grid decoded from the PNG the engine wrote.
     Grid(RunId, u64, GridImage),

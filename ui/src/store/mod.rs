@@ -1,6 +1,6 @@
 //! The run store as the panels see it, and what travels with it, one module per job: every open
 //! run's record and the series derived from it (`run`), the settings the views ask the host to
-//! compute with (`settings`), how those settings are written as CLI commands and file names
+//! compute with (`settings`), how those settings are written as CLI commands and labels
 //! (`codec`), the config diff of the compare view (`config_diff`), and the messages the host
 //! feeds the lab (`intake`), one at a time, drained once per frame.
 

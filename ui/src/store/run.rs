@@ -72,6 +72,8 @@ pub struct RunData {
     pub transfers: Vec<TransferAnalysis>,
     /// Grids sampled at view time (other ω, sampler or steps than training's).
     pub view_grids: Vec<ViewGrid>,
+    /// What the engine recovered from (a damaged checkpoint kept aside), shown on the run's card.
+    pub warnings: Vec<String>,
 }
 
 /// A grid sampled at view time from the checkpoint `step`.
@@ -127,6 +129,7 @@ impl RunData {
             evals: Vec::new(),
             transfers: Vec::new(),
             view_grids: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -153,6 +156,9 @@ impl RunData {
             Event::Resumed { .. } => self.status = RunStatus::Training,
             Event::Finished { stopped, .. } => self.status = RunStatus::Finished { stopped: *stopped },
             Event::Failed { message, .. } => self.status = RunStatus::Failed(message.clone()),
+            Event::CheckpointDamaged { error, kept_as, resumed_from, .. } => {
+                self.warnings.push(format!("{error}; kept aside as {kept_as}, resumed from step {resumed_from}"))
+            }
         }
     }
 

@@ -8,36 +8,9 @@ pub mod umap;
 
 use crate::error::{Error, Result};
 use crate::eval::metrics::Features;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EmbedMethod {
-    Pca,
-    Tsne,
-    Umap,
-}
-
-impl EmbedMethod {
-    pub const ALL: [EmbedMethod; 3] = [EmbedMethod::Pca, EmbedMethod::Tsne, EmbedMethod::Umap];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "pca" => Ok(Self::Pca),
-            "tsne" | "t-sne" => Ok(Self::Tsne),
-            "umap" => Ok(Self::Umap),
-            _ => Err(Error::option("method", format!("`{s}` is not one of pca, tsne, umap"))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pca => "pca",
-            Self::Tsne => "tsne",
-            Self::Umap => "umap",
-        }
-    }
-}
+/// The layout's name and its CLI spelling live in `ltlab-types` (the lab's latent view sets it).
+pub use ltlab_types::EmbedMethod;
 
 /// Progress of an embedding: the fraction done and, now and then, the current layout
 /// (n × 2, row-major). Returning `false` cancels the job.
@@ -118,7 +91,9 @@ pub(crate) mod tests {
     #[test]
     fn methods_parse_and_errors_name_the_option() {
         assert_eq!(EmbedMethod::parse("t-SNE").unwrap(), EmbedMethod::Tsne);
-        let e = EmbedMethod::parse("isomap").unwrap_err().to_string();
-        assert!(e.contains("method") && e.contains("isomap"), "{e}");
+        // The engine's error says the same as the parser's.
+        let e = Error::from(EmbedMethod::parse("isomap").unwrap_err());
+        assert!(matches!(&e, Error::Option { option, .. } if option == "method"), "{e:?}");
+        assert_eq!(e.to_string(), "option `method`: `isomap` is not one of pca, tsne, umap");
     }
 }
