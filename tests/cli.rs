@@ -240,7 +240,10 @@ fn resume_falls_back_past_a_damaged_checkpoint_and_step_picks_an_older_one() {
 #[test]
 fn random_kills_lose_nothing() {
     let kills: usize = std::env::var("LTLAB_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let (steps, every) = ("24", 2u64);
+    // Long enough that the kills, spread over it, land in every phase of a run.
+    let total = (8 * kills as u64).max(24);
+    let (steps, every) = (total.to_string(), 2u64);
+    let steps = steps.as_str();
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
     let started = std::time::Instant::now();
@@ -251,14 +254,14 @@ fn random_kills_lose_nothing() {
     let dir = tmp.path().join("killed");
     let fresh = tiny_run_args(dir.to_str().unwrap(), steps, "2", &["--set", "log.sample_every=3"]);
     let resume = ["train", "--resume", dir.to_str().unwrap(), "--json"];
-    // A fixed xorshift sequence of kill times within a quarter of the uninterrupted run's
-    // duration: some kills land in start-up, most in steps and writes.
+    // A fixed xorshift sequence of kill times, on average a 1/kills of the uninterrupted run's
+    // duration: some land in start-up, most in steps and writes.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next_delay = || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        whole_run.mul_f64((state % 1000) as f64 / 4000.0)
+        whole_run.mul_f64((state % 1000) as f64 / 500.0 / kills as f64)
     };
     let (mut done, mut killed, mut torn_writes) = (false, 0, 0);
     while !done {
@@ -298,13 +301,13 @@ fn random_kills_lose_nothing() {
         } else {
             let status = child.wait().unwrap();
             assert!(status.success() || !dir.join("config.toml").is_file(), "a resume failed");
-            done = status.success() && metrics(&dir).last().is_some_and(|r| r["step"] == 24);
+            done = status.success() && metrics(&dir).last().is_some_and(|r| r["step"] == total);
         }
     }
     println!("{killed} kills, {torn_writes} of them during a write");
     let steps_logged: Vec<u64> = metrics(&dir).iter().map(|r| r["step"].as_u64().unwrap()).collect();
-    assert_eq!(steps_logged, (1..=24).collect::<Vec<u64>>(), "every step once");
-    let read = |d: &Path| Checkpoint::read(&d.join("checkpoints/step-00000024.safetensors")).unwrap();
+    assert_eq!(steps_logged, (1..=total).collect::<Vec<u64>>(), "every step once");
+    let read = |d: &Path| Checkpoint::read(&d.join(format!("checkpoints/step-{total:08}.safetensors"))).unwrap();
     assert!(read(&dir).tensors == read(&full).tensors, "final state differs from the uninterrupted run");
     // Every file whole: checkpoints load, grids decode, no temp file, nothing kept aside.
     for e in std::fs::read_dir(dir.join("checkpoints")).unwrap().flatten() {
