@@ -6,6 +6,22 @@ use std::path::Path;
 
 const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 
+/// The largest side an image of a folder may have: its header is checked before any pixel is
+/// decoded, so a small file that claims a huge image (a decompression bomb) is refused.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// The largest side images are read at for evaluation.
+pub const MAX_EVAL_SIZE: usize = 1024;
+
+/// An image's size from its header, refused past [`MAX_IMAGE_SIDE`].
+fn checked_dimensions(f: &Path) -> Result<(u32, u32)> {
+    let (w, h) = image::image_dimensions(f).map_err(|e| Error::data(f, format!("cannot read image size: {e}")))?;
+    if w == 0 || h == 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(Error::data(f, format!("header says {w} × {h} pixels; images may be at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE}")));
+    }
+    Ok((w, h))
+}
+
 /// Images for evaluation: a folder with one sub-folder per class (labelled), or a flat folder
 /// of images (one class, `unlabelled`). `size`: side length, default the first image's width.
 /// Returns the images and whether they carry classes.
@@ -18,9 +34,12 @@ pub fn load_for_eval(root: &Path, size: Option<usize>) -> Result<(Dataset, bool)
                 Some(f) => f.clone(),
                 None => first_in_subfolders(root)?,
             };
-            image::image_dimensions(&first).map_err(|e| Error::data(&first, format!("cannot read image size: {e}")))?.0 as usize
+            checked_dimensions(&first)?.0 as usize
         }
     };
+    if !(1..=MAX_EVAL_SIZE).contains(&size) {
+        return Err(Error::option("image-size", format!("{size}: images are read at 1 to {MAX_EVAL_SIZE} pixels a side")));
+    }
     if flat.is_empty() {
         return Ok((load(root, size)?, true));
     }
@@ -67,6 +86,7 @@ fn images_in(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 }
 
 fn push_image(f: &Path, size: usize, pixels: &mut Vec<u8>) -> Result<()> {
+    checked_dimensions(f)?;
     let img = image::open(f)
         .map_err(|e| Error::data(f, format!("cannot decode image: {e}")))?
         .resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle)
@@ -113,4 +133,51 @@ pub fn load(root: &Path, size: usize) -> Result<Dataset> {
         labels,
         resembles: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PNG whose header claims `w` × `h` pixels, with almost no data: a decompression bomb.
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(kind);
+            c.extend_from_slice(data);
+            c.extend(crc.sum().to_be_bytes());
+            c
+        };
+        let mut ihdr = w.to_be_bytes().to_vec();
+        ihdr.extend(h.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB, no interlace
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &[0u8; 1024]).unwrap();
+        let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(b"IDAT", &z.finish().unwrap()));
+        png.extend(chunk(b"IEND", &[]));
+        png
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_from_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let class = dir.path().join("cat");
+        std::fs::create_dir(&class).unwrap();
+        let bomb = class.join("bomb.png");
+        std::fs::write(&bomb, png_claiming(100_000, 100_000)).unwrap();
+        assert!(std::fs::metadata(&bomb).unwrap().len() < 1024, "a small file");
+        assert_eq!(image::image_dimensions(&bomb).unwrap(), (100_000, 100_000), "the header says so");
+        // Evaluation reading the folder, at its own size or a given one; training's loader.
+        for e in [load_for_eval(dir.path(), None).unwrap_err(), load_for_eval(dir.path(), Some(32)).unwrap_err(), load(dir.path(), 32).unwrap_err()] {
+            let e = e.to_string();
+            assert!(e.contains("bomb.png") && e.contains("100000 × 100000") && e.contains("at most 8192"), "{e}");
+        }
+        let e = load_for_eval(dir.path(), Some(5000)).unwrap_err().to_string();
+        assert!(e.contains("image-size") && e.contains("1024"), "{e}");
+    }
 }

@@ -6,9 +6,21 @@ use crate::error::{Error, Result, write_atomic};
 use npyz::{DType, Order, WriterBuilder};
 use std::path::Path;
 
+/// Opens a `.npy` file whose header's shape fits in the file: the values are read only after
+/// that, so a header that claims more than the file holds allocates nothing.
 fn open(path: &Path) -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    npyz::NpyFile::new(std::io::BufReader::new(f)).map_err(|e| Error::data(path, format!("not a .npy file: {e}")))
+    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(f)).map_err(|e| Error::data(path, format!("not a .npy file: {e}")))?;
+    let item = match npy.dtype() {
+        DType::Plain(t) => t.num_bytes().unwrap_or(0) as u64,
+        _ => 0,
+    };
+    let claimed = npy.shape().iter().try_fold(item, |acc, &d| acc.checked_mul(d));
+    if claimed.is_none_or(|bytes| bytes > file_len) {
+        return Err(Error::data(path, format!("header claims a {:?} array, more than the file's {file_len} bytes hold", npy.shape())));
+    }
+    Ok(npy)
 }
 
 /// An N × D array of float32 or float64 in C order.
@@ -125,5 +137,22 @@ mod tests {
         check(npy("<f4", "(1, 2)", false, &nan), "not finite");
         let e = read_features(&dir.path().join("missing.npy")).unwrap_err().to_string();
         assert!(e.contains("missing.npy"), "{e}");
+    }
+
+    /// A header that claims more values than the file holds is refused before anything is read.
+    #[test]
+    fn a_header_claiming_more_than_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.npy");
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 1000000), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let pad = 64 - (10 + header.len() + 1) % 64;
+        let text = format!("{header}{}\n", " ".repeat(pad));
+        bytes.extend((text.len() as u16).to_le_bytes());
+        bytes.extend(text.as_bytes());
+        bytes.extend([0u8; 16]);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = read_features(&p).unwrap_err().to_string();
+        assert!(e.contains("huge.npy") && e.contains("more than the file"), "{e}");
     }
 }
