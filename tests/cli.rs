@@ -324,6 +324,34 @@ fn random_kills_lose_nothing() {
     assert!(top.iter().all(|n| !n.ends_with(".tmp")), "{top:?}");
 }
 
+/// A write that fails (here a checkpoint's temp file on a full device, /dev/full) stops the run
+/// with an error naming the file and the cause; the previous checkpoint and the metrics stay
+/// whole, and a later resume continues from them.
+#[test]
+fn a_full_disk_stops_the_run_and_keeps_what_was_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = run(&tiny_run_args(dir.to_str().unwrap(), "2", "1", &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let full_tmp = dir.join("checkpoints/.step-00000003.safetensors.tmp");
+    std::os::unix::fs::symlink("/dev/full", &full_tmp).unwrap();
+    let out = ltlab().args(["train", "--resume", dir.to_str().unwrap(), "--steps", "4", "--json"]).output().unwrap();
+    assert!(!out.status.success(), "the run must stop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".step-00000003.safetensors.tmp") && err.contains("No space left on device"), "{err}");
+    // What was written before stays whole.
+    assert_eq!(Checkpoint::read(&dir.join("checkpoints/step-00000002.safetensors")).unwrap().step, 2);
+    assert!(!dir.join("checkpoints/step-00000003.safetensors").exists());
+    let steps: Vec<u64> = metrics(&dir).iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 2, 3], "the metrics up to the failed step");
+    // Space again: the resume redoes step 3 and finishes.
+    std::fs::remove_file(&full_tmp).ok();
+    let o = run(&["train", "--resume", dir.to_str().unwrap(), "--steps", "4", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps: Vec<u64> = metrics(&dir).iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 2, 3, 4]);
+}
+
 #[test]
 fn killed_run_resumes_with_identical_losses() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 use crate::host::launch::TrainArgs;
 use ltlab_engine::train::engine::{self, Launch};
 use ltlab_types::Event;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
@@ -17,7 +18,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let mut result = Ok(());
     for ev in handle.events.iter() {
         if a.json {
-            println!("{}", serde_json::to_string(&ev)?);
+            // A reader that went away (a closed pipe) does not stop the training.
+            let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(&ev)?);
         }
         match ev {
             Event::Started { run_dir, first_step, total_steps } => {

@@ -227,6 +227,10 @@ impl RunDir {
         let mut removed = Vec::new();
         for sub in ["", "checkpoints", "samples", "analysis", "evals"] {
             for (_, path) in self.files(sub, |name| (name.starts_with('.') && name.ends_with(".tmp")).then_some(())) {
+                // Only the regular files write_atomic leaves; anything else is not ours.
+                if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                    continue;
+                }
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 removed.push(path);
             }
