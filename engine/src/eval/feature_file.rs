@@ -6,10 +6,53 @@ use crate::error::{Error, Result, write_atomic};
 use npyz::{DType, Order, WriterBuilder};
 use std::path::Path;
 
+/// How deep numpy's own headers nest: `{'shape': (…)}`. The header parser's time grows
+/// exponentially with nesting (found by fuzzing: 20 `[` took over 10 s), so deeper headers are
+/// refused before it runs.
+const MAX_HEADER_NESTING: usize = 3;
+
+/// Refuses a header nested deeper than numpy writes, from the raw bytes.
+fn check_header_nesting(path: &Path, f: &mut std::fs::File) -> Result<()> {
+    use std::io::{Read, Seek};
+    let mut start = [0u8; 12];
+    let got = f.read(&mut start).map_err(|e| Error::io(path, e))?;
+    f.rewind().map_err(|e| Error::io(path, e))?;
+    if got < 10 || &start[..6] != b"\x93NUMPY" {
+        return Ok(()); // not a .npy file: the parser says so
+    }
+    let (len, at) = match start[6] {
+        1 => (u16::from_le_bytes([start[8], start[9]]) as u64, 10),
+        _ if got == 12 => (u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as u64, 12),
+        _ => return Ok(()),
+    };
+    let mut header = Vec::new();
+    f.by_ref().take(at + len.min(1 << 20)).read_to_end(&mut header).map_err(|e| Error::io(path, e))?;
+    f.rewind().map_err(|e| Error::io(path, e))?;
+    let (mut depth, mut deepest, mut quote) = (0usize, 0usize, None);
+    for &b in header.get(at as usize..).unwrap_or_default() {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'(' | b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_HEADER_NESTING {
+        return Err(Error::data(path, format!("not a .npy file: its header nests {deepest} deep (numpy writes a flat dict)")));
+    }
+    Ok(())
+}
+
 /// Opens a `.npy` file whose header's shape fits in the file: the values are read only after
 /// that, so a header that claims more than the file holds allocates nothing.
 fn open(path: &Path) -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    check_header_nesting(path, &mut f)?;
     let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let npy = npyz::NpyFile::new(std::io::BufReader::new(f)).map_err(|e| Error::data(path, format!("not a .npy file: {e}")))?;
     let item = match npy.dtype() {
@@ -154,5 +197,25 @@ mod tests {
         std::fs::write(&p, &bytes).unwrap();
         let e = read_features(&p).unwrap_err().to_string();
         assert!(e.contains("huge.npy") && e.contains("more than the file"), "{e}");
+    }
+
+    /// Fuzzing found a 154-byte file whose header opens 20 lists: the parser took over 10 s on
+    /// it. It is refused at once now, naming the file.
+    #[test]
+    fn a_deeply_nested_header_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nested.npy");
+        let bytes = b"\x93NUMPY\x01\x00v\x00[[[[[[[[[[[[[[[[[[[[{'descr': '<i8', 'fortsaFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFn_ordershape': (4,\x01\x00\x00(                      \x00\x00\x00";
+        std::fs::write(&p, bytes).unwrap();
+        let started = std::time::Instant::now();
+        for e in [read_features(&p).unwrap_err(), read_labels(&p).unwrap_err()] {
+            let e = e.to_string();
+            assert!(e.contains("nested.npy") && e.contains("nests 22 deep"), "{e}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // numpy's own headers still open.
+        let q = dir.path().join("ok.npy");
+        write_features(&q, &Features::new(1, 2, vec![1.0, 2.0]).unwrap()).unwrap();
+        assert_eq!(read_features(&q).unwrap().d, 2);
     }
 }
