@@ -15,7 +15,7 @@ pub const MAX_EVAL_SIZE: usize = 1024;
 
 /// An image's size from its header, refused past [`MAX_IMAGE_SIDE`].
 fn checked_dimensions(f: &Path) -> Result<(u32, u32)> {
-    let (w, h) = image::image_dimensions(f).map_err(|e| Error::data(f, format!("cannot read image size: {e}")))?;
+    let (w, h) = image::image_dimensions(f).map_err(|e| Error::data(f, format!("cannot decode image: {e}")))?;
     if w == 0 || h == 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
         return Err(Error::data(f, format!("header says {w} × {h} pixels; images may be at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE}")));
     }
