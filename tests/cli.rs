@@ -352,6 +352,40 @@ fn a_full_disk_stops_the_run_and_keeps_what_was_written() {
     assert_eq!(steps, [1, 2, 3, 4]);
 }
 
+/// A folder the run cannot write in (its checkpoints folder made read-only) stops the run with
+/// an error naming the file and the cause, and keeps what was written. Root ignores permissions,
+/// so as root the resume runs as `nobody` (setpriv) on a run folder handed to `nobody`.
+#[test]
+fn a_read_only_folder_stops_the_run_and_keeps_what_was_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = run(&tiny_run_args(dir.to_str().unwrap(), "2", "1", &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpts = dir.join("checkpoints");
+    let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut resume = if as_root {
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(Command::new("chown").args(["-R", "65534:65534"]).arg(&dir).status().unwrap().success());
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_ltlab")]);
+        c
+    } else {
+        ltlab()
+    };
+    std::fs::set_permissions(&ckpts, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out = resume.args(["train", "--resume", dir.to_str().unwrap(), "--steps", "4", "--json"]).output().unwrap();
+    std::fs::set_permissions(&ckpts, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!out.status.success(), "the run must stop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".step-00000003.safetensors.tmp") && err.contains("Permission denied"), "{err}");
+    assert_eq!(Checkpoint::read(&ckpts.join("step-00000002.safetensors")).unwrap().step, 2);
+    let steps: Vec<u64> = metrics(&dir).iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 2, 3], "the metrics up to the failed step");
+    let left: Vec<_> = std::fs::read_dir(&ckpts).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left.len(), 2, "no temp file left: {left:?}");
+}
+
 #[test]
 fn killed_run_resumes_with_identical_losses() {
     let tmp = tempfile::tempdir().unwrap();

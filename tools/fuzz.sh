@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every loader of outside files with cargo-fuzz (libFuzzer, nightly): CIFAR binaries,
 # IDX (raw and gzip), image-folder PNG/JPEG, safetensors checkpoints, run config TOML and
-# --set, metrics.jsonl, .npy features and labels. Usage: tools/fuzz.sh [SECONDS per target]
+# --set, metrics.jsonl, .npy features and labels, the .pth Inception reader. Usage: tools/fuzz.sh [SECONDS per target]
 # [TARGET…]. Seeds are made here (valid files of each kind); the corpus grows in
 # fuzz/corpus/TARGET between runs, so a later run continues where this one stopped; a crash is
 # kept in fuzz/artifacts/TARGET and the script fails. Needs: rustup's nightly toolchain and
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(cifar idx image_folder checkpoint config metrics npy)
+[ ${#targets[@]} -eq 0 ] && targets=(cifar idx image_folder checkpoint config metrics npy pth)
 command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
 python3 tools/fuzz_seeds.py fuzz/corpus
 cd fuzz

@@ -70,3 +70,20 @@ def npy(descr, shape, raw):
 
 put("npy", "features", npy("<f4", "(2, 3)", struct.pack("<6f", 1, 2, 3, 4, 5, 6)))
 put("npy", "labels", npy("<i8", "(3,)", struct.pack("<3q", 0, 2, 1)))
+
+# A pytorch-fid-like .pth holding the stem's first block (needs torch; without it the pth
+# fuzzer starts from an empty corpus and finds the zip magic itself, more slowly).
+try:
+    import io
+    import torch
+    block = {"Conv2d_1a_3x3.conv.weight": torch.randn(32, 3, 3, 3), "Conv2d_1a_3x3.bn.weight": torch.ones(32),
+             "Conv2d_1a_3x3.bn.bias": torch.zeros(32), "Conv2d_1a_3x3.bn.running_mean": torch.zeros(32),
+             "Conv2d_1a_3x3.bn.running_var": torch.ones(32), "Conv2d_1a_3x3.bn.num_batches_tracked": torch.tensor(0)}
+    buf = io.BytesIO()
+    torch.save(block, buf)
+    put("pth", "stem", buf.getvalue())
+    buf = io.BytesIO()
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in block.items()}, buf)
+    put("pth", "stem-f16", buf.getvalue())
+except ImportError:
+    print("fuzz_seeds: no torch, so no .pth seed", file=sys.stderr)
