@@ -2,7 +2,7 @@
 //! `AutodiffBackend`, and [`dispatch`] picks the concrete backend at run time.
 
 use crate::error::{Error, Result};
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ pub type Flex = burn::backend::Flex;
 /// Work that runs on whichever backend the user chose.
 pub trait WithBackend {
     type Output;
-    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output;
+    fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> Self::Output;
 }
 
 #[cfg(not(all(feature = "wgpu", feature = "cuda")))]

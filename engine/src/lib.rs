@@ -10,6 +10,7 @@ pub mod eval;
 pub mod grid;
 pub mod methods;
 pub mod model;
+pub mod ops;
 pub mod rng;
 pub mod train;
 

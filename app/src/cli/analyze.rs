@@ -7,11 +7,11 @@ use ltlab_engine::analysis::embed::EmbedMethod;
 use ltlab_engine::analysis::latents::LatentSetup;
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::backend::{WithBackend, dispatch};
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::data::sampler::BatchSampler;
 use ltlab_engine::diffusion::Schedule;
 use ltlab_engine::error::write_atomic;
 use ltlab_engine::methods::oc::{Gate, OcMode};
+use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_types::{LatentMap, class_colour};
 use std::fmt::Write as _;
@@ -67,7 +67,7 @@ struct LatentsJob(LatentsArgs);
 
 impl WithBackend for LatentsJob {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = self.0;
         let method = EmbedMethod::parse(&a.method)?;
         if a.per_class < 2 || a.k == 0 {
@@ -189,7 +189,7 @@ struct ClassesJob(ClassesArgs);
 
 impl WithBackend for ClassesJob {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = self.0;
         let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device.clone())?;
         if a.t >= trainer.schedule.len() {

@@ -4,6 +4,7 @@ use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::data::{DataConfig, DatasetKind};
 use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::model::Preset;
+use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::config::{DiffusionConfig, LogConfig, ModelConfig};
 use ltlab_engine::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
@@ -138,7 +139,7 @@ struct MethodsBench {
 
 impl WithBackend for MethodsBench {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
         let data = self.base.data.load()?;
         let names: Vec<String> = std::iter::once("ddpm".to_string()).chain(self.methods.iter().cloned()).collect();
         let mut trainers = Vec::new();
@@ -223,7 +224,7 @@ impl WithBackend for MethodsBench {
 }
 
 /// Seconds for `steps` training steps, the device synchronised on both ends.
-fn timed_steps<B: AutodiffBackend>(t: &mut Trainer<B>, steps: u64, device: &B::Device) -> anyhow::Result<f64> {
+fn timed_steps<B: TrainBackend>(t: &mut Trainer<B>, steps: u64, device: &B::Device) -> anyhow::Result<f64> {
     B::sync(device)?;
     let start = Instant::now();
     for _ in 0..steps {
@@ -241,7 +242,7 @@ struct TrainBench {
 
 impl WithBackend for TrainBench {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
         let data = self.config.data.load()?;
         let mut t = Trainer::<B>::new(self.config.clone(), data, device.clone())?;
         for _ in 0..self.warmup {
@@ -380,7 +381,7 @@ struct EvalBench {
 
 impl WithBackend for EvalBench {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
         use ltlab_engine::eval::domain::{Domain, DomainInfo, DomainNetConfig};
         use ltlab_engine::eval::features::{Extractor, Images};
         use ltlab_engine::eval::inception::FidInception;

@@ -5,8 +5,6 @@ use super::DataArgs;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
-use ltlab_engine::burn::prelude::Backend;
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::data::{DataConfig, Dataset, folder};
 use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::error::write_atomic;
@@ -16,6 +14,8 @@ use ltlab_engine::eval::features::{self, Extractor, FeatureChoice, Images};
 use ltlab_engine::eval::metrics::Features;
 use ltlab_engine::eval::reference::{self, Labelled};
 use ltlab_engine::eval::report::{ClassInfo, EvalReport, FakeLogits, LabelledSet, MetricOptions, evaluate};
+use ltlab_engine::ops::FastBackend;
+use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::train::trainer::Weights;
 use std::fmt::Write as _;
@@ -171,7 +171,7 @@ struct TrainFeaturesJob(TrainFeaturesArgs);
 
 impl WithBackend for TrainFeaturesJob {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
         let a = self.0;
         let data_cfg = match &a.run {
             Some(r) => RunDir::open(r)?.read_config()?.data,
@@ -213,7 +213,7 @@ impl WithBackend for TrainFeaturesJob {
 struct ScoreJob(ScoreArgs);
 
 /// The extractor the user asked for; `data` (with its folder) locates the domain network.
-fn choose_extractor<B: Backend>(choice: &FeatureChoice, data: Option<(&Dataset, Option<&Path>)>, device: &B::Device) -> anyhow::Result<Extractor<B>> {
+fn choose_extractor<B: FastBackend>(choice: &FeatureChoice, data: Option<(&Dataset, Option<&Path>)>, device: &B::Device) -> anyhow::Result<Extractor<B>> {
     let find_domain = || -> anyhow::Result<PathBuf> {
         let Some((ds, root)) = data else {
             bail!("option `features`: name the domain network file with --features domain:PATH");
@@ -249,7 +249,7 @@ fn choose_extractor<B: Backend>(choice: &FeatureChoice, data: Option<(&Dataset, 
     })
 }
 
-fn extract_all<B: Backend>(ex: &Extractor<B>, images: &Images, batch: usize, device: &B::Device, what: &str) -> anyhow::Result<features::Extracted> {
+fn extract_all<B: FastBackend>(ex: &Extractor<B>, images: &Images, batch: usize, device: &B::Device, what: &str) -> anyhow::Result<features::Extracted> {
     let pb = super::progress_bar(images.n as u64, what);
     let out = ex.extract(images, batch, device, &mut |done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
@@ -291,7 +291,7 @@ impl ScoreJob {
         Ok(())
     }
 
-    fn run_mode<B: AutodiffBackend>(&self, run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(EvalReport, Option<PathBuf>)> {
+    fn run_mode<B: TrainBackend>(&self, run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(EvalReport, Option<PathBuf>)> {
         let s = &self.0;
         let (trainer, step) = crate::host::runs::open_run::<B>(run, step, device.clone())?;
         let data_cfg: &DataConfig = &trainer.cfg.data;
@@ -383,7 +383,7 @@ impl ScoreJob {
         Ok((report, Some(path("json"))))
     }
 
-    fn folder_mode<B: Backend>(&self, real_dir: &Path, fake_dir: &Path, device: B::Device) -> anyhow::Result<EvalReport> {
+    fn folder_mode<B: FastBackend>(&self, real_dir: &Path, fake_dir: &Path, device: B::Device) -> anyhow::Result<EvalReport> {
         let s = &self.0;
         let (real, real_labelled) = folder::load_for_eval(real_dir, s.image_size)?;
         let (fake, fake_labelled) = folder::load_for_eval(fake_dir, Some(real.size))?;
@@ -466,7 +466,7 @@ impl ScoreJob {
 
 impl WithBackend for ScoreJob {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let s = &self.0;
         let clock = Instant::now();
         if let (Some(run), true) = (&s.run, s.all_checkpoints) {

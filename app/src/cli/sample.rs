@@ -1,7 +1,7 @@
 use clap::Args;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::diffusion::SamplerKind;
+use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::engine::write_class_grid;
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::train::trainer::Weights;
@@ -45,7 +45,7 @@ struct SampleJob {
 
 impl WithBackend for SampleJob {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = &self.args;
         let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device)?;
         let out = match &a.out {

@@ -10,9 +10,9 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use ltlab_engine::analysis::latents::LatentSetup;
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::backend::{WithBackend, dispatch};
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::diffusion::Schedule;
 use ltlab_engine::methods::oc::Gate;
+use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::TrainConfig;
 use ltlab_engine::train::engine::write_class_grid;
 use ltlab_engine::train::run_dir::RunDir;
@@ -256,7 +256,7 @@ fn data_preview(config: &str, imbalance: f64) -> anyhow::Result<DataPreview> {
 
 impl WithBackend for Job {
     type Output = anyhow::Result<()>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let view = |progress: f32, preview| JobView { id: self.id, run: self.run, label: self.label.clone(), progress, preview, kind: self.kind };
         match self.work {
             Work::Map { step, method, setup } => {

@@ -3,8 +3,8 @@
 
 use ltlab_engine::analysis::embed::{EmbedMethod, Progress};
 use ltlab_engine::analysis::latents::{LatentSetup, ModelAt, bottlenecks, entanglement, latent_map, read_entanglement, record_entanglement, stratified};
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::error::write_atomic;
+use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::Trainer;
 use ltlab_engine::train::checkpoint::Checkpoint;
 use ltlab_engine::train::run_dir::RunDir;
@@ -14,7 +14,7 @@ use std::path::Path;
 /// The latent map of a run's checkpoint (default: the newest), saved in the run's `analysis/`
 /// with its entanglement added to the run's list (returned by step). Shared by the CLI and the
 /// lab's background jobs; `progress` returning false cancels.
-pub fn compute_latent_map<B: AutodiffBackend>(
+pub fn compute_latent_map<B: TrainBackend>(
     run: &Path,
     step: Option<u64>,
     setup: &LatentSetup,
@@ -35,7 +35,7 @@ pub fn compute_latent_map<B: AutodiffBackend>(
 
 /// Entanglement at every checkpoint of a run that has none recorded yet with these settings;
 /// `progress(done, total)` returning false cancels. Returns the run's list by step.
-pub fn entanglement_sweep<B: AutodiffBackend>(
+pub fn entanglement_sweep<B: TrainBackend>(
     run: &Path,
     setup: &LatentSetup,
     device: &B::Device,

@@ -2,8 +2,8 @@
 //! run holds that the panels show.
 
 use ltlab_engine::analysis::latents::read_entanglement;
-use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::eval::report::EvalReport;
+use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::Trainer;
 use ltlab_engine::train::checkpoint::Checkpoint;
 use ltlab_engine::train::run_dir::{RunDir, ViewGridFile};
@@ -12,7 +12,7 @@ use ltlab_ui::{EvalSummary, GridImage, RunData, RunId, SampleSettings, ViewGrid}
 use std::path::Path;
 
 /// A run's trainer restored from the checkpoint at `step` (default: the newest).
-pub fn open_run<B: AutodiffBackend>(run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(Trainer<B>, u64)> {
+pub fn open_run<B: TrainBackend>(run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(Trainer<B>, u64)> {
     let dir = RunDir::open(run)?;
     let cfg = dir.read_config()?;
     let (step, path) = match step {

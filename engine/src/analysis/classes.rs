@@ -5,6 +5,7 @@ use super::latents::LatentSetup;
 use crate::data::Dataset;
 use crate::diffusion::Schedule;
 use crate::model::{ClassCond, UNet};
+use crate::ops::FastBackend;
 use crate::rng::{self, Stream};
 use burn::prelude::*;
 use rand::Rng;
@@ -59,7 +60,7 @@ pub fn knn_purity(labels: &[usize], classes: usize, k: usize, sq_dist: impl Fn(u
 /// Evaluates `model` on up to `setup.per_class` images of every class of `real` (a seeded
 /// choice): the loss at random t, and bottleneck purity with `setup.k` neighbours at `setup.t`
 /// with and without the class (`setup.conditional` is not used).
-pub fn class_report<B: Backend>(
+pub fn class_report<B: FastBackend>(
     model: &UNet<B>,
     schedule: &Schedule,
     real: &Dataset,

@@ -8,6 +8,7 @@ use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
 use crate::eval::metrics::{Features, knn, silhouette};
 use crate::model::{ClassCond, UNet};
+use crate::ops::FastBackend;
 use crate::rng::{self, Stream};
 use burn::prelude::*;
 use ltlab_types::{Entanglement, LatentMap, Thumbnails};
@@ -43,7 +44,7 @@ pub fn stratified(real: &Dataset, per_class: usize, seed: u64) -> Vec<usize> {
 }
 
 /// The images at `chunk` in [−1, 1] and one ε each (drawn from `r` after the images), on `device`.
-pub(crate) fn real_batch<B: Backend>(real: &Dataset, chunk: &[usize], r: &mut rand_chacha::ChaCha8Rng, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
+pub(crate) fn real_batch<B: FastBackend>(real: &Dataset, chunk: &[usize], r: &mut rand_chacha::ChaCha8Rng, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let (b, len) = (chunk.len(), real.image_len());
     let mut x0 = Vec::with_capacity(b * len);
     for &i in chunk {
@@ -58,7 +59,7 @@ pub(crate) fn real_batch<B: Backend>(real: &Dataset, chunk: &[usize], r: &mut ra
 /// Flattened bottleneck activations of `model` on x_t of the chosen images at `setup.t`, with
 /// or without the class (one ε per image, seeded by `setup.seed`), in batches of 128.
 /// `progress(fraction)` returning false cancels.
-pub fn bottlenecks<B: Backend>(
+pub fn bottlenecks<B: FastBackend>(
     model: &UNet<B>,
     schedule: &Schedule,
     real: &Dataset,
@@ -123,7 +124,7 @@ pub struct ModelAt<'a, B: Backend> {
 
 /// The whole latent map of the model at its step: bottlenecks (first 30 % of the progress),
 /// entanglement, then the layout.
-pub fn latent_map<B: Backend>(
+pub fn latent_map<B: FastBackend>(
     at: &ModelAt<B>,
     real: &Dataset,
     train_counts: &[usize],

@@ -3,6 +3,7 @@
 use super::Schedule;
 use crate::error::{Error, Result};
 use crate::model::{ClassCond, UNet};
+use crate::ops::FastBackend;
 use crate::rng::{self, Stream};
 use burn::prelude::*;
 
@@ -18,13 +19,13 @@ pub fn ddim_timesteps(t_total: usize, k: usize) -> Vec<usize> {
 }
 
 /// ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅); the conditional and unconditional halves run as one batch.
-pub fn guided_eps<B: Backend>(model: &UNet<B>, x: Tensor<B, 4>, t: &[usize], labels: &Tensor<B, 1, Int>, omega: f64) -> Tensor<B, 4> {
+pub fn guided_eps<B: FastBackend>(model: &UNet<B>, x: Tensor<B, 4>, t: &[usize], labels: &Tensor<B, 1, Int>, omega: f64) -> Tensor<B, 4> {
     guided_eps_with(x, t, labels, omega, |x, t, cond| model.forward(x, t, cond, false).eps)
 }
 
 /// [`guided_eps`] with the network as `forward(x, t, cond)`: one call, on [x; x] with the
 /// class term kept for the first half and dropped for the second (ω = 0: only the first).
-pub fn guided_eps_with<B: Backend>(
+pub fn guided_eps_with<B: FastBackend>(
     x: Tensor<B, 4>,
     t: &[usize],
     labels: &Tensor<B, 1, Int>,
@@ -76,14 +77,14 @@ fn step_noise(seed: u64, id: u64, t: usize, len: usize) -> Vec<f32> {
 }
 
 /// x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t.
-fn predict_x0<B: Backend>(x: Tensor<B, 4>, eps: Tensor<B, 4>, alpha_bar: f64) -> Tensor<B, 4> {
+fn predict_x0<B: FastBackend>(x: Tensor<B, 4>, eps: Tensor<B, 4>, alpha_bar: f64) -> Tensor<B, 4> {
     (x - eps.mul_scalar((1.0 - alpha_bar).sqrt())).div_scalar(alpha_bar.sqrt())
 }
 
 /// Samples images with `eps_fn(x, t)` giving ε̂ for a chunk; the images in [−1, 1], N×C×S×S.
 /// `progress(done, total)` is called after every model evaluation; returning `false` cancels
 /// (then `Ok(None)`).
-pub fn sample_with<B: Backend>(
+pub fn sample_with<B: FastBackend>(
     schedule: &Schedule,
     req: &SampleRequest,
     device: &B::Device,
@@ -169,7 +170,7 @@ pub fn sample_with<B: Backend>(
 }
 
 /// Samples from the U-Net with guidance ω.
-pub fn sample<B: Backend>(
+pub fn sample<B: FastBackend>(
     model: &UNet<B>,
     schedule: &Schedule,
     req: &SampleRequest,

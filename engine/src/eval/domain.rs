@@ -5,6 +5,8 @@
 use super::features::Images;
 use crate::data::Dataset;
 use crate::error::Error;
+use crate::ops::FastBackend;
+use crate::ops::TrainBackend;
 use crate::rng::{self, Stream};
 use crate::train::checkpoint::{read_tensors, write_tensors};
 use crate::train::params;
@@ -16,7 +18,6 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ impl DomainNetConfig {
         4 * self.width
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> DomainNet<B> {
+    pub fn init<B: FastBackend>(&self, device: &B::Device) -> DomainNet<B> {
         let w = self.width;
         let block = |i: usize, o: usize| ConvBlock::new(i, o, device);
         DomainNet {
@@ -58,7 +59,7 @@ pub struct ConvBlock<B: Backend> {
     norm: GroupNorm<B>,
 }
 
-impl<B: Backend> ConvBlock<B> {
+impl<B: FastBackend> ConvBlock<B> {
     fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
         Self {
             conv: Conv2dConfig::new([cin, cout], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device),
@@ -79,7 +80,7 @@ pub struct DomainNet<B: Backend> {
     head: Linear<B>,
 }
 
-impl<B: Backend> DomainNet<B> {
+impl<B: FastBackend> DomainNet<B> {
     /// Images in [−1, 1] → (features N × 4w, logits N × C).
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let mut x = x;
@@ -147,7 +148,7 @@ impl Default for DomainTrainConfig {
 }
 
 /// Images of `data` at `idx` as a batch in [−1, 1].
-fn batch_tensor<B: Backend>(data: &Dataset, idx: &[usize], device: &B::Device) -> Tensor<B, 4> {
+fn batch_tensor<B: FastBackend>(data: &Dataset, idx: &[usize], device: &B::Device) -> Tensor<B, 4> {
     let mut v = Vec::with_capacity(idx.len() * data.image_len());
     for &i in idx {
         data.image_f32(i, false, &mut v);
@@ -162,7 +163,7 @@ pub fn argmax_rows(logits: &[f32], classes: usize) -> Vec<usize> {
 
 /// Trains the domain network on the balanced `data`, holding out a stratified fraction of
 /// every class. `progress(step, steps, loss)` after every step; returning `false` cancels.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: TrainBackend>(
     data: &Dataset,
     cfg: &DomainTrainConfig,
     device: &B::Device,
@@ -236,7 +237,7 @@ pub fn train<B: AutodiffBackend>(
     Ok(Some(Domain { net, info }))
 }
 
-impl<B: Backend> Domain<B> {
+impl<B: FastBackend> Domain<B> {
     pub fn save(&self, path: &Path) -> crate::Result<()> {
         let tensors: Vec<_> =
             params::collect(&self.net).into_iter().map(|p| (p.path, p.shape, p.value.into_data().convert::<f32>().to_vec::<f32>().expect("f32"))).collect();

@@ -6,6 +6,7 @@ use super::inception::FidInception;
 use super::metrics::Features;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::ops::FastBackend;
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
@@ -84,7 +85,7 @@ impl Images {
     }
 
     /// Images `a..b` as a tensor.
-    pub fn tensor<B: Backend>(&self, a: usize, b: usize, device: &B::Device) -> Tensor<B, 4> {
+    pub fn tensor<B: FastBackend>(&self, a: usize, b: usize, device: &B::Device) -> Tensor<B, 4> {
         let len = self.image_len();
         Tensor::from_data(TensorData::new(self.data[a * len..b * len].to_vec(), [b - a, self.channels, self.size, self.size]), device)
     }
@@ -92,7 +93,7 @@ impl Images {
 
 /// SPEC §5's Inception preprocessing of [0, 1] images: bilinear resize to 299 (half-pixel
 /// centres, as PyTorch's `align_corners=False`), then to [−1, 1].
-pub fn inception_input<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+pub fn inception_input<B: FastBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     let opts = InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false);
     interpolate(x, [299, 299], opts).mul_scalar(2.0).sub_scalar(1.0)
 }
@@ -183,7 +184,7 @@ pub enum Extractor<B: Backend> {
     Domain { domain: Domain<B>, file: PathBuf },
 }
 
-impl<B: Backend> Extractor<B> {
+impl<B: FastBackend> Extractor<B> {
     pub fn inception(path: &Path, device: &B::Device) -> Result<Self> {
         Ok(Self::Inception { net: FidInception::load(path, device)?, file: path.to_path_buf() })
     }

@@ -7,6 +7,8 @@
 //! the last block's pool branch (mixed_7c). BatchNorm ε is 0.001, convolutions have no bias.
 
 use crate::error::{Error, Result};
+use crate::ops::FastBackend;
+use crate::ops::conv::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -15,6 +17,29 @@ use burn::tensor::activation::relu;
 use burn_store::{ModuleSnapshot, PytorchStore};
 use std::path::Path;
 
+/// Reads a PyTorch `.pth` file (a zip of pickled tensors) into `module`, renaming the file's keys
+/// by `remap` (regex → replacement) first. Every tensor of `module` must be there; keys the
+/// module does not have are ignored. A file that is not such a weights file is an error naming it.
+pub fn load_pth<B: Backend, M: Module<B>>(module: &mut M, path: &Path, remap: &[(&str, &str)]) -> Result<()> {
+    let mut store = remap.iter().fold(PytorchStore::from_file(path), |s, &(from, to)| s.with_key_remapping(from, to)).allow_partial(true);
+    let result = module.load_from(&mut store).map_err(|e| Error::data(path, format!("not a usable PyTorch weights file for the FID Inception: {e}")))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        let missing: Vec<&str> = result.missing.iter().take(5).map(|m| m.0.as_str()).collect();
+        let errors: Vec<String> = result.errors.iter().take(3).map(|e| format!("{e:?}")).collect();
+        return Err(Error::data(
+            path,
+            format!(
+                "does not hold the FID Inception-V3 ({} tensors missing, e.g. {}; {} errors {})",
+                result.missing.len(),
+                missing.join(", "),
+                result.errors.len(),
+                errors.join("; ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Conv (no bias) → BatchNorm(ε = 0.001) → ReLU.
 #[derive(Module, Debug)]
 pub struct BasicConv<B: Backend> {
@@ -22,7 +47,7 @@ pub struct BasicConv<B: Backend> {
     bn: BatchNorm<B>,
 }
 
-impl<B: Backend> BasicConv<B> {
+impl<B: FastBackend> BasicConv<B> {
     fn new(cin: usize, cout: usize, k: [usize; 2], stride: usize, pad: [usize; 2], device: &B::Device) -> Self {
         Self {
             conv: Conv2dConfig::new([cin, cout], k)
@@ -34,12 +59,13 @@ impl<B: Backend> BasicConv<B> {
         }
     }
 
-    fn sq(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &B::Device) -> Self {
+    /// A square `k`×`k` convolution block (the stem's first layer is `sq(3, 32, 3, 2, 0)`).
+    pub fn sq(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &B::Device) -> Self {
         Self::new(cin, cout, [k, k], stride, [pad, pad], device)
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.bn.forward(conv2d(&self.conv, x)))
     }
 }
 
@@ -63,7 +89,7 @@ pub struct InceptionA<B: Backend> {
     pool: AvgPool2d,
 }
 
-impl<B: Backend> InceptionA<B> {
+impl<B: FastBackend> InceptionA<B> {
     fn new(cin: usize, pool_features: usize, d: &B::Device) -> Self {
         Self {
             branch1x1: BasicConv::sq(cin, 64, 1, 1, 0, d),
@@ -95,7 +121,7 @@ pub struct InceptionB<B: Backend> {
     pool: MaxPool2d,
 }
 
-impl<B: Backend> InceptionB<B> {
+impl<B: FastBackend> InceptionB<B> {
     fn new(cin: usize, d: &B::Device) -> Self {
         Self {
             branch3x3: BasicConv::sq(cin, 384, 3, 2, 0, d),
@@ -128,7 +154,7 @@ pub struct InceptionC<B: Backend> {
     pool: AvgPool2d,
 }
 
-impl<B: Backend> InceptionC<B> {
+impl<B: FastBackend> InceptionC<B> {
     fn new(cin: usize, c7: usize, d: &B::Device) -> Self {
         let row = |i, o| BasicConv::new(i, o, [1, 7], 1, [0, 3], d);
         let col = |i, o| BasicConv::new(i, o, [7, 1], 1, [3, 0], d);
@@ -170,7 +196,7 @@ pub struct InceptionD<B: Backend> {
     pool: MaxPool2d,
 }
 
-impl<B: Backend> InceptionD<B> {
+impl<B: FastBackend> InceptionD<B> {
     fn new(cin: usize, d: &B::Device) -> Self {
         Self {
             branch3x3_1: BasicConv::sq(cin, 192, 1, 1, 0, d),
@@ -214,7 +240,7 @@ pub struct InceptionE<B: Backend> {
     pool: EPool,
 }
 
-impl<B: Backend> InceptionE<B> {
+impl<B: FastBackend> InceptionE<B> {
     fn new(cin: usize, pool: EPool, d: &B::Device) -> Self {
         Self {
             branch1x1: BasicConv::sq(cin, 320, 1, 1, 0, d),
@@ -272,7 +298,7 @@ pub struct InceptionOutput<B: Backend> {
     pub logits: Tensor<B, 2>,
 }
 
-impl<B: Backend> FidInception<B> {
+impl<B: FastBackend> FidInception<B> {
     /// The architecture with freshly initialised weights (load the real file over them).
     pub fn new(device: &B::Device) -> Self {
         let d = device;
@@ -308,22 +334,7 @@ impl<B: Backend> FidInception<B> {
             ));
         }
         let mut net = Self::new(device);
-        let mut store = PytorchStore::from_file(path).with_key_remapping(r"^Conv2d_", "conv2d_").with_key_remapping(r"^Mixed_", "mixed_").allow_partial(true);
-        let result = net.load_from(&mut store).map_err(|e| Error::data(path, format!("not a usable PyTorch weights file for the FID Inception: {e}")))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
-            let missing: Vec<&str> = result.missing.iter().take(5).map(|m| m.0.as_str()).collect();
-            let errors: Vec<String> = result.errors.iter().take(3).map(|e| format!("{e:?}")).collect();
-            return Err(Error::data(
-                path,
-                format!(
-                    "does not hold the FID Inception-V3 ({} tensors missing, e.g. {}; {} errors {})",
-                    result.missing.len(),
-                    missing.join(", "),
-                    result.errors.len(),
-                    errors.join("; ")
-                ),
-            ));
-        }
+        load_pth(&mut net, path, &[(r"^Conv2d_", "conv2d_"), (r"^Mixed_", "mixed_")])?;
         Ok(net)
     }
 

@@ -5,8 +5,8 @@ use super::features::{Extractor, Images};
 use super::metrics::Features;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::ops::FastBackend;
 use crate::train::checkpoint::{read_tensors, write_tensors};
-use burn::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
@@ -56,7 +56,7 @@ fn read_cached(path: &Path, fingerprint: &str) -> Option<Labelled> {
 /// The real reference features of `data`: read from the first of `dirs` that holds them, or
 /// computed and written to the first writable one. Returns them, the cache file, and whether
 /// they came from the cache.
-pub fn reference_features<B: Backend>(
+pub fn reference_features<B: FastBackend>(
     extractor: &Extractor<B>,
     data: &Dataset,
     dirs: &[PathBuf],

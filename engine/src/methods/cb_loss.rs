@@ -11,7 +11,7 @@
 use super::{Batch, MAIN, Method, MethodKind, MethodsConfig, Outputs, StepContext, Term, per_sample_mean};
 use crate::error::{Error, Result};
 use crate::model::UNet;
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ impl MethodKind for CbLossConfig {
         }
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>> {
         Box::new(CbLoss { weights: None, beta: self.beta })
     }
 }
@@ -59,7 +59,7 @@ pub struct CbLoss {
     weights: Option<Vec<f64>>,
 }
 
-impl<B: AutodiffBackend> Method<B> for CbLoss {
+impl<B: TrainBackend> Method<B> for CbLoss {
     fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, _model: &UNet<B>) -> Vec<Term<B>> {
         let w = self.weights.get_or_insert_with(|| class_weights(ctx.counts, self.beta));
         let extra: Vec<f32> = batch.host.labels.iter().map(|&y| (w[y] - 1.0) as f32).collect();

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::model::UNet;
 use crate::rng::{self, Stream};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +68,7 @@ impl MethodKind for CbdmConfig {
         self.check()
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>> {
         Box::new(Cbdm::new(self.clone()))
     }
 }
@@ -93,13 +93,13 @@ pub fn draw_y_prime(draw: ClassDraw, q: &[f64], n: usize, seed: u64, step: u64) 
 }
 
 /// (L_reg, L_com) for predictions ε(x_t,y), ε(x_t,y′) and per-sample weights w.
-pub fn cbdm_terms<B: AutodiffBackend>(eps: Tensor<B, 4>, eps_alt: Tensor<B, 4>, w: Tensor<B, 1>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+pub fn cbdm_terms<B: TrainBackend>(eps: Tensor<B, 4>, eps_alt: Tensor<B, 4>, w: Tensor<B, 1>) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let reg = per_sample_mean((eps.clone() - eps_alt.clone().detach()).powi_scalar(2));
     let com = per_sample_mean((eps.detach() - eps_alt).powi_scalar(2));
     ((reg * w.clone()).mean(), (com * w).mean())
 }
 
-impl<B: AutodiffBackend> Method<B> for Cbdm {
+impl<B: TrainBackend> Method<B> for Cbdm {
     fn request(&mut self, batch: &Batch<B>, ctx: &StepContext, fw: &mut Forwards<B>) {
         let h: &HostBatch = &batch.host;
         self.slot = None;

@@ -7,12 +7,13 @@
 //! kept-label batches, gradients through both. The unconditional pass rides in the step's
 //! batched forward; in a label-dropped batch the main pass already is unconditional.
 
+use crate::ops::FastBackend;
 use super::{Batch, Forwards, MAIN, Method, MethodKind, MethodsConfig, Outputs, Slot, StepContext, Term, non_negative, per_sample_mean, positive};
 use crate::data::sampler::BatchSampler;
 use crate::error::{Error, Result};
 use crate::model::UNet;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,7 +64,7 @@ impl MethodKind for CcuaConfig {
         self.brs.map(|f| ("brs", BatchSampler::Brs { f }))
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>> {
         Box::new(Ccua::new(self.clone()))
     }
 }
@@ -80,7 +81,7 @@ impl Ccua {
 }
 
 /// Flatten and L2-normalise each row: `[N, C, H, W] → [N, C·H·W]`.
-pub fn normalise_rows<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+pub fn normalise_rows<B: FastBackend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     let [n, c, h, w] = x.dims();
     let x = x.reshape([n, c * h * w]);
     let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
@@ -89,7 +90,7 @@ pub fn normalise_rows<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
 
 /// Per-anchor InfoNCE with the anchor as its own positive (`h` rows unit-norm):
 /// log(e^{1/τ} + Σ_{j≠i} e^{h_i·h_j/τ}) − 1/τ. The self-similarity is set to exactly 1/τ.
-pub fn ucl_per_anchor<B: Backend>(h: Tensor<B, 2>, temperature: f64) -> Tensor<B, 1> {
+pub fn ucl_per_anchor<B: FastBackend>(h: Tensor<B, 2>, temperature: f64) -> Tensor<B, 1> {
     let [n, _] = h.dims();
     let device = h.device();
     let inv_t = 1.0 / temperature;
@@ -102,11 +103,11 @@ pub fn ucl_per_anchor<B: Backend>(h: Tensor<B, 2>, temperature: f64) -> Tensor<B
 }
 
 /// AL = mean(w·‖ε(x_t,y) − ε(x_t,∅)‖²), gradients through both predictions.
-pub fn alignment<B: Backend>(eps_cond: Tensor<B, 4>, eps_uncond: Tensor<B, 4>, w: Tensor<B, 1>) -> Tensor<B, 1> {
+pub fn alignment<B: FastBackend>(eps_cond: Tensor<B, 4>, eps_uncond: Tensor<B, 4>, w: Tensor<B, 1>) -> Tensor<B, 1> {
     (per_sample_mean((eps_cond - eps_uncond).powi_scalar(2)) * w).mean()
 }
 
-impl<B: AutodiffBackend> Method<B> for Ccua {
+impl<B: TrainBackend> Method<B> for Ccua {
     fn request(&mut self, batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
         let hb = &batch.host;
         self.uncond = (!hb.uncond_batch).then(|| fw.add(batch.x_t.clone(), hb.t.clone(), hb.labels.clone(), vec![false; hb.len()], true));

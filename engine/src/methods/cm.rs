@@ -8,12 +8,13 @@
 //! Balanced data gives ω_Con = ω_Div = 1 and no loss. The diversity part is an unbounded
 //! negative MSE; `clamp` bounds each sample's loss below by −clamp.
 
+use crate::ops::FastBackend;
 use super::oc::OcConfig;
 use super::{Batch, Forwards, MAIN, Method, MethodKind, MethodsConfig, ModelNeeds, Outputs, Slot, StepContext, Term, per_sample_mean, positive};
 use crate::error::{Error, Result};
 use crate::model::UNet;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +73,7 @@ impl MethodKind for CmConfig {
         ModelNeeds { experts: true, ..Default::default() }
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>> {
         Box::new(Cm::new(self.clone()))
     }
 }
@@ -86,7 +87,7 @@ pub fn cm_weights(counts: &[usize]) -> Vec<(f64, f64)> {
 }
 
 /// λ·mean_i((ω_Con − ω_Div)_{y_i}·‖ε_{g+e} − ε_g‖²_i), each sample clamped below at −clamp.
-pub fn cm_loss<B: Backend>(eps_full: Tensor<B, 4>, eps_base: Tensor<B, 4>, coef: Tensor<B, 1>, lambda: f64, clamp: Option<f64>) -> Tensor<B, 1> {
+pub fn cm_loss<B: FastBackend>(eps_full: Tensor<B, 4>, eps_base: Tensor<B, 4>, coef: Tensor<B, 1>, lambda: f64, clamp: Option<f64>) -> Tensor<B, 1> {
     let mut l = per_sample_mean((eps_full - eps_base).powi_scalar(2)) * coef;
     if let Some(c) = clamp {
         l = l.clamp_min(-c);
@@ -105,7 +106,7 @@ impl Cm {
     }
 }
 
-impl<B: AutodiffBackend> Method<B> for Cm {
+impl<B: TrainBackend> Method<B> for Cm {
     fn request(&mut self, _batch: &Batch<B>, _ctx: &StepContext, fw: &mut Forwards<B>) {
         // θ^g alone on the same x_t, t and conditioning as the main pass: the experts sit on
         // the up path only, so only the up path runs twice.

@@ -5,11 +5,12 @@
 //! (reference code). The reference code also multiplies the term by τ_SC and skips it in
 //! label-dropped batches: both are options.
 
+use crate::ops::FastBackend;
 use super::{Batch, MAIN, Method, MethodKind, MethodsConfig, ModelNeeds, Outputs, StepContext, Term, non_negative, positive};
 use crate::error::{Error, Result};
 use crate::model::UNet;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use serde::{Deserialize, Serialize};
 
 /// How λ(t) meets the per-anchor losses.
@@ -98,7 +99,7 @@ impl MethodKind for CoralConfig {
         ModelNeeds { projection_dim: self.projection_dim, ..Default::default() }
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>> {
         Box::new(Coral::new(self.clone()))
     }
 }
@@ -117,7 +118,7 @@ impl Coral {
 /// l_i = −(1/|P(i)|)·Σ_{p∈P(i)} log(e^{z_i·z_p/τ}/Σ_{k≠i} e^{z_i·z_k/τ}).
 /// Returns Σ_i a_i·l_i / (number of anchors with a positive), where `anchor_weight` gives a_i;
 /// zero when the batch has no positive or no negative pair. `z` rows are unit-norm.
-pub fn supcon<B: Backend>(z: Tensor<B, 2>, labels: &[usize], temperature: f64, anchor_weight: &[f32]) -> Tensor<B, 1> {
+pub fn supcon<B: FastBackend>(z: Tensor<B, 2>, labels: &[usize], temperature: f64, anchor_weight: &[f32]) -> Tensor<B, 1> {
     let [n, _] = z.dims();
     let device = z.device();
     let positives: Vec<usize> = (0..n).map(|i| (0..n).filter(|&j| j != i && labels[j] == labels[i]).count()).collect();
@@ -145,7 +146,7 @@ pub fn supcon<B: Backend>(z: Tensor<B, 2>, labels: &[usize], temperature: f64, a
     (w * log_p).sum().neg().reshape([1])
 }
 
-impl<B: AutodiffBackend> Method<B> for Coral {
+impl<B: TrainBackend> Method<B> for Coral {
     fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, model: &UNet<B>) -> Vec<Term<B>> {
         let hb = &batch.host;
         let kept: Vec<usize> = if self.cfg.skip_dropped {

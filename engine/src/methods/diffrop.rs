@@ -5,13 +5,14 @@
 //! loss = mean over pairs of τ(t)·h(d). The paper publishes no training code: τ(t)'s form and
 //! constants are ltlab's choice (τ(t) = w·exp(−t/(T·τ_r)), decreasing in t as the paper asks).
 
+use crate::ops::FastBackend;
 use super::{Batch, Forwards, MAIN, Method, MethodKind, MethodsConfig, Outputs, Slot, StepContext, Term, non_negative, positive};
 use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
 use crate::model::UNet;
 use crate::rng::{self, Stream};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -99,7 +100,7 @@ impl MethodKind for DiffRopConfig {
         self.check()
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>> {
         Box::new(DiffRop::<B>::new(self.clone()))
     }
 }
@@ -112,7 +113,7 @@ pub struct DiffRop<B: Backend> {
     partners: Option<(Slot, Tensor<B, 4>, Vec<usize>)>,
 }
 
-impl<B: Backend> DiffRop<B> {
+impl<B: FastBackend> DiffRop<B> {
     pub fn new(cfg: DiffRopConfig) -> Self {
         Self { cfg, pairs: vec![], partners: None }
     }
@@ -134,7 +135,7 @@ pub fn pick_pairs(labels: &[usize], keep: &[bool], partners: Partners, seed: u64
 }
 
 /// μ(x_t, t, ε̂) = (x_t − β_t/√(1−ᾱ_t)·ε̂)/√α_t per sample.
-pub fn mu<B: Backend>(x_t: Tensor<B, 4>, eps_hat: Tensor<B, 4>, t: &[usize], schedule: &Schedule) -> Tensor<B, 4> {
+pub fn mu<B: FastBackend>(x_t: Tensor<B, 4>, eps_hat: Tensor<B, 4>, t: &[usize], schedule: &Schedule) -> Tensor<B, 4> {
     let device = x_t.device();
     let n = t.len();
     let c_eps: Vec<f32> = t.iter().map(|&t| (schedule.betas[t] / (1.0 - schedule.alpha_bar[t]).sqrt()) as f32).collect();
@@ -145,7 +146,7 @@ pub fn mu<B: Backend>(x_t: Tensor<B, 4>, eps_hat: Tensor<B, 4>, t: &[usize], sch
 }
 
 /// h(d) element-wise.
-pub fn h<B: Backend>(form: Form, margin: f64, d: Tensor<B, 1>) -> Tensor<B, 1> {
+pub fn h<B: FastBackend>(form: Form, margin: f64, d: Tensor<B, 1>) -> Tensor<B, 1> {
     match form {
         Form::Exponential => d.neg().exp(),
         Form::Reciprocal => d.add_scalar(1.0).recip(),
@@ -154,12 +155,12 @@ pub fn h<B: Backend>(form: Form, margin: f64, d: Tensor<B, 1>) -> Tensor<B, 1> {
     }
 }
 
-fn index<B: Backend>(v: Vec<usize>, device: &B::Device) -> Tensor<B, 1, Int> {
+fn index<B: FastBackend>(v: Vec<usize>, device: &B::Device) -> Tensor<B, 1, Int> {
     let n = v.len();
     Tensor::from_data(TensorData::new(v.into_iter().map(|i| i as i64).collect::<Vec<_>>(), [n]), device)
 }
 
-impl<B: AutodiffBackend> Method<B> for DiffRop<B> {
+impl<B: TrainBackend> Method<B> for DiffRop<B> {
     fn request(&mut self, batch: &Batch<B>, ctx: &StepContext, fw: &mut Forwards<B>) {
         let hb = &batch.host;
         self.partners = None;
@@ -194,7 +195,7 @@ impl<B: AutodiffBackend> Method<B> for DiffRop<B> {
 
 /// The partners' images re-noised with their anchors' t and ε, the anchors' t, the partners'
 /// labels.
-fn partner_inputs<B: Backend>(batch: &Batch<B>, pairs: &[(usize, usize)], schedule: &Schedule) -> (Tensor<B, 4>, Vec<usize>, Vec<usize>) {
+fn partner_inputs<B: FastBackend>(batch: &Batch<B>, pairs: &[(usize, usize)], schedule: &Schedule) -> (Tensor<B, 4>, Vec<usize>, Vec<usize>) {
     let device = batch.x0.device();
     let (a, p): (Vec<usize>, Vec<usize>) = pairs.iter().copied().unzip();
     let x0_p = batch.x0.clone().select(0, index::<B>(p.clone(), &device));
@@ -204,7 +205,7 @@ fn partner_inputs<B: Backend>(batch: &Batch<B>, pairs: &[(usize, usize)], schedu
 }
 
 /// d per pair: ‖μ_a − μ_p‖² summed (or averaged) over elements.
-pub fn pair_distance<B: Backend>(mu_a: Tensor<B, 4>, mu_p: Tensor<B, 4>, distance: Distance) -> Tensor<B, 1> {
+pub fn pair_distance<B: FastBackend>(mu_a: Tensor<B, 4>, mu_p: Tensor<B, 4>, distance: Distance) -> Tensor<B, 1> {
     let [n, c, hh, w] = mu_a.dims();
     let sq = (mu_a - mu_p).powi_scalar(2).reshape([n, c * hh * w]);
     match distance {

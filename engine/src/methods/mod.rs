@@ -14,9 +14,10 @@ use crate::data::sampler::BatchSampler;
 use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
 use crate::model::{ClassCond, ForwardFlops, UNet};
+use crate::ops::FastBackend;
+use crate::ops::TrainBackend;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use ltlab_types::TransferCounts;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -74,7 +75,7 @@ pub trait MethodKind: Clone + Default + PartialEq + std::fmt::Debug + Serialize 
         None
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>>;
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>>;
 }
 
 /// One registered method, as front ends list it.
@@ -195,7 +196,7 @@ macro_rules! registry {
             }
 
             /// The method objects of the stack, in the order they act.
-            pub fn build<B: AutodiffBackend>(&self) -> Vec<Box<dyn Method<B>>> {
+            pub fn build<B: TrainBackend>(&self) -> Vec<Box<dyn Method<B>>> {
                 let stack = self.effective();
                 let mut out: Vec<Box<dyn Method<B>>> = Vec::new();
                 $(
@@ -318,7 +319,7 @@ pub struct Batch<B: Backend> {
     pub target: Tensor<B, 4>,
 }
 
-impl<B: Backend> Batch<B> {
+impl<B: FastBackend> Batch<B> {
     pub fn upload(host: HostBatch, schedule: &Schedule, device: &B::Device) -> Self {
         let shape = host.shape;
         let x0 = Tensor::<B, 4>::from_data(TensorData::new(host.x0.clone(), shape), device);
@@ -346,7 +347,7 @@ impl<B: Backend> Batch<B> {
 }
 
 /// Mean over all elements of each sample: `[B, …] → [B]`.
-pub fn per_sample_mean<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 1> {
+pub fn per_sample_mean<B: FastBackend>(x: Tensor<B, 4>) -> Tensor<B, 1> {
     let [b, c, h, w] = x.dims();
     x.reshape([b, c * h * w]).mean_dim(1).reshape([b])
 }
@@ -418,7 +419,7 @@ pub struct Outputs<B: Backend> {
     bottleneck: Vec<Tensor<B, 4>>,
 }
 
-impl<B: Backend> Outputs<B> {
+impl<B: FastBackend> Outputs<B> {
     pub fn eps(&self, s: Slot) -> Tensor<B, 4> {
         self.eps[s.0].clone()
     }
@@ -428,7 +429,7 @@ impl<B: Backend> Outputs<B> {
     }
 }
 
-impl<B: Backend> Forwards<B> {
+impl<B: FastBackend> Forwards<B> {
     /// Starts with the main pass: x_t with the batch's (possibly dropped) labels, experts on.
     pub fn new(batch: &Batch<B>) -> Self {
         let h = &batch.host;
@@ -474,7 +475,7 @@ impl<B: Backend> Forwards<B> {
     }
 }
 
-impl<B: AutodiffBackend> Forwards<B> {
+impl<B: TrainBackend> Forwards<B> {
     pub fn run(self, model: &UNet<B>) -> Outputs<B> {
         let n = self.parts.len();
         let mut eps: Vec<Option<Tensor<B, 4>>> = vec![None; n];
@@ -539,7 +540,7 @@ impl<B: AutodiffBackend> Forwards<B> {
 pub type Term<B> = (&'static str, Tensor<B, 1>);
 
 /// One long-tail method. Every hook has a default that does nothing.
-pub trait Method<B: AutodiffBackend>: Send {
+pub trait Method<B: TrainBackend>: Send {
     /// Replaces the regression target on the host, without gradients (OC). Returns the swaps
     /// it made, if it makes any.
     fn transform(&mut self, _batch: &mut HostBatch, _ctx: &StepContext) -> Option<TransferCounts> {

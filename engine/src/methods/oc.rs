@@ -11,7 +11,7 @@ use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
 use crate::model::UNet;
 use crate::rng::{self, Stream};
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use ltlab_types::{T_BUCKETS, TransferCounts};
 use rand::Rng;
 use rayon::prelude::*;
@@ -206,12 +206,12 @@ impl MethodKind for OcConfig {
         self.resample.then_some(("resample", BatchSampler::Balanced))
     }
 
-    fn build<B: AutodiffBackend>(&self) -> Box<dyn Method<B>> {
+    fn build<B: TrainBackend>(&self) -> Box<dyn Method<B>> {
         Box::new(Oc::new(self.clone()))
     }
 }
 
-impl<B: AutodiffBackend> Method<B> for Oc {
+impl<B: TrainBackend> Method<B> for Oc {
     fn transform(&mut self, batch: &mut HostBatch, ctx: &StepContext) -> Option<TransferCounts> {
         // The swap runs in label-dropped batches too.
         Some(apply(&self.cfg.gate(), batch, ctx.schedule, ctx.q, ctx.seed, ctx.step))

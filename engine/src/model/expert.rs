@@ -6,11 +6,12 @@
 //! (C_out, C_in, k, k). A is Kaiming-uniform (LoRA's bound 1/√fan_in), B = 0, so training starts
 //! from the base network.
 
+use crate::ops::FastBackend;
+use crate::ops::conv::{conv2d, conv2d_with};
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 #[derive(Module, Debug)]
@@ -24,7 +25,7 @@ pub fn expert_rank(cin: usize, cout: usize) -> usize {
     (cin.min(cout) / 10).max(1)
 }
 
-impl<B: Backend> LowRankExpert<B> {
+impl<B: FastBackend> LowRankExpert<B> {
     pub fn new(cin: usize, cout: usize, k: usize, device: &B::Device) -> Self {
         let r = expert_rank(cin, cout);
         let bound = 1.0 / ((cin * k) as f64).sqrt();
@@ -41,21 +42,21 @@ impl<B: Backend> LowRankExpert<B> {
 }
 
 /// The stride-1 "same" 3×3 convolution of the up path, with the expert added when `on`.
-pub fn expert_conv<B: Backend>(conv: &Conv2d<B>, expert: Option<&LowRankExpert<B>>, on: bool, x: Tensor<B, 4>) -> Tensor<B, 4> {
+pub fn expert_conv<B: FastBackend>(conv: &Conv2d<B>, expert: Option<&LowRankExpert<B>>, on: bool, x: Tensor<B, 4>) -> Tensor<B, 4> {
     match expert {
         Some(e) if on => {
             let w = conv.weight.val();
             let w = w.clone() + e.delta(w.dims());
             let [_, _, k, _] = w.dims();
             let p = k / 2;
-            conv2d(x, w, conv.bias.as_ref().map(|b| b.val()), ConvOptions::new([1, 1], [p, p], [1, 1], 1))
+            conv2d_with(x, w, conv.bias.as_ref().map(|b| b.val()), ConvOptions::new([1, 1], [p, p], [1, 1], 1))
         }
-        _ => conv.forward(x),
+        _ => conv2d(conv, x),
     }
 }
 
 /// W^g ← W^g + B·A (inference: no extra cost). The expert is consumed.
-pub fn merge_expert<B: Backend>(conv: Conv2d<B>, expert: LowRankExpert<B>) -> Conv2d<B> {
+pub fn merge_expert<B: FastBackend>(conv: Conv2d<B>, expert: LowRankExpert<B>) -> Conv2d<B> {
     let mut conv = conv;
     let w = conv.weight.val();
     let merged = w.clone() + expert.delta(w.dims());
@@ -84,7 +85,7 @@ mod tests {
         assert_eq!(e.a.val().dims(), [3, 12]);
         assert_eq!(e.b.val().dims(), [18, 3]);
         let x = Tensor::<B, 4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &dev);
-        let base = c.forward(x.clone());
+        let base = conv2d(&c, x.clone());
         let diff = |a: Tensor<B, 4>, b: Tensor<B, 4>| a.sub(b).abs().max().into_scalar();
         // B = 0 at init: W^g + BA = W^g.
         assert!(diff(expert_conv(&c, Some(&e), true, x.clone()), base.clone()) < 1e-6);
@@ -130,7 +131,7 @@ mod tests {
         e.b = Param::from_tensor(Tensor::random([18, 3], Distribution::Normal(0.0, 1.0), &dev));
         let x = Tensor::<B, 4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &dev);
         let unmerged = expert_conv(&c, Some(&e), true, x.clone());
-        let merged = merge_expert(c, e).forward(x);
+        let merged = conv2d(&merge_expert(c, e), x);
         assert!(unmerged.sub(merged).abs().max().into_scalar() < 1e-5);
     }
 }

@@ -1,5 +1,6 @@
 //! The class-conditional DDPM U-Net (SPEC §2), the architecture of the reference CIFAR code.
 
+use crate::ops::FastBackend;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -9,6 +10,8 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::expert::{LowRankExpert, expert_conv, merge_expert};
+use crate::ops::conv::conv2d;
+use crate::ops::norm::{group_norm, group_norm_silu};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct UNetConfig {
@@ -77,7 +80,7 @@ fn xavier(gain: f64) -> Initializer {
     Initializer::XavierUniform { gain }
 }
 
-fn zero_bias<B: Backend>(bias: &mut Option<Param<Tensor<B, 1>>>) {
+fn zero_bias<B: FastBackend>(bias: &mut Option<Param<Tensor<B, 1>>>) {
     if let Some(b) = bias.take() {
         let n = b.dims()[0];
         let device = b.device();
@@ -86,7 +89,7 @@ fn zero_bias<B: Backend>(bias: &mut Option<Param<Tensor<B, 1>>>) {
 }
 
 /// Xavier-uniform conv with zero bias; `gain` ≈ 0 makes layers that start near zero.
-pub(crate) fn conv<B: Backend>(cin: usize, cout: usize, k: usize, stride: usize, gain: f64, device: &B::Device) -> Conv2d<B> {
+pub(crate) fn conv<B: FastBackend>(cin: usize, cout: usize, k: usize, stride: usize, gain: f64, device: &B::Device) -> Conv2d<B> {
     let mut c = Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
@@ -96,7 +99,7 @@ pub(crate) fn conv<B: Backend>(cin: usize, cout: usize, k: usize, stride: usize,
     c
 }
 
-fn linear<B: Backend>(din: usize, dout: usize, device: &B::Device) -> Linear<B> {
+fn linear<B: FastBackend>(din: usize, dout: usize, device: &B::Device) -> Linear<B> {
     let mut l = LinearConfig::new(din, dout).with_initializer(xavier(1.0)).init(device);
     zero_bias(&mut l.bias);
     l
@@ -126,17 +129,17 @@ impl ForwardFlops {
 }
 
 /// A conv producing `out_size`×`out_size` maps.
-fn conv_flops<B: Backend>(c: &Conv2d<B>, out_size: usize) -> f64 {
+fn conv_flops<B: FastBackend>(c: &Conv2d<B>, out_size: usize) -> f64 {
     let [cout, cin_per_group, kh, kw] = c.weight.dims();
     2.0 * (cout * cin_per_group * kh * kw) as f64 * (out_size * out_size) as f64
 }
 
-fn linear_flops<B: Backend>(l: &Linear<B>) -> f64 {
+fn linear_flops<B: FastBackend>(l: &Linear<B>) -> f64 {
     let [din, dout] = l.weight.dims();
     2.0 * (din * dout) as f64
 }
 
-fn norm<B: Backend>(groups: usize, ch: usize, device: &B::Device) -> GroupNorm<B> {
+fn norm<B: FastBackend>(groups: usize, ch: usize, device: &B::Device) -> GroupNorm<B> {
     GroupNormConfig::new(gcd(groups, ch), ch).init(device)
 }
 
@@ -150,7 +153,7 @@ pub struct AttnBlock<B: Backend> {
     proj: Conv2d<B>,
 }
 
-impl<B: Backend> AttnBlock<B> {
+impl<B: FastBackend> AttnBlock<B> {
     fn new(ch: usize, groups: usize, out_gain: f64, device: &B::Device) -> Self {
         Self {
             norm: norm(groups, ch, device),
@@ -163,13 +166,13 @@ impl<B: Backend> AttnBlock<B> {
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
-        let hn = self.norm.forward(x.clone());
-        let q = self.q.forward(hn.clone()).reshape([b, c, h * w]).swap_dims(1, 2); // B, HW, C
-        let k = self.k.forward(hn.clone()).reshape([b, c, h * w]); // B, C, HW
-        let v = self.v.forward(hn).reshape([b, c, h * w]).swap_dims(1, 2); // B, HW, C
+        let hn = group_norm(&self.norm, x.clone());
+        let q = conv2d(&self.q, hn.clone()).reshape([b, c, h * w]).swap_dims(1, 2); // B, HW, C
+        let k = conv2d(&self.k, hn.clone()).reshape([b, c, h * w]); // B, C, HW
+        let v = conv2d(&self.v, hn).reshape([b, c, h * w]).swap_dims(1, 2); // B, HW, C
         let weights = softmax(q.matmul(k).mul_scalar((c as f64).powf(-0.5)), 2);
         let out = weights.matmul(v).swap_dims(1, 2).reshape([b, c, h, w]);
-        x + self.proj.forward(out)
+        x + conv2d(&self.proj, out)
     }
 
     /// Four 1×1 convs and the two HW×HW products.
@@ -196,7 +199,7 @@ pub struct ResBlock<B: Backend> {
     expert2: Option<LowRankExpert<B>>,
 }
 
-impl<B: Backend> ResBlock<B> {
+impl<B: FastBackend> ResBlock<B> {
     fn new(cin: usize, cout: usize, emb: usize, attn: bool, expert: bool, cfg: &UNetConfig, device: &B::Device) -> Self {
         Self {
             expert1: expert.then(|| LowRankExpert::new(cin, cout, 3, device)),
@@ -215,10 +218,10 @@ impl<B: Backend> ResBlock<B> {
     /// `emb_act` is SiLU(embedding), shared by all blocks. `mask` replays a dropout mask drawn
     /// by an earlier pass; the mask used (if any) is returned beside the output.
     fn forward(&self, x: Tensor<B, 4>, emb_act: Tensor<B, 2>, expert: bool, mask: Option<Tensor<B, 4>>) -> (Tensor<B, 4>, Option<Tensor<B, 4>>) {
-        let h = expert_conv(&self.conv1, self.expert1.as_ref(), expert, silu(self.norm1.forward(x.clone())));
+        let h = expert_conv(&self.conv1, self.expert1.as_ref(), expert, group_norm_silu(&self.norm1, x.clone()));
         let [b, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.emb_proj.forward(emb_act).reshape([b, c, 1, 1]);
-        let h = silu(self.norm2.forward(h));
+        let h = group_norm_silu(&self.norm2, h);
         let mask = mask.or_else(|| dropout_mask(self.dropout.prob, &h));
         let h = match &mask {
             Some(m) => h * m.clone(),
@@ -226,7 +229,7 @@ impl<B: Backend> ResBlock<B> {
         };
         let h = expert_conv(&self.conv2, self.expert2.as_ref(), expert, h);
         let skip = match &self.shortcut {
-            Some(s) => s.forward(x),
+            Some(s) => conv2d(s, x),
             None => x,
         };
         let out = h + skip;
@@ -249,7 +252,7 @@ impl<B: Backend> ResBlock<B> {
 /// Inverted dropout as a mask (Bernoulli(1 − p) / (1 − p)), drawn only while training (the
 /// autodiff backend), like Burn's `Dropout`. A mask rather than the op, so that a second pass
 /// can replay it.
-fn dropout_mask<B: Backend>(prob: f64, like: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+fn dropout_mask<B: FastBackend>(prob: f64, like: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
     if prob == 0.0 || !B::ad_enabled(&like.device()) {
         return None;
     }
@@ -285,7 +288,7 @@ pub struct Upsample<B: Backend> {
     expert: Option<LowRankExpert<B>>,
 }
 
-impl<B: Backend> ResBlock<B> {
+impl<B: FastBackend> ResBlock<B> {
     fn map_experts(mut self, f: &impl Fn(Conv2d<B>, Option<LowRankExpert<B>>) -> Conv2d<B>) -> Self {
         self.conv1 = f(self.conv1, self.expert1.take());
         self.conv2 = f(self.conv2, self.expert2.take());
@@ -314,7 +317,7 @@ pub struct UNet<B: Backend> {
 
 /// The fixed sinusoidal embedding of integer timesteps (interleaved sin/cos, as the
 /// reference code builds its frozen table), computed on the host.
-pub fn timestep_embedding<B: Backend>(t: &[usize], dim: usize, device: &B::Device) -> Tensor<B, 2> {
+pub fn timestep_embedding<B: FastBackend>(t: &[usize], dim: usize, device: &B::Device) -> Tensor<B, 2> {
     let half = dim / 2;
     let mut data = Vec::with_capacity(t.len() * dim);
     for &ti in t {
@@ -346,7 +349,7 @@ impl UNetConfig {
         }
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> UNet<B> {
+    pub fn init<B: FastBackend>(&self, device: &B::Device) -> UNet<B> {
         let ch = self.base_channels;
         let emb = self.time_dim();
         let levels = self.channel_mults.len();
@@ -401,7 +404,7 @@ impl UNetConfig {
     }
 }
 
-impl<B: Backend> UNet<B> {
+impl<B: FastBackend> UNet<B> {
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }
@@ -437,12 +440,12 @@ impl<B: Backend> UNet<B> {
         }
         let emb_act = silu(emb);
 
-        let mut h = self.head.forward(x);
+        let mut h = conv2d(&self.head, x);
         let mut skips = vec![h.clone()];
         for layer in &self.down {
             h = match layer {
                 DownLayer::Res(r) => r.forward(h, emb_act.clone(), false, None).0,
-                DownLayer::Down(c) => c.forward(h),
+                DownLayer::Down(c) => conv2d(c, h),
             };
             skips.push(h.clone());
         }
@@ -492,7 +495,7 @@ impl<B: Backend> UNet<B> {
                 }
             };
         }
-        (self.tail.forward(silu(self.tail_norm.forward(h))), UpDropout(drawn))
+        (conv2d(&self.tail, group_norm_silu(&self.tail_norm, h)), UpDropout(drawn))
     }
 
     pub fn levels(&self) -> usize {
@@ -578,7 +581,7 @@ impl<B: Backend> UNet<B> {
 /// Tests outside this file need every path of the network to matter: the layers that start
 /// near zero (each ResBlock's second conv, the tail) re-drawn at Xavier gain 1.
 #[cfg(test)]
-impl<B: Backend> UNet<B> {
+impl<B: FastBackend> UNet<B> {
     pub(crate) fn with_unit_gain_outputs(mut self, device: &B::Device) -> Self {
         let redraw = |c: &Conv2d<B>| {
             let [cout, cin, k, _] = c.weight.dims();

@@ -8,7 +8,7 @@ use crate::backend::{WithBackend, dispatch};
 use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result};
 use crate::grid;
-use burn::tensor::backend::AutodiffBackend;
+use crate::ops::TrainBackend;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use ltlab_types::{Command, Event};
 use std::path::PathBuf;
@@ -91,7 +91,7 @@ struct Job<'a> {
 impl WithBackend for Job<'_> {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> Result<()> {
         let Job { mut config, dir, resume, commands, events, last_checkpoint } = self;
         let data = config.data.load()?;
         let summary = data.summary();
@@ -188,7 +188,7 @@ impl WithBackend for Job<'_> {
     }
 }
 
-fn save_checkpoint<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir, last: &mut Option<u64>) -> Result<Event> {
+fn save_checkpoint<B: TrainBackend>(trainer: &Trainer<B>, dir: &RunDir, last: &mut Option<u64>) -> Result<Event> {
     let path = dir.checkpoint_path(trainer.step);
     trainer.checkpoint().save(&path)?;
     *last = Some(trainer.step);
@@ -197,7 +197,7 @@ fn save_checkpoint<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir, last:
 }
 
 /// The EMA per-class grid of the current step, as the run's log settings ask.
-pub fn write_grid<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir) -> Result<Event> {
+pub fn write_grid<B: TrainBackend>(trainer: &Trainer<B>, dir: &RunDir) -> Result<Event> {
     let log = &trainer.cfg.log;
     let path = dir.samples_path(trainer.step);
     write_class_grid(trainer, &path, log.grid_per_class, log.grid_sampler, log.grid_omega, Weights::Ema, &mut |_, _| true)?;
@@ -206,7 +206,7 @@ pub fn write_grid<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &RunDir) -> Res
 
 /// Samples `per_class` fixed-noise images of every class and writes them as a PNG grid, one row
 /// per class, head (largest class) at the top. Returns `false` if `progress` cancelled.
-pub fn write_class_grid<B: AutodiffBackend>(
+pub fn write_class_grid<B: TrainBackend>(
     trainer: &Trainer<B>,
     path: &std::path::Path,
     per_class: usize,

@@ -5,9 +5,10 @@
 //! safetensors and resume is exact.
 
 use super::params::{self, NamedParam};
+use crate::ops::FastBackend;
+use crate::ops::TrainBackend;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -78,12 +79,12 @@ impl OptimConfig {
     }
 }
 
-struct GradSquares<'a, B: AutodiffBackend> {
+struct GradSquares<'a, B: TrainBackend> {
     grads: &'a B::Gradients,
     total: Option<Tensor<B::InnerBackend, 1>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for GradSquares<'_, B> {
+impl<B: TrainBackend> ModuleVisitor<B> for GradSquares<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = param.val().grad(self.grads) {
             let s = g.powi_scalar(2).sum();
@@ -96,7 +97,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradSquares<'_, B> {
 }
 
 /// The global L2 norm of all gradients (one device sync).
-pub fn grad_norm<B: AutodiffBackend, M: Module<B>>(module: &M, grads: &B::Gradients) -> f64 {
+pub fn grad_norm<B: TrainBackend, M: Module<B>>(module: &M, grads: &B::Gradients) -> f64 {
     let mut v = GradSquares::<B> { grads, total: None };
     module.visit(&mut v);
     v.total.map(|t| t.into_scalar().elem::<f64>().sqrt()).unwrap_or(0.0)
@@ -108,7 +109,7 @@ pub struct AdamState<B: Backend> {
     pub v: HashMap<String, Tensor<B, 1>>,
 }
 
-impl<B: Backend> Default for AdamState<B> {
+impl<B: FastBackend> Default for AdamState<B> {
     fn default() -> Self {
         Self { m: HashMap::new(), v: HashMap::new() }
     }
@@ -116,7 +117,7 @@ impl<B: Backend> Default for AdamState<B> {
 
 /// Adam with PyTorch's update rule. It counts its updates for the bias correction; a resumed
 /// run hands back the count with the moments.
-pub struct Adam<B: AutodiffBackend> {
+pub struct Adam<B: TrainBackend> {
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -125,7 +126,7 @@ pub struct Adam<B: AutodiffBackend> {
     pub state: AdamState<B::InnerBackend>,
 }
 
-impl<B: AutodiffBackend> Adam<B> {
+impl<B: TrainBackend> Adam<B> {
     pub fn new(cfg: &OptimConfig) -> Self {
         Self::resume(cfg, AdamState::default(), 0)
     }
@@ -158,7 +159,7 @@ impl<B: AutodiffBackend> Adam<B> {
     }
 }
 
-struct AdamMapper<'a, B: AutodiffBackend> {
+struct AdamMapper<'a, B: TrainBackend> {
     grads: &'a B::Gradients,
     state: &'a mut AdamState<B::InnerBackend>,
     path: Vec<String>,
@@ -174,7 +175,7 @@ struct AdamMapper<'a, B: AutodiffBackend> {
     values: HashMap<String, Tensor<B::InnerBackend, 1>>,
 }
 
-impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
+impl<B: TrainBackend> ModuleMapper<B> for AdamMapper<'_, B> {
     fn enter_module(&mut self, name: &str, _: &str) {
         self.path.push(name.to_string());
     }
@@ -220,7 +221,7 @@ pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
 
 /// ema ← decay·ema + (1 − decay)·param for every parameter in `values` (all of them after
 /// [`Adam::step`]: the reference averages every weight every step).
-pub fn ema_update<B: Backend, M: Module<B>>(ema: M, values: HashMap<String, Tensor<B, 1>>, decay: f64) -> M {
+pub fn ema_update<B: FastBackend, M: Module<B>>(ema: M, values: HashMap<String, Tensor<B, 1>>, decay: f64) -> M {
     let values = params::collect(&ema)
         .into_iter()
         .map(|p| {

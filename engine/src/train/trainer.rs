@@ -12,10 +12,10 @@ use crate::diffusion::{SamplerKind, Schedule};
 use crate::error::{Error, NonFinite, Result};
 use crate::methods::{Batch, Forwards, HostBatch, MAIN, Method, PassRows, StepContext, per_sample_mean};
 use crate::model::{UNet, UNetConfig};
+use crate::ops::TrainBackend;
 use crate::rng::{self, Stream};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use ltlab_types::{StepRecord, T_BUCKETS, TransferCounts};
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -32,7 +32,7 @@ pub enum Weights {
     EmaBase,
 }
 
-pub struct Trainer<B: AutodiffBackend> {
+pub struct Trainer<B: TrainBackend> {
     pub cfg: TrainConfig,
     pub data: Dataset,
     by_class: Vec<Vec<usize>>,
@@ -53,7 +53,7 @@ pub struct Trainer<B: AutodiffBackend> {
     pub pass_rows: PassRows,
 }
 
-impl<B: AutodiffBackend> Trainer<B> {
+impl<B: TrainBackend> Trainer<B> {
     /// A fresh run: model initialised from the run seed, EMA = model.
     pub fn new(cfg: TrainConfig, data: Dataset, device: B::Device) -> Result<Self> {
         let model_config = model_config(&cfg, &data)?;
@@ -273,7 +273,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 }
 
 /// The loss terms of a step, on the batch they were computed on.
-struct Losses<B: AutodiffBackend> {
+struct Losses<B: TrainBackend> {
     /// By name, as they enter the total; a name may repeat.
     terms: Vec<(&'static str, Tensor<B, 1>)>,
     /// The ε MSE of each sample.
@@ -281,7 +281,7 @@ struct Losses<B: AutodiffBackend> {
     batch: Batch<B>,
 }
 
-impl<B: AutodiffBackend> Losses<B> {
+impl<B: TrainBackend> Losses<B> {
     /// The optimised loss: the sum of the terms.
     fn total(&self) -> Tensor<B, 1> {
         self.terms.iter().map(|(_, v)| v.clone()).reduce(|a, b| a + b).expect("mse")
@@ -405,6 +405,27 @@ mod tests {
     }
 
     /// Every registered method, under each of its names, trains and logs the terms it declares.
+    /// 20 steps with the fast ops (engine/src/ops) and 20 with Burn's own ops, from the same
+    /// seed: the same losses and the same weights, within float tolerance.
+    #[test]
+    fn fast_ops_train_like_burns_own_ops() {
+        let run = || {
+            let mut t = trainer(LabelDrop::PerBatch);
+            let losses: Vec<f64> = (0..20).map(|_| t.train_step().unwrap().losses["total"]).collect();
+            let weights: Vec<f32> = crate::train::params::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
+            (losses, weights)
+        };
+        let (fast, plain) = (run(), crate::ops::with_plain_ops(run));
+        for (step, (a, b)) in fast.0.iter().zip(&plain.0).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1e-3), "step {}: loss {a} vs {b}", step + 1);
+        }
+        assert_eq!(fast.1.len(), plain.1.len());
+        assert_ne!(fast.1, plain.1, "the two runs took different ops, so their rounding differs");
+        let worst = fast.1.iter().zip(&plain.1).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let scale = plain.1.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(worst <= 1e-4 * scale, "weights differ by {worst} (largest weight {scale})");
+    }
+
     #[test]
     fn every_registered_method_trains() {
         for entry in crate::methods::REGISTRY {

@@ -1,0 +1,332 @@
+//! Convolution forward and both gradients on flex, as im2col / col2im + one GEMM per image over
+//! contiguous NCHW f32 data (the `gemm` crate, which flex itself links). Images run in parallel
+//! on rayon's threads, each GEMM on one thread; with fewer images than threads the GEMM is the
+//! parallel part instead. Grouped, dilated and non-f32 convolutions go to flex's own ops.
+
+use burn::backend::Flex;
+use burn::tensor::ops::{ConvOptions, ModuleOps};
+use burn::tensor::{DType, TensorData};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+/// The shapes of one convolution, from its input, weight and options.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    images: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    /// `None` where these kernels do not apply (the caller then uses flex's op).
+    fn new(x: &FlexTensor, weight: &FlexTensor, o: &ConvOptions<2>) -> Option<Self> {
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || o.groups != 1 || o.dilation != [1, 1] {
+            return None;
+        }
+        let (xs, ws) = (x.layout().shape(), weight.layout().shape());
+        let [images, cin, h, w] = [xs[0], xs[1], xs[2], xs[3]];
+        let [cout, wcin, kh, kw] = [ws[0], ws[1], ws[2], ws[3]];
+        if wcin != cin || h + 2 * o.padding[0] < kh || w + 2 * o.padding[1] < kw {
+            return None;
+        }
+        let ho = (h + 2 * o.padding[0] - kh) / o.stride[0] + 1;
+        let wo = (w + 2 * o.padding[1] - kw) / o.stride[1] + 1;
+        Some(Self { images, cin, h, w, cout, kh, kw, stride: o.stride, pad: o.padding, ho, wo })
+    }
+
+    /// Rows of the column matrix: one per (input channel, kernel row, kernel column).
+    fn k(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+
+    /// Output pixels per image.
+    fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    fn image_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+
+    /// A 1×1, stride-1, unpadded conv: the image itself is the column matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+
+    /// For kernel offset `kx` along a row: the output columns whose input column lies inside the
+    /// image, `lo..hi`, and the input column of output column `lo` (stride 1 only).
+    fn valid_columns(&self, kx: usize) -> (usize, usize) {
+        let lo = self.pad[1].saturating_sub(kx).min(self.wo);
+        let hi = (self.w + self.pad[1]).saturating_sub(kx).min(self.wo).max(lo);
+        (lo, hi)
+    }
+
+    /// Calls `f(row, oy, Some((ci, iy, kx)))` for each column-matrix row and output row whose
+    /// input row `iy` (of channel `ci`, at kernel column `kx`) is inside the image, and
+    /// `f(row, oy, None)` for those whose input row is padding.
+    fn for_each_row(&self, mut f: impl FnMut(usize, usize, Option<(usize, usize, usize)>)) {
+        for ci in 0..self.cin {
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let row = (ci * self.kh + ky) * self.kw + kx;
+                    for oy in 0..self.ho {
+                        let iy = (oy * self.stride[0] + ky) as isize - self.pad[0] as isize;
+                        let inside = iy >= 0 && iy < self.h as isize;
+                        f(row, oy, inside.then_some((ci, iy as usize, kx)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Unfolds one image (`cin·h·w`) into its column matrix (`k × p`, row-major).
+    fn im2col(&self, image: &[f32], col: &mut [f32]) {
+        let (p, wo, w) = (self.p(), self.wo, self.w);
+        let g = *self;
+        self.for_each_row(|row, oy, inside| {
+            let out = &mut col[row * p + oy * wo..][..wo];
+            let Some((ci, iy, kx)) = inside else {
+                out.fill(0.0);
+                return;
+            };
+            {
+                let src = &image[(ci * g.h + iy) * w..][..w];
+                if g.stride[1] == 1 {
+                    let (lo, hi) = g.valid_columns(kx);
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if hi > lo {
+                        let first = lo + kx - g.pad[1];
+                        out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    }
+                } else {
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
+                        *o = if ix >= 0 && (ix as usize) < w { src[ix as usize] } else { 0.0 };
+                    }
+                }
+            }
+        });
+    }
+
+    /// Folds a column matrix back onto one image, adding up where windows overlap.
+    fn col2im(&self, col: &[f32], image: &mut [f32]) {
+        let (p, wo, w) = (self.p(), self.wo, self.w);
+        let g = *self;
+        self.for_each_row(|row, oy, inside| {
+            let Some((ci, iy, kx)) = inside else { return };
+            {
+                let src = &col[row * p + oy * wo..][..wo];
+                let dst = &mut image[(ci * g.h + iy) * w..][..w];
+                if g.stride[1] == 1 {
+                    let (lo, hi) = g.valid_columns(kx);
+                    if hi > lo {
+                        let first = lo + kx - g.pad[1];
+                        for (d, s) in dst[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                            *d += s;
+                        }
+                    }
+                } else {
+                    for (ox, s) in src.iter().enumerate() {
+                        let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
+                        if ix >= 0 && (ix as usize) < w {
+                            dst[ix as usize] += s;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A read-only row-major (or transposed, through its strides) matrix operand.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Operand<'a> {
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self { data, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self { data, row_stride: 1, col_stride: cols }
+    }
+
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst (m × n, row-major) = [dst +] lhs (m × k) · rhs (k × n)` for `[m, n, k]`.
+fn gemm([m, n, k]: [usize; 3], dst: &mut [f32], accumulate: bool, lhs: Operand, rhs: Operand, parallel: bool) {
+    assert!(dst.len() >= m * n && lhs.covers(m, k) && rhs.covers(k, n), "gemm operands too short");
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: the assert above keeps every index the strides reach inside the slices, and `dst`
+    // is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+fn floats(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// Runs `f(image index, output chunk, parallel gemm?)` over the images, in parallel over images
+/// when there are enough of them, else one after the other with parallel GEMMs.
+fn per_image(out: &mut [f32], chunk: usize, images: usize, f: impl Fn(usize, &mut [f32], &mut Vec<f32>, bool) + Sync) {
+    if images >= rayon::current_num_threads() && images > 1 {
+        out.par_chunks_mut(chunk).enumerate().for_each_init(Vec::new, |scratch, (i, o)| f(i, o, scratch, false));
+    } else {
+        let mut scratch = Vec::new();
+        for (i, o) in out.chunks_mut(chunk).enumerate() {
+            f(i, o, &mut scratch, true);
+        }
+    }
+}
+
+/// The column matrix of image `i`: the image itself for a pointwise conv, else unfolded into
+/// `scratch`.
+fn columns<'a>(g: &Geometry, xs: &'a [f32], i: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+    let image = &xs[i * g.image_len()..][..g.image_len()];
+    if g.pointwise() {
+        return image;
+    }
+    scratch.resize(g.k() * g.p(), 0.0);
+    g.im2col(image, scratch);
+    scratch
+}
+
+pub fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: ConvOptions<2>) -> FlexTensor {
+    let Some(g) = Geometry::new(&x, &weight, &options) else {
+        return <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options);
+    };
+    let (x, weight, bias) = (floats(&x), floats(&weight), bias.map(|b| floats(&b)));
+    let (xs, ws, bs) = (slice(&x), slice(&weight), bias.as_ref().map(slice));
+    let (k, p) = (g.k(), g.p());
+    let mut out = vec![0f32; g.images * g.cout * p];
+    per_image(&mut out, g.cout * p, g.images, |i, y, scratch, parallel| {
+        if let Some(bs) = bs {
+            for (row, b) in y.chunks_mut(p).zip(bs) {
+                row.fill(*b);
+            }
+        }
+        let col = columns(&g, xs, i, scratch);
+        gemm([g.cout, p, k], y, bs.is_some(), Operand::rows(ws, k), Operand::rows(col, p), parallel);
+    });
+    tensor(out, [g.images, g.cout, g.ho, g.wo])
+}
+
+pub fn conv2d_x_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let Some(g) = Geometry::new(&x, &weight, &options) else {
+        return <Flex as ModuleOps<Flex>>::conv2d_x_backward(x, weight, output_grad, options);
+    };
+    let (weight, gy) = (floats(&weight), floats(&output_grad));
+    let (ws, gys) = (slice(&weight), slice(&gy));
+    let (k, p) = (g.k(), g.p());
+    let mut dx = vec![0f32; g.images * g.image_len()];
+    per_image(&mut dx, g.image_len(), g.images, |i, dxi, scratch, parallel| {
+        // dcol (k × p) = Wᵀ (k × cout) · gy_i (cout × p), folded back onto the image.
+        let gyi = Operand::rows(&gys[i * g.cout * p..][..g.cout * p], p);
+        if g.pointwise() {
+            gemm([k, p, g.cout], dxi, false, Operand::transposed(ws, k), gyi, parallel);
+        } else {
+            scratch.resize(k * p, 0.0);
+            gemm([k, p, g.cout], scratch, false, Operand::transposed(ws, k), gyi, parallel);
+            g.col2im(scratch, dxi);
+        }
+    });
+    tensor(dx, [g.images, g.cin, g.h, g.w])
+}
+
+pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let Some(g) = Geometry::new(&x, &weight, &options) else {
+        return <Flex as ModuleOps<Flex>>::conv2d_weight_backward(x, weight, output_grad, options);
+    };
+    let (x, gy) = (floats(&x), floats(&output_grad));
+    let (xs, gys) = (slice(&x), slice(&gy));
+    let (k, p) = (g.k(), g.p());
+    // dW (cout × k) = Σ_i gy_i (cout × p) · col_iᵀ (p × k): each thread sums its share of the
+    // images, then the shares are added.
+    let partial = |images: std::ops::Range<usize>, parallel: bool| {
+        let (mut dw, mut scratch) = (vec![0f32; g.cout * k], Vec::new());
+        for (n, i) in images.enumerate() {
+            let col = columns(&g, xs, i, &mut scratch);
+            gemm([g.cout, k, p], &mut dw, n > 0, Operand::rows(&gys[i * g.cout * p..][..g.cout * p], p), Operand::transposed(col, p), parallel);
+        }
+        dw
+    };
+    let threads = rayon::current_num_threads().min(g.images).max(1);
+    let dw = if threads == 1 {
+        partial(0..g.images, true)
+    } else {
+        let per = g.images.div_ceil(threads);
+        let shares: Vec<Vec<f32>> = (0..threads).into_par_iter().map(|t| partial(t * per..((t + 1) * per).min(g.images), false)).collect();
+        shares
+            .into_iter()
+            .reduce(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            })
+            .expect("one share per thread")
+    };
+    tensor(dw, [g.cout, g.cin, g.kh, g.kw])
+}
+
+/// Σ of the output gradient over images and pixels, per output channel.
+pub fn conv2d_bias_backward(x: FlexTensor, bias: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+    if output_grad.dtype() != DType::F32 {
+        return <Flex as ModuleOps<Flex>>::conv2d_bias_backward(x, bias, output_grad);
+    }
+    let gy = floats(&output_grad);
+    let s = gy.layout().shape();
+    let (cout, p) = (s[1], s[2] * s[3]);
+    let mut sums = vec![0f64; cout];
+    for image in slice(&gy).chunks(cout * p) {
+        for (sum, row) in sums.iter_mut().zip(image.chunks(p)) {
+            *sum += row.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+    FlexTensor::from_data(TensorData::new(sums.into_iter().map(|v| v as f32).collect::<Vec<f32>>(), [cout]))
+}

@@ -1,0 +1,115 @@
+//! GroupNorm (+ SiLU) forward and backward on flex: one pass per (image, group) over contiguous
+//! NCHW f32 data, groups in parallel, statistics accumulated in f64. Non-f32 tensors go to the
+//! composite form.
+
+use super::norm::{GroupNormOptions, group_norm_backward_composite, group_norm_composite};
+use burn::backend::Flex;
+use burn::tensor::{DType, TensorData};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+fn f32s(t: &FlexTensor) -> Option<FlexTensor> {
+    (t.dtype() == DType::F32).then(|| t.to_contiguous())
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// Mean and 1/√(var + ε) of one group's values.
+fn stats(xs: &[f32], epsilon: f64) -> (f32, f32) {
+    let m = xs.len() as f64;
+    let mean = xs.iter().map(|&v| v as f64).sum::<f64>() / m;
+    let var = xs.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m;
+    (mean as f32, (1.0 / (var + epsilon).sqrt()) as f32)
+}
+
+fn sigmoid(y: f32) -> f32 {
+    1.0 / (1.0 + (-y).exp())
+}
+
+/// The shape pieces: channels, pixels per channel, channels per group.
+fn dims(x: &FlexTensor, o: &GroupNormOptions) -> (usize, usize, usize) {
+    let s = x.layout().shape();
+    let (c, hw) = (s[1], s[2] * s[3]);
+    (c, hw, c / o.groups)
+}
+
+pub fn group_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, o: GroupNormOptions) -> FlexTensor {
+    let (Some(xc), Some(gc), Some(bc)) = (f32s(&x), f32s(&gamma), f32s(&beta)) else {
+        return group_norm_composite::<Flex>(x, gamma, beta, o);
+    };
+    let (xs, gs, bs) = (slice(&xc), slice(&gc), slice(&bc));
+    let (_, hw, cg) = dims(&xc, &o);
+    let mut out = vec![0f32; xs.len()];
+    out.par_chunks_mut(cg * hw).zip(xs.par_chunks(cg * hw)).enumerate().for_each(|(j, (out, xg))| {
+        let (mean, rstd) = stats(xg, o.epsilon);
+        let first = (j % o.groups) * cg;
+        for (cl, (out, xch)) in out.chunks_mut(hw).zip(xg.chunks(hw)).enumerate() {
+            let scale = rstd * gs[first + cl];
+            let shift = bs[first + cl] - mean * scale;
+            for (o_, &v) in out.iter_mut().zip(xch) {
+                let y = v * scale + shift;
+                *o_ = if o.silu { y * sigmoid(y) } else { y };
+            }
+        }
+    });
+    FlexTensor::from_data(TensorData::new(out, xc.layout().shape().clone()))
+}
+
+pub fn group_norm_backward(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, output_grad: FlexTensor, o: GroupNormOptions) -> [FlexTensor; 3] {
+    let (Some(xc), Some(gc), Some(bc), Some(dc)) = (f32s(&x), f32s(&gamma), f32s(&beta), f32s(&output_grad)) else {
+        return group_norm_backward_composite::<Flex>(x, gamma, beta, output_grad, o);
+    };
+    let (xs, gs, bs, ds) = (slice(&xc), slice(&gc), slice(&bc), slice(&dc));
+    let (c, hw, cg) = dims(&xc, &o);
+    let m = (cg * hw) as f32;
+    let mut dx = vec![0f32; xs.len()];
+    // Per (image, channel): Σ dy·x̂ and Σ dy, summed over the images afterwards.
+    let mut partial = vec![0f32; xs.len() / hw * 2];
+    dx.par_chunks_mut(cg * hw).zip(partial.par_chunks_mut(cg * 2)).enumerate().for_each(|(j, (dx, partial))| {
+        let at = j * cg * hw;
+        let (xg, dg) = (&xs[at..at + cg * hw], &ds[at..at + cg * hw]);
+        let (mean, rstd) = stats(xg, o.epsilon);
+        let first = (j % o.groups) * cg;
+        // First pass: dx holds dx̂ = dy·γ; the sums of dx̂ and dx̂·x̂ over the group.
+        let (mut sum, mut sum_xhat) = (0f64, 0f64);
+        for cl in 0..cg {
+            let (ga, be) = (gs[first + cl], bs[first + cl]);
+            let (mut dgamma, mut dbeta) = (0f64, 0f64);
+            let range = cl * hw..(cl + 1) * hw;
+            for ((d, &v), &g) in dx[range.clone()].iter_mut().zip(&xg[range.clone()]).zip(&dg[range]) {
+                let xhat = (v - mean) * rstd;
+                let dy = if o.silu {
+                    let y = xhat * ga + be;
+                    let s = sigmoid(y);
+                    g * s * (1.0 + y * (1.0 - s))
+                } else {
+                    g
+                };
+                dgamma += (dy * xhat) as f64;
+                dbeta += dy as f64;
+                *d = dy * ga;
+                sum += *d as f64;
+                sum_xhat += (*d * xhat) as f64;
+            }
+            partial[cl] = dgamma as f32;
+            partial[cg + cl] = dbeta as f32;
+        }
+        let (mean_d, mean_dx) = ((sum / m as f64) as f32, (sum_xhat / m as f64) as f32);
+        for (d, &v) in dx.iter_mut().zip(xg) {
+            let xhat = (v - mean) * rstd;
+            *d = (*d - mean_d - xhat * mean_dx) * rstd;
+        }
+    });
+    let (mut dgamma, mut dbeta) = (vec![0f32; c], vec![0f32; c]);
+    for (j, p) in partial.chunks(cg * 2).enumerate() {
+        let first = (j % o.groups) * cg;
+        for cl in 0..cg {
+            dgamma[first + cl] += p[cl];
+            dbeta[first + cl] += p[cg + cl];
+        }
+    }
+    let shape = xc.layout().shape().clone();
+    [FlexTensor::from_data(TensorData::new(dx, shape)), FlexTensor::from_data(TensorData::new(dgamma, [c])), FlexTensor::from_data(TensorData::new(dbeta, [c]))]
+}
