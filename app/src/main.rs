@@ -8,6 +8,19 @@ mod lab;
 use clap::Parser;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Keeps freed memory for a second before handing it back to the OS, so that a training step
+/// reuses the previous step's pages (tiny preset: ≈ 10 % more images/s than the 10 ms default).
+fn keep_freed_memory() {
+    // `mi_option_purge_delay` comes right before `mi_option_use_numa_nodes` in mimalloc's
+    // option enum (v2 and v3); the bindings have no constant for it.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = libmimalloc_sys::mi_option_use_numa_nodes - 1;
+    // SAFETY: sets an allocator option before any thread is started; no pointer is involved.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "ltlab", version, about = "A lab for long-tailed (class-imbalanced) diffusion")]
 struct Ltlab {
@@ -19,6 +32,7 @@ struct Ltlab {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let args = Ltlab::parse();
     let result = match args.command {
         Some(command) => cli::run(command),

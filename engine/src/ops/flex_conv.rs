@@ -56,11 +56,6 @@ impl Geometry {
         self.cin * self.h * self.w
     }
 
-    /// A 1×1, stride-1, unpadded conv: the image itself is the column matrix.
-    fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
-    }
-
     /// For kernel offset `kx` along a row: the output columns whose input column lies inside the
     /// image, `lo..hi`, and the input column of output column `lo` (stride 1 only).
     fn valid_columns(&self, kx: usize) -> (usize, usize) {
@@ -87,9 +82,9 @@ impl Geometry {
         }
     }
 
-    /// Unfolds one image (`cin·h·w`) into its column matrix (`k × p`, row-major).
-    fn im2col(&self, image: &[f32], col: &mut [f32]) {
-        let (p, wo, w) = (self.p(), self.wo, self.w);
+    /// Unfolds one image (`cin·h·w`) into its column matrix (`k × p`), row `r` at `col[r·ld..]`.
+    fn im2col(&self, image: &[f32], col: &mut [f32], ld: usize) {
+        let (p, wo, w) = (ld, self.wo, self.w);
         let g = *self;
         self.for_each_row(|row, oy, inside| {
             let out = &mut col[row * p + oy * wo..][..wo];
@@ -117,9 +112,10 @@ impl Geometry {
         });
     }
 
-    /// Folds a column matrix back onto one image, adding up where windows overlap.
-    fn col2im(&self, col: &[f32], image: &mut [f32]) {
-        let (p, wo, w) = (self.p(), self.wo, self.w);
+    /// Folds a column matrix (row `r` at `col[r·ld..]`) back onto one image, adding up where
+    /// windows overlap.
+    fn col2im(&self, col: &[f32], image: &mut [f32], ld: usize) {
+        let (p, wo, w) = (ld, self.wo, self.w);
         let g = *self;
         self.for_each_row(|row, oy, inside| {
             let Some((ci, iy, kx)) = inside else { return };
@@ -213,29 +209,75 @@ fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 
-/// Runs `f(image index, output chunk, parallel gemm?)` over the images, in parallel over images
-/// when there are enough of them, else one after the other with parallel GEMMs.
-fn per_image(out: &mut [f32], chunk: usize, images: usize, f: impl Fn(usize, &mut [f32], &mut Vec<f32>, bool) + Sync) {
-    if images >= rayon::current_num_threads() && images > 1 {
-        out.par_chunks_mut(chunk).enumerate().for_each_init(Vec::new, |scratch, (i, o)| f(i, o, scratch, false));
-    } else {
-        let mut scratch = Vec::new();
-        for (i, o) in out.chunks_mut(chunk).enumerate() {
-            f(i, o, &mut scratch, true);
+impl Geometry {
+    /// Images per GEMM: enough output columns (`images · p`, 512) that the GEMM is not all
+    /// set-up on small maps, every thread a block, and the block's column matrix within 16 MB.
+    fn block(&self) -> usize {
+        let wanted = 512usize.div_ceil(self.p());
+        let affordable = (4 << 20) / (self.k() * self.p()).max(1);
+        // Every thread gets a block.
+        let shared = self.images.div_ceil(rayon::current_num_threads());
+        wanted.min(affordable).min(shared).max(1)
+    }
+
+    /// A 1×1, stride-1, unpadded conv: an image is its own column matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+
+    /// The column matrices of images `first..first + n` side by side (`k × n·p`): the image
+    /// itself for one image of a pointwise conv, else unfolded into `col`.
+    fn block_columns<'a>(&self, xs: &'a [f32], first: usize, n: usize, col: &'a mut Vec<f32>) -> &'a [f32] {
+        if n == 1 && self.pointwise() {
+            return &xs[first * self.image_len()..][..self.image_len()];
         }
+        let ld = n * self.p();
+        col.resize(self.k() * ld, 0.0);
+        for b in 0..n {
+            let image = &xs[(first + b) * self.image_len()..][..self.image_len()];
+            self.im2col(image, &mut col[b * self.p()..], ld);
+        }
+        col
+    }
+
+    /// `gy` of images `first..first + n` as one `cout × n·p` matrix (one image already is).
+    fn block_rows<'a>(&self, gys: &'a [f32], first: usize, n: usize, rows: &'a mut Vec<f32>) -> &'a [f32] {
+        let (p, ld) = (self.p(), n * self.p());
+        if n == 1 {
+            return &gys[first * self.cout * p..][..self.cout * p];
+        }
+        rows.resize(self.cout * ld, 0.0);
+        for b in 0..n {
+            let image = &gys[(first + b) * self.cout * p..][..self.cout * p];
+            for (co, src) in image.chunks(p).enumerate() {
+                rows[co * ld + b * p..][..p].copy_from_slice(src);
+            }
+        }
+        rows
     }
 }
 
-/// The column matrix of image `i`: the image itself for a pointwise conv, else unfolded into
-/// `scratch`.
-fn columns<'a>(g: &Geometry, xs: &'a [f32], i: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
-    let image = &xs[i * g.image_len()..][..g.image_len()];
-    if g.pointwise() {
-        return image;
+/// Scratch matrices one thread reuses from block to block.
+#[derive(Default)]
+struct Scratch {
+    col: Vec<f32>,
+    rows: Vec<f32>,
+}
+
+/// Runs `f(first image, images, their output, scratch, parallel gemm?)` over blocks of
+/// `g.block()` images, whose outputs are consecutive `per_image`-long pieces of `out`: blocks
+/// in parallel when there are enough of them, else one after another with parallel GEMMs.
+fn per_block(g: &Geometry, out: &mut [f32], per_image: usize, f: impl Fn(usize, usize, &mut [f32], &mut Scratch, bool) + Sync) {
+    let block = g.block();
+    let chunk = block * per_image;
+    if g.images.div_ceil(block) >= rayon::current_num_threads() && g.images > block {
+        out.par_chunks_mut(chunk).enumerate().for_each_init(Scratch::default, |scratch, (i, o)| f(i * block, o.len() / per_image, o, scratch, false));
+    } else {
+        let mut scratch = Scratch::default();
+        for (i, o) in out.chunks_mut(chunk).enumerate() {
+            f(i * block, o.len() / per_image, o, &mut scratch, true);
+        }
     }
-    scratch.resize(g.k() * g.p(), 0.0);
-    g.im2col(image, scratch);
-    scratch
 }
 
 pub fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: ConvOptions<2>) -> FlexTensor {
@@ -246,14 +288,26 @@ pub fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, optio
     let (xs, ws, bs) = (slice(&x), slice(&weight), bias.as_ref().map(slice));
     let (k, p) = (g.k(), g.p());
     let mut out = vec![0f32; g.images * g.cout * p];
-    per_image(&mut out, g.cout * p, g.images, |i, y, scratch, parallel| {
-        if let Some(bs) = bs {
-            for (row, b) in y.chunks_mut(p).zip(bs) {
-                row.fill(*b);
+    per_block(&g, &mut out, g.cout * p, |first, n, y, scratch, parallel| {
+        // y_block (cout × n·p) = W (cout × k) · columns (k × n·p), then laid out per image.
+        let ld = n * p;
+        let col = g.block_columns(xs, first, n, &mut scratch.col);
+        if n == 1 {
+            if let Some(bs) = bs {
+                y.chunks_mut(p).zip(bs).for_each(|(row, b)| row.fill(*b));
+            }
+            gemm([g.cout, p, k], y, bs.is_some(), Operand::rows(ws, k), Operand::rows(col, p), parallel);
+            return;
+        }
+        scratch.rows.resize(g.cout * ld, 0.0);
+        gemm([g.cout, ld, k], &mut scratch.rows, false, Operand::rows(ws, k), Operand::rows(col, ld), parallel);
+        for (b, image) in y.chunks_mut(g.cout * p).enumerate() {
+            for (co, dst) in image.chunks_mut(p).enumerate() {
+                let src = &scratch.rows[co * ld + b * p..][..p];
+                let shift = bs.map_or(0.0, |bs| bs[co]);
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + shift);
             }
         }
-        let col = columns(&g, xs, i, scratch);
-        gemm([g.cout, p, k], y, bs.is_some(), Operand::rows(ws, k), Operand::rows(col, p), parallel);
     });
     tensor(out, [g.images, g.cout, g.ho, g.wo])
 }
@@ -266,15 +320,18 @@ pub fn conv2d_x_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTen
     let (ws, gys) = (slice(&weight), slice(&gy));
     let (k, p) = (g.k(), g.p());
     let mut dx = vec![0f32; g.images * g.image_len()];
-    per_image(&mut dx, g.image_len(), g.images, |i, dxi, scratch, parallel| {
-        // dcol (k × p) = Wᵀ (k × cout) · gy_i (cout × p), folded back onto the image.
-        let gyi = Operand::rows(&gys[i * g.cout * p..][..g.cout * p], p);
-        if g.pointwise() {
-            gemm([k, p, g.cout], dxi, false, Operand::transposed(ws, k), gyi, parallel);
-        } else {
-            scratch.resize(k * p, 0.0);
-            gemm([k, p, g.cout], scratch, false, Operand::transposed(ws, k), gyi, parallel);
-            g.col2im(scratch, dxi);
+    per_block(&g, &mut dx, g.image_len(), |first, n, dx, scratch, parallel| {
+        // dcol (k × n·p) = Wᵀ (k × cout) · gy_block (cout × n·p), folded back onto each image.
+        let ld = n * p;
+        let rows = g.block_rows(gys, first, n, &mut scratch.rows);
+        if n == 1 && g.pointwise() {
+            gemm([k, p, g.cout], dx, false, Operand::transposed(ws, k), Operand::rows(rows, p), parallel);
+            return;
+        }
+        scratch.col.resize(k * ld, 0.0);
+        gemm([k, ld, g.cout], &mut scratch.col, false, Operand::transposed(ws, k), Operand::rows(rows, ld), parallel);
+        for (b, image) in dx.chunks_mut(g.image_len()).enumerate() {
+            g.col2im(&scratch.col[b * p..], image, ld);
         }
     });
     tensor(dx, [g.images, g.cin, g.h, g.w])
@@ -287,22 +344,27 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
     let (x, gy) = (floats(&x), floats(&output_grad));
     let (xs, gys) = (slice(&x), slice(&gy));
     let (k, p) = (g.k(), g.p());
-    // dW (cout × k) = Σ_i gy_i (cout × p) · col_iᵀ (p × k): each thread sums its share of the
-    // images, then the shares are added.
-    let partial = |images: std::ops::Range<usize>, parallel: bool| {
-        let (mut dw, mut scratch) = (vec![0f32; g.cout * k], Vec::new());
-        for (n, i) in images.enumerate() {
-            let col = columns(&g, xs, i, &mut scratch);
-            gemm([g.cout, k, p], &mut dw, n > 0, Operand::rows(&gys[i * g.cout * p..][..g.cout * p], p), Operand::transposed(col, p), parallel);
+    // dW (cout × k) = Σ_blocks gy_block (cout × n·p) · columnsᵀ (n·p × k): each thread sums its
+    // share of the blocks, then the shares are added.
+    let block = g.block();
+    let blocks = g.images.div_ceil(block);
+    let partial = |range: std::ops::Range<usize>, parallel: bool| {
+        let (mut dw, mut scratch) = (vec![0f32; g.cout * k], Scratch::default());
+        for (j, blk) in range.enumerate() {
+            let (first, n) = (blk * block, block.min(g.images - blk * block));
+            let ld = n * p;
+            let col = g.block_columns(xs, first, n, &mut scratch.col);
+            let rows = g.block_rows(gys, first, n, &mut scratch.rows);
+            gemm([g.cout, k, ld], &mut dw, j > 0, Operand::rows(rows, ld), Operand::transposed(col, ld), parallel);
         }
         dw
     };
-    let threads = rayon::current_num_threads().min(g.images).max(1);
+    let threads = rayon::current_num_threads().min(blocks).max(1);
     let dw = if threads == 1 {
-        partial(0..g.images, true)
+        partial(0..blocks, true)
     } else {
-        let per = g.images.div_ceil(threads);
-        let shares: Vec<Vec<f32>> = (0..threads).into_par_iter().map(|t| partial(t * per..((t + 1) * per).min(g.images), false)).collect();
+        let per = blocks.div_ceil(threads);
+        let shares: Vec<Vec<f32>> = (0..threads).into_par_iter().map(|t| partial(t * per..((t + 1) * per).min(blocks), false)).collect();
         shares
             .into_iter()
             .reduce(|mut a, b| {

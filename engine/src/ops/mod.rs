@@ -225,7 +225,11 @@ mod tests {
         check([1, 2, 6, 10], 3, [1, 7], [1, 1], [0, 3], true); // Inception's 1×7
         check([1, 3, 11, 11], 4, [3, 3], [2, 2], [0, 0], false); // Inception's stem, one image
         check([2, 2, 2, 2], 3, [3, 3], [1, 1], [2, 2], true); // padding wider than the image
-        check([8, 16, 4, 4], 32, [3, 3], [1, 1], [1, 1], true); // more images than threads
+        check([8, 16, 4, 4], 32, [3, 3], [1, 1], [1, 1], true); // all images in one GEMM
+        check([5, 2, 40, 40], 3, [3, 3], [1, 1], [1, 1], true); // blocks of 2 images, the last of 1
+        check([6, 3, 33, 31], 2, [3, 3], [2, 2], [1, 1], false); // blocks in parallel, stride 2
+        check([3, 4, 30, 30], 5, [1, 1], [1, 1], [0, 0], true); // 1×1, one image per block
+        check([1, 4, 6, 6], 3, [1, 1], [1, 1], [0, 0], false); // 1×1, one image
     }
 
     /// Fused GroupNorm (+ SiLU) against Burn's GroupNorm module (and Burn's SiLU) through
