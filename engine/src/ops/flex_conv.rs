@@ -82,8 +82,65 @@ impl Geometry {
         }
     }
 
+    /// A stride-1 conv whose output is the input's size: each column-matrix row is the input
+    /// plane shifted by a constant offset, copied in one piece (then its wrapped-around border
+    /// zeroed) instead of row by row — most of the U-Net's convolutions, on small maps.
+    fn same_size(&self) -> bool {
+        self.stride == [1, 1] && self.ho == self.h && self.wo == self.w
+    }
+
+    /// For each column-matrix row of a [`same_size`](Self::same_size) conv: `f(row, channel,
+    /// dy, dx)`, the kernel offset from the output pixel to its input pixel.
+    fn for_each_shift(&self, mut f: impl FnMut(usize, usize, isize, isize)) {
+        for ci in 0..self.cin {
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    f((ci * self.kh + ky) * self.kw + kx, ci, ky as isize - self.pad[0] as isize, kx as isize - self.pad[1] as isize);
+                }
+            }
+        }
+    }
+
+    /// Zeroes the entries of a shifted plane (`h × w`, shift `dy`, `dx`) whose input pixel lies
+    /// outside the image.
+    fn zero_outside(&self, row: &mut [f32], dy: isize, dx: isize) {
+        let (h, w) = (self.h as isize, self.w as isize);
+        // Output rows oy with oy + dy outside 0..h: the first −dy or the last dy of them.
+        let (top, bottom) = ((-dy).clamp(0, h) as usize, (h - dy).clamp(0, h) as usize);
+        let w = w as usize;
+        row[..top * w].fill(0.0);
+        row[bottom.max(top) * w..self.h * w].fill(0.0);
+        if dx != 0 {
+            let cols = if dx < 0 { 0..(dx.unsigned_abs()).min(w) } else { w.saturating_sub(dx as usize)..w };
+            for line in row[top * w..bottom.max(top) * w].chunks_mut(w) {
+                line[cols.clone()].fill(0.0);
+            }
+        }
+    }
+
+    /// The linear range of output pixels `p` whose `p + shift` lies in the plane.
+    fn shifted_range(&self, shift: isize) -> std::ops::Range<usize> {
+        let n = (self.h * self.w) as isize;
+        (shift.min(0).unsigned_abs()).min(n as usize)..(n - shift.max(0)).max(0) as usize
+    }
+
     /// Unfolds one image (`cin·h·w`) into its column matrix (`k × p`), row `r` at `col[r·ld..]`.
     fn im2col(&self, image: &[f32], col: &mut [f32], ld: usize) {
+        if self.same_size() {
+            let plane = self.h * self.w;
+            self.for_each_shift(|row, ci, dy, dx| {
+                let out = &mut col[row * ld..][..plane];
+                let src = &image[ci * plane..][..plane];
+                let shift = dy * self.w as isize + dx;
+                let range = self.shifted_range(shift);
+                out[..range.start].fill(0.0);
+                out[range.end..].fill(0.0);
+                let from = (range.start as isize + shift) as usize;
+                out[range.clone()].copy_from_slice(&src[from..from + range.len()]);
+                self.zero_outside(out, dy, dx);
+            });
+            return;
+        }
         let (p, wo, w) = (ld, self.wo, self.w);
         let g = *self;
         self.for_each_row(|row, oy, inside| {
@@ -113,8 +170,21 @@ impl Geometry {
     }
 
     /// Folds a column matrix (row `r` at `col[r·ld..]`) back onto one image, adding up where
-    /// windows overlap.
-    fn col2im(&self, col: &[f32], image: &mut [f32], ld: usize) {
+    /// windows overlap. The column matrix is scratch: entries that fall outside are zeroed in it.
+    fn col2im(&self, col: &mut [f32], image: &mut [f32], ld: usize) {
+        if self.same_size() {
+            let plane = self.h * self.w;
+            self.for_each_shift(|row, ci, dy, dx| {
+                let src = &mut col[row * ld..][..plane];
+                self.zero_outside(src, dy, dx);
+                let shift = dy * self.w as isize + dx;
+                let range = self.shifted_range(shift);
+                let from = (range.start as isize + shift) as usize;
+                let dst = &mut image[ci * plane + from..][..range.len()];
+                dst.iter_mut().zip(&src[range]).for_each(|(d, s)| *d += s);
+            });
+            return;
+        }
         let (p, wo, w) = (ld, self.wo, self.w);
         let g = *self;
         self.for_each_row(|row, oy, inside| {
@@ -331,7 +401,7 @@ pub fn conv2d_x_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTen
         scratch.col.resize(k * ld, 0.0);
         gemm([k, ld, g.cout], &mut scratch.col, false, Operand::transposed(ws, k), Operand::rows(rows, ld), parallel);
         for (b, image) in dx.chunks_mut(g.image_len()).enumerate() {
-            g.col2im(&scratch.col[b * p..], image, ld);
+            g.col2im(&mut scratch.col[b * p..], image, ld);
         }
     });
     tensor(dx, [g.images, g.cin, g.h, g.w])

@@ -230,6 +230,8 @@ mod tests {
         check([6, 3, 33, 31], 2, [3, 3], [2, 2], [1, 1], false); // blocks in parallel, stride 2
         check([3, 4, 30, 30], 5, [1, 1], [1, 1], [0, 0], true); // 1×1, one image per block
         check([1, 4, 6, 6], 3, [1, 1], [1, 1], [0, 0], false); // 1×1, one image
+        check([2, 3, 6, 5], 2, [5, 5], [1, 1], [2, 2], true); // 5×5 "same" (Inception)
+        check([2, 2, 3, 3], 2, [3, 3], [1, 1], [1, 1], false); // kernel as large as the image
     }
 
     /// Fused GroupNorm (+ SiLU) against Burn's GroupNorm module (and Burn's SiLU) through
