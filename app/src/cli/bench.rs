@@ -12,6 +12,20 @@ use std::time::Instant;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// The lab's frame time on real run directories without a window: per scenario (pointer
+    /// over the loss plot, scrubbing with the arrow keys, a further run training) p50/p95/max
+    /// in ms, the open time of each run and the resident memory. `tools/long_run.py` writes
+    /// long runs to open.
+    Lab {
+        /// Run directories to open.
+        #[arg(long, num_args = 1.., required = true)]
+        runs: Vec<PathBuf>,
+        /// Frames per scenario.
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Training throughput of a model preset (images/s, warm-up excluded) on synthetic 32×32 RGB.
     Train {
         #[arg(long, default_value = "small")]
@@ -287,6 +301,7 @@ impl WithBackend for TrainBench {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Lab { runs, frames, json } => return super::bench_lab::LabBench { runs, frames, json }.run(),
         BenchCommand::Embed { input, methods, k, seed, out, tsne_lr, tsne_epochs, perplexity, umap_epochs, json } => {
             use ltlab_engine::analysis::embed::{EmbedConfig, EmbedMethod, embed, knn_preservation, tsne::TsneConfig, umap::UmapConfig};
             let cfg = EmbedConfig {

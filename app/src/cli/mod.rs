@@ -2,6 +2,7 @@
 
 pub mod analyze;
 mod bench;
+mod bench_lab;
 mod data;
 mod eval;
 mod model;
