@@ -5,13 +5,13 @@ mod command;
 pub mod export;
 pub mod lab;
 mod panels;
-pub mod smooth;
+pub mod series;
 pub mod store;
 
 pub use lab::{ExportData, Lab, LabState, MethodParams, NewRun, UiCommand, VIEWS, View, ViewEntry};
 pub use panels::grids::GridSettings;
 pub use panels::losses::LossSettings;
 pub use store::{
-    DataPreview, EvalSummary, GridImage, Intake, JobKind, JobView, LatentSettings, RealisedSwaps, RunData, RunId, RunStatus, SampleSettings, TransferSettings,
-    ViewGrid,
+    DataPreview, EvalSummary, GridImage, Intake, JobKind, JobView, LatentSettings, Metrics, RealisedSwaps, RunData, RunId, RunStatus, SampleSettings,
+    TransferSettings, ViewGrid,
 };

@@ -301,7 +301,7 @@ impl WithBackend for TrainBench {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Lab { runs, frames, json } => return super::bench_lab::LabBench { runs, frames, json }.run(),
+        BenchCommand::Lab { runs, frames, json } => super::bench_lab::LabBench { runs, frames, json }.run(),
         BenchCommand::Embed { input, methods, k, seed, out, tsne_lr, tsne_epochs, perplexity, umap_epochs, json } => {
             use ltlab_engine::analysis::embed::{EmbedConfig, EmbedMethod, embed, knn_preservation, tsne::TsneConfig, umap::UmapConfig};
             let cfg = EmbedConfig {

@@ -74,8 +74,9 @@ impl LabBench {
             })
             .collect();
         // The arrow keys step the scrubber through the marks, 20 one way then 20 back.
-        let scrub: Vec<f64> =
-            (0..self.frames).map(|i| frame(&ctx, &mut lab, size, vec![key(if (i / 20) % 2 == 0 { egui::Key::ArrowLeft } else { egui::Key::ArrowRight })])).collect();
+        let scrub: Vec<f64> = (0..self.frames)
+            .map(|i| frame(&ctx, &mut lab, size, vec![key(if (i / 20) % 2 == 0 { egui::Key::ArrowLeft } else { egui::Key::ArrowRight })]))
+            .collect();
         // A further run trains: 10 steps arrive per frame through the engine-event intake, as
         // from a live run at 10 steps per frame; the pointer stays over the plot.
         let live = RunId(self.runs.len() as u64 + 1);

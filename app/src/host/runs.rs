@@ -46,7 +46,7 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
     run.dataset = cfg.record.as_ref().map(|r| r.dataset.clone());
     run.total_steps = cfg.steps;
     run.batch = cfg.batch;
-    run.records = rd.read_metrics()?;
+    rd.for_each_metric(|r| run.metrics.push(&r))?;
     run.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
     read_analysis(&rd, &cfg, &mut run)?;
     run.evals = read_evals(&rd);

@@ -301,11 +301,32 @@ impl RunDir {
 
     /// All metric records (a torn last line from a crash is skipped).
     pub fn read_metrics(&self) -> Result<Vec<StepRecord>> {
+        let mut out = Vec::new();
+        self.for_each_metric(|r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Hands each record of `metrics.jsonl` to `f` as it is read, holding one line at a time
+    /// (a 300,000-step log is never in memory as text or as records). Lines that do not parse
+    /// (a write cut by a crash) are skipped.
+    pub fn for_each_metric(&self, mut f: impl FnMut(StepRecord)) -> Result<()> {
+        use std::io::BufRead;
         let p = self.metrics_path();
-        match std::fs::read_to_string(&p) {
-            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::io(&p, e)),
+        let file = match std::fs::File::open(&p) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).map_err(|e| Error::io(&p, e))? == 0 {
+                return Ok(());
+            }
+            if let Ok(r) = serde_json::from_str(line.trim_end()) {
+                f(r);
+            }
         }
     }
 

@@ -1,13 +1,16 @@
 //! Loss curves: every logged term of every selected run, smoothed (debiased EMA over the whole
-//! series) with the raw series faint behind it; log axis; hover shows values. Beside them the
-//! base loss per diffusion-time bucket over the steps up to the scrubbed one.
+//! series, extended as steps arrive) with the raw series faint behind it; log axis; hover shows
+//! the values at the nearest step. Long series are drawn decimated to the plot's width (the min
+//! and max of each pixel column; every point once zoomed in). Beside them the base loss per
+//! diffusion-time bucket over the steps up to the scrubbed one.
 
 use super::ViewCtx;
 use crate::export::{Figure, Series, Style};
-use crate::smooth::debiased_ema;
+use crate::series::{Smoothed, decimate, nearest};
+use crate::store::RunId;
 use ltlab_types::T_BUCKETS;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// How the loss plots draw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,8 +32,16 @@ impl Default for LossSettings {
     }
 }
 
+/// The loss plot's runtime state: each series' smoothing, and what the plot showed last frame.
+#[derive(Default)]
+pub(crate) struct LossCurves {
+    smoothed: HashMap<(RunId, String), Smoothed>,
+    /// The x range shown and the plot's width in points, last frame.
+    view: Option<([f64; 2], f32)>,
+}
+
 /// The two loss plots; returns them for the export menu.
-pub(crate) fn losses(s: &mut LossSettings, ctx: &ViewCtx, ui: &mut egui::Ui) -> [Figure; 2] {
+pub(crate) fn losses(s: &mut LossSettings, state: &mut LossCurves, ctx: &ViewCtx, ui: &mut egui::Ui) -> [Figure; 2] {
     ui.horizontal(|ui| {
         ui.strong("loss");
         ui.add(egui::Slider::new(&mut s.smoothing, 0.0..=0.999).text("smoothing"));
@@ -62,33 +73,68 @@ pub(crate) fn losses(s: &mut LossSettings, ctx: &ViewCtx, ui: &mut egui::Ui) -> 
     let y = move |v: f64| if log { v.max(1e-12).log10() } else { v };
     let h = ui.available_height();
     let w = ui.available_width();
-    let curves = curves(s, ctx, &terms, &y);
+    let curves = curves(s, state, ctx, &terms, &y);
     let by_t = by_t(s, ctx, &y);
     ui.horizontal_top(|ui| {
-        ui.allocate_ui(egui::vec2(w * 0.68, h), |ui| curves.draw("losses", ui, |p| p, |_| ()));
+        ui.allocate_ui(egui::vec2(w * 0.68, h), |ui| {
+            let shown = curves.draw("losses", ui, |p| p, |pu| pu.pointer_coordinate());
+            let bounds = shown.transform.bounds();
+            state.view = Some(([bounds.min()[0], bounds.max()[0]], shown.response.rect.width()));
+            if let Some(at) = shown.inner.filter(|_| shown.response.hovered()) {
+                hover_readout(s, state, ctx, &terms, at.x, ui);
+            }
+        });
         ui.allocate_ui(egui::vec2(w * 0.3, h), |ui| by_t.draw("loss-by-t", ui, |p| p, |_| ()));
     });
     [curves, by_t]
 }
 
-/// Every visible term of every selected run: smoothed, and raw (faint) if asked.
-fn curves(s: &LossSettings, ctx: &ViewCtx, terms: &[String], y: &dyn Fn(f64) -> f64) -> Figure {
+/// The values of every drawn series at the logged step nearest the pointer.
+fn hover_readout(s: &LossSettings, state: &LossCurves, ctx: &ViewCtx, terms: &[String], x: f64, ui: &mut egui::Ui) {
+    let mut lines = Vec::new();
+    for r in ctx.selected_runs() {
+        let Some(i) = nearest(r.metrics.steps(), x) else { continue };
+        for t in terms.iter().filter(|t| !s.hidden_terms.contains(*t)) {
+            let Some(raw) = r.metrics.term(t) else { continue };
+            let smooth = state.smoothed.get(&(r.id, t.clone())).and_then(|sm| sm.values.get(i)).copied().unwrap_or(f32::NAN);
+            if raw[i].is_finite() {
+                lines.push(format!("{} · {t} at step {}: {:.5} (smoothed {:.5})", r.name, r.metrics.steps()[i], raw[i], smooth));
+            }
+        }
+    }
+    if !lines.is_empty() {
+        egui::Tooltip::always_open(ui.ctx().clone(), ui.layer_id(), ui.scope_id().with("loss-readout"), egui::PopupAnchor::Pointer).show(|ui| {
+            for l in lines {
+                ui.label(l);
+            }
+        });
+    }
+}
+
+/// Every visible term of every selected run: smoothed, and raw (faint) if asked, decimated to
+/// last frame's view (the whole run on the first frame).
+fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[String], y: &dyn Fn(f64) -> f64) -> Figure {
     let mut f = Figure::new("loss-curves", "step", if s.log_y { "log10 loss" } else { "loss" });
     f.marker_x = Some(ctx.scrub as f64);
+    let last = ctx.selected_runs().map(|r| r.last_step()).max().unwrap_or(1) as f64;
+    let (range, width) = state.view.unwrap_or(([0.0, last], 600.0));
+    // A view that still ends at the newest step follows it as the run grows.
+    let range = if range[1] >= last * 0.98 { [range[0], range[1].max(last)] } else { range };
+    let columns = width.max(50.0) as usize;
     let mut k = 0;
     for r in ctx.selected_runs() {
+        let steps = r.metrics.steps();
         for t in terms.iter().filter(|t| !s.hidden_terms.contains(*t)) {
-            let (xs, vs) = r.series(t);
-            if xs.is_empty() {
-                continue;
-            }
+            let Some(raw) = r.metrics.term(t) else { continue };
             let c = super::colour(k);
             k += 1;
+            let log = |pts: Vec<[f64; 2]>| pts.into_iter().map(|[x, v]| [x, y(v)]).collect();
             if s.show_raw {
-                f.series.push(Series::line("", c, xs.iter().zip(&vs).map(|(&x, &v)| [x, y(v)]).collect()).style(Style::Faint));
+                f.series.push(Series::line("", c, log(decimate(steps, raw, range, columns))).style(Style::Faint));
             }
-            let smooth = debiased_ema(&vs, s.smoothing);
-            f.series.push(Series::line(format!("{} · {t}", r.name), c, xs.iter().zip(&smooth).map(|(&x, &v)| [x, y(v)]).collect()));
+            let smooth = state.smoothed.entry((r.id, t.clone())).or_insert_with(|| Smoothed::new(s.smoothing));
+            smooth.update(raw, s.smoothing);
+            f.series.push(Series::line(format!("{} · {t}", r.name), c, log(decimate(steps, &smooth.values, range, columns))));
         }
     }
     f
@@ -105,7 +151,7 @@ fn by_t(s: &LossSettings, ctx: &ViewCtx, y: &dyn Fn(f64) -> f64) -> Figure {
     let profile = |v: Vec<Option<f64>>| v.iter().enumerate().filter_map(|(b, v)| v.map(|v| [x(b), y(v)])).collect();
     for (k, r) in ctx.selected_runs().enumerate() {
         let c = super::colour(k);
-        let first = r.records.first().map_or(0, |f| f.step) + window - 1;
+        let first = r.metrics.first_step().unwrap_or(0) + window - 1;
         if first < step {
             f.series.push(
                 Series::line(format!("{} · steps ..{first}", r.name), c.gamma_multiply(0.5), profile(r.loss_by_t_at(first, window))).style(Style::Dashed),

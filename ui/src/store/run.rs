@@ -1,8 +1,9 @@
 //! Every open run's record, filled from its run directory and from live engine events, and the
 //! series the panels derive from it (loss terms, loss by t, the grid or map at a step, swaps made).
 
+use super::metrics::Metrics;
 use super::settings::{LatentSettings, SampleSettings};
-use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, StepRecord, T_BUCKETS, TransferAnalysis};
+use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, T_BUCKETS, TransferAnalysis};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,7 +59,8 @@ pub struct RunData {
     pub total_steps: u64,
     /// Images per step (0 while unknown).
     pub batch: usize,
-    pub records: Vec<StepRecord>,
+    /// Every logged step, in columns.
+    pub metrics: Metrics,
     pub checkpoints: BTreeSet<u64>,
     pub grids: BTreeMap<u64, GridImage>,
     pub status: RunStatus,
@@ -120,7 +122,7 @@ impl RunData {
             dataset: None,
             total_steps: 0,
             batch: 0,
-            records: Vec::new(),
+            metrics: Metrics::default(),
             checkpoints: BTreeSet::new(),
             grids: BTreeMap::new(),
             status: RunStatus::Stored,
@@ -139,15 +141,10 @@ impl RunData {
             Event::Started { total_steps, first_step, .. } => {
                 self.total_steps = *total_steps;
                 // A resumed run replays nothing past its checkpoint.
-                self.records.retain(|r| r.step <= *first_step);
+                self.metrics.truncate_after(*first_step);
                 self.status = RunStatus::Training;
             }
-            Event::Step(r) => {
-                if self.records.last().is_some_and(|l| l.step >= r.step) {
-                    self.records.retain(|l| l.step < r.step);
-                }
-                self.records.push(r.clone());
-            }
+            Event::Step(r) => self.metrics.push(r),
             Event::CheckpointSaved { step, .. } => {
                 self.checkpoints.insert(*step);
             }
@@ -163,7 +160,7 @@ impl RunData {
     }
 
     pub fn last_step(&self) -> u64 {
-        self.records.last().map_or(0, |r| r.step)
+        self.metrics.last_step().unwrap_or(0)
     }
 
     /// Fraction of the run done.
@@ -173,8 +170,9 @@ impl RunData {
 
     /// Images/s averaged over the last (up to) 20 steps.
     pub fn images_per_s(&self) -> Option<f64> {
-        let tail = &self.records[self.records.len().saturating_sub(20)..];
-        (!tail.is_empty()).then(|| tail.iter().map(|r| r.images_per_s).sum::<f64>() / tail.len() as f64)
+        let all = self.metrics.images_per_s();
+        let tail = &all[all.len().saturating_sub(20)..];
+        (!tail.is_empty()).then(|| tail.iter().map(|&v| v as f64).sum::<f64>() / tail.len() as f64)
     }
 
     /// Seconds left at the recent throughput; `None` until the batch size and throughput are
@@ -186,18 +184,10 @@ impl RunData {
 
     /// Every loss term logged, `total` and `mse` first.
     pub fn loss_terms(&self) -> Vec<String> {
-        let mut set: BTreeSet<&str> = BTreeSet::new();
-        for r in &self.records {
-            set.extend(r.losses.keys().map(String::as_str));
-        }
+        let set: BTreeSet<&str> = self.metrics.term_names().collect();
         let mut out: Vec<String> = ["total", "mse"].iter().filter(|t| set.contains(*t)).map(|t| t.to_string()).collect();
         out.extend(set.iter().filter(|t| !["total", "mse"].contains(t)).map(|t| t.to_string()));
         out
-    }
-
-    /// (step, value) of one loss term.
-    pub fn series(&self, term: &str) -> (Vec<f64>, Vec<f64>) {
-        self.records.iter().filter_map(|r| r.losses.get(term).map(|&v| (r.step as f64, v))).unzip()
     }
 
     /// The base loss per t-bucket over the `window` steps ending at `step`: the mean of the
@@ -205,10 +195,10 @@ impl RunData {
     pub fn loss_by_t_at(&self, step: u64, window: u64) -> Vec<Option<f64>> {
         let mut sum = [0.0; T_BUCKETS];
         let mut n = vec![0u32; T_BUCKETS];
-        for r in self.records.iter().filter(|r| r.step <= step && r.step + window > step) {
-            for (k, v) in r.loss_by_t.iter().enumerate().take(T_BUCKETS) {
-                if let Some(v) = v.filter(|v| v.is_finite()) {
-                    sum[k] += v;
+        for row in self.metrics.rows((step + 1).saturating_sub(window), step) {
+            for (k, &v) in self.metrics.loss_by_t(row).iter().enumerate() {
+                if v.is_finite() {
+                    sum[k] += v as f64;
                     n[k] += 1;
                 }
             }
@@ -260,10 +250,8 @@ impl RunData {
     /// The swaps OC logged in the steps up to `step`; `None` for runs without OC.
     pub fn realised_swaps(&self, step: u64) -> Option<RealisedSwaps> {
         let mut out = RealisedSwaps { samples_by_t: vec![0; T_BUCKETS], swaps_by_t: vec![0; T_BUCKETS], pairs: BTreeMap::new() };
-        let mut any = false;
-        for r in self.records.iter().take_while(|r| r.step <= step) {
-            let Some(tr) = &r.transfers else { continue };
-            any = true;
+        let any = self.metrics.has_transfers();
+        for tr in self.metrics.transfers_until(step) {
             for (k, (&n, &s)) in tr.samples_by_t.iter().zip(&tr.swaps_by_t).enumerate().take(T_BUCKETS) {
                 out.samples_by_t[k] += n as u64;
                 out.swaps_by_t[k] += s as u64;
@@ -284,6 +272,7 @@ impl RunData {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ltlab_types::StepRecord;
 
     fn record(step: u64, mse: f64) -> StepRecord {
         StepRecord {
@@ -368,7 +357,7 @@ mod tests {
             if s == 3 {
                 rec.loss_by_t[9] = Some(0.5);
             }
-            r.records.push(rec);
+            r.metrics.push(&rec);
         }
         // Steps 3 and 4: bucket 0 = (3 + 4) / 2, bucket 9 = 0.5 from one step, the rest empty.
         let w = r.loss_by_t_at(4, 2);
