@@ -36,8 +36,8 @@ impl Smoothed {
 
 /// The points of `(xs, ys)` to draw over `x_range` on a plot `columns` pixels wide: all of them
 /// (and one beyond each end, so lines reach the edges) when there are at most two per column;
-/// else, per column, the first, the lowest, the highest and the last point, in step order, so
-/// every spike and the line's path stay. Non-finite values are left out. `xs` ascending.
+/// else, per column, the lowest and the highest point, in step order, so every spike and the
+/// line's envelope stay. Non-finite values are left out. `xs` ascending.
 pub fn decimate(xs: &[u64], ys: &[f32], x_range: [f64; 2], columns: usize) -> Vec<[f64; 2]> {
     let columns = columns.max(1);
     let start = xs.partition_point(|&x| (x as f64) < x_range[0]).saturating_sub(1);
@@ -51,7 +51,7 @@ pub fn decimate(xs: &[u64], ys: &[f32], x_range: [f64; 2], columns: usize) -> Ve
         return (start..end).filter(finite).map(point).collect();
     }
     let width = (x_range[1] - x_range[0]).max(f64::MIN_POSITIVE) / columns as f64;
-    let mut out = Vec::with_capacity(4 * columns + 8);
+    let mut out = Vec::with_capacity(2 * columns + 4);
     let mut i = start;
     // Column c holds the steps below x_range[0] + (c + 1)·width; the points beyond either end
     // fall in the first and last columns.
@@ -64,16 +64,14 @@ pub fn decimate(xs: &[u64], ys: &[f32], x_range: [f64; 2], columns: usize) -> Ve
     out
 }
 
-/// The first, lowest, highest and last finite values of a column, as indices in step order.
+/// The lowest and highest finite values of a column, as indices in step order.
 fn extremes(ys: &[f32]) -> Vec<usize> {
-    let (mut first, mut last, mut lo, mut hi) = (usize::MAX, 0, usize::MAX, usize::MAX);
+    let (mut lo, mut hi) = (usize::MAX, usize::MAX);
     let (mut lo_v, mut hi_v) = (f32::INFINITY, f32::NEG_INFINITY);
     for (k, &y) in ys.iter().enumerate() {
         if !y.is_finite() {
             continue;
         }
-        first = first.min(k);
-        last = k;
         if y < lo_v {
             (lo, lo_v) = (k, y);
         }
@@ -81,13 +79,11 @@ fn extremes(ys: &[f32]) -> Vec<usize> {
             (hi, hi_v) = (k, y);
         }
     }
-    if first == usize::MAX {
-        return Vec::new();
+    match (lo, hi) {
+        (usize::MAX, _) => Vec::new(),
+        (lo, hi) if lo == hi => vec![lo],
+        (lo, hi) => vec![lo.min(hi), lo.max(hi)],
     }
-    let mut picked = vec![first, lo, hi, last];
-    picked.sort_unstable();
-    picked.dedup();
-    picked
 }
 
 /// The index of the step nearest `x` (ties to the earlier one), by binary search.
@@ -158,7 +154,7 @@ mod tests {
         let columns = 300;
         let range = [1.0, 100_000.0];
         let drawn = decimate(&xs, &ys, range, columns);
-        assert!(drawn.len() <= 4 * columns + 8, "{} points", drawn.len());
+        assert!(drawn.len() <= 2 * columns + 4, "{} points", drawn.len());
         assert!(drawn.windows(2).all(|w| w[0][0] < w[1][0]), "in step order");
         // Every pixel column's min and max, computed independently, is among the drawn points.
         let width = (range[1] - range[0]) / columns as f64;

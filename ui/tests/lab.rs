@@ -198,6 +198,29 @@ fn two_runs_side_by_side_and_state_round_trips() {
     assert_eq!(serde_json::from_str::<LabState>(&json).unwrap(), state);
 }
 
+/// A study's runs are grouped by method; a group's checkbox shows or hides all of its runs.
+#[test]
+fn runs_are_grouped_by_method_and_a_group_toggles_at_once() {
+    let mut lab = lab_with_a_run();
+    for (id, name) in [(8, "coral-a"), (9, "coral-b")] {
+        let mut r = RunData::new(RunId(id), name, format!("/runs/{name}"));
+        r.methods = "coral".into();
+        lab.intake(Intake::Opened(Box::new(r)));
+    }
+    let mut h = harness(lab);
+    h.get_by_label("2 runs, 2 shown");
+    h.get_by_label("1 run, 1 shown");
+    // The group's checkbox comes after the new-run controls' "coral" method checkbox.
+    h.get_all_by_label("coral").last().unwrap().click();
+    h.run();
+    h.get_by_label("2 runs, 0 shown");
+    let selected: Vec<u64> = h.state().0.selected.iter().map(|r| r.0).collect();
+    assert_eq!(selected, [7], "only the DDPM run stays shown");
+    h.get_all_by_label("coral").last().unwrap().click();
+    h.run();
+    assert_eq!(h.state().0.selected.len(), 3);
+}
+
 fn latent_map(step: u64) -> ltlab_types::LatentMap {
     // Three classes of 20 points on three circles' centres.
     let labels: Vec<usize> = (0..60).map(|i| i / 20).collect();
@@ -394,7 +417,8 @@ fn grids_sampled_at_view_time_with_other_settings() {
     // DDPM from the sampler menu: the command carries what `--sampler ddpm:clip` parses to.
     h.get_by_value("ddim").click();
     h.run();
-    h.get_by_label("ddpm").click();
+    // The menu's entry, drawn after the run list's "ddpm" group.
+    h.get_all_by_label("ddpm").last().expect("the sampler menu is open").click();
     h.run();
     h.get_by_label("Sample step 500").click();
     h.run();

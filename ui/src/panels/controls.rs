@@ -6,7 +6,7 @@
 
 use super::ViewCtx;
 use crate::command::UiCommand;
-use crate::store::{DataPreview, RunId, RunStatus};
+use crate::store::{DataPreview, RunData, RunId, RunStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -216,48 +216,75 @@ impl Controls {
                 out.commands.push(UiCommand::Open(open_path.trim().to_string()));
             }
         });
+        // Grouped by method stack, so that a study's dozen runs stay readable; a group's
+        // checkbox shows or hides all of its runs.
+        let mut groups: BTreeMap<&str, Vec<&RunData>> = BTreeMap::new();
         for r in ctx.runs {
-            ui.group(|ui| {
-                let mut on = ctx.selected.contains(&r.id);
-                if ui.checkbox(&mut on, egui::RichText::new(&r.name).strong()).changed() {
-                    out.selection.push((r.id, on));
-                }
-                ui.label(format!("{} · {}", r.methods, r.status.label()));
-                for w in &r.warnings {
-                    ui.colored_label(egui::Color32::from_rgb(241, 196, 15), w);
-                }
-                ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.total_steps)));
-                if let Some(ips) = r.images_per_s() {
-                    let eta = r.eta_seconds().filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
-                    ui.label(format!("{ips:.1} images/s{eta}"));
-                }
-                ui.horizontal(|ui| {
-                    let toggle = match r.status {
-                        RunStatus::Training | RunStatus::Starting => ui.button("Pause").clicked().then_some(UiCommand::Pause(r.id)),
-                        RunStatus::Paused => ui.button("Resume").clicked().then_some(UiCommand::Resume(r.id)),
-                        _ => None,
-                    };
-                    out.commands.extend(toggle);
-                    if r.status.is_live() {
-                        if ui.button("Stop").clicked() {
-                            out.commands.push(UiCommand::Stop(r.id));
-                        }
-                        if ui.button("Sample now").clicked() {
-                            out.commands.push(UiCommand::SampleNow(r.id));
-                        }
+            groups.entry(r.methods.as_str()).or_default().push(r);
+        }
+        for (methods, runs) in groups {
+            let shown = runs.iter().filter(|r| ctx.selected.contains(&r.id)).count();
+            let id = ui.make_persistent_id(("runs-of", methods));
+            egui::collapsing_header::CollapsingState::load_with_default_open(ui.ctx(), id, runs.len() <= 4)
+                .show_header(ui, |ui| {
+                    let mut all = shown == runs.len();
+                    if ui.checkbox(&mut all, egui::RichText::new(methods).strong()).on_hover_text("show or hide every run of this method").changed() {
+                        out.selection.extend(runs.iter().map(|r| (r.id, all)));
                     }
-                    if ui.small_button("Close").clicked() {
-                        out.commands.push(UiCommand::Close(r.id));
+                    let n = runs.len();
+                    ui.label(format!("{n} run{}, {shown} shown", if n == 1 { "" } else { "s" }));
+                })
+                .body(|ui| {
+                    for r in runs {
+                        run_card(r, ctx, &mut out, ui);
                     }
                 });
-                ui.small(&r.dir);
-            });
         }
         for e in &self.errors {
             ui.colored_label(egui::Color32::LIGHT_RED, e);
         }
         out
     }
+}
+
+/// One run: shown or not, methods and status, warnings, progress, throughput and ETA, its
+/// controls and folder.
+fn run_card(r: &RunData, ctx: &ViewCtx, out: &mut ControlsOutput, ui: &mut egui::Ui) {
+    ui.group(|ui| {
+        let mut on = ctx.selected.contains(&r.id);
+        if ui.checkbox(&mut on, egui::RichText::new(&r.name).strong()).changed() {
+            out.selection.push((r.id, on));
+        }
+        ui.label(format!("{} · {}", r.methods, r.status.label()));
+        for w in &r.warnings {
+            ui.colored_label(egui::Color32::from_rgb(241, 196, 15), w);
+        }
+        ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.total_steps)));
+        if let Some(ips) = r.images_per_s() {
+            let eta = r.eta_seconds().filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
+            ui.label(format!("{ips:.1} images/s{eta}"));
+        }
+        ui.horizontal(|ui| {
+            let toggle = match r.status {
+                RunStatus::Training | RunStatus::Starting => ui.button("Pause").clicked().then_some(UiCommand::Pause(r.id)),
+                RunStatus::Paused => ui.button("Resume").clicked().then_some(UiCommand::Resume(r.id)),
+                _ => None,
+            };
+            out.commands.extend(toggle);
+            if r.status.is_live() {
+                if ui.button("Stop").clicked() {
+                    out.commands.push(UiCommand::Stop(r.id));
+                }
+                if ui.button("Sample now").clicked() {
+                    out.commands.push(UiCommand::SampleNow(r.id));
+                }
+            }
+            if ui.small_button("Close").clicked() {
+                out.commands.push(UiCommand::Close(r.id));
+            }
+        });
+        ui.small(&r.dir);
+    });
 }
 
 /// The class counts as a bar per class (head first) with the class's first images beside it.

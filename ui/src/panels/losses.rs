@@ -32,12 +32,31 @@ impl Default for LossSettings {
     }
 }
 
-/// The loss plot's runtime state: each series' smoothing, and what the plot showed last frame.
+/// The loss plot's runtime state: each series' smoothing, its drawn points (redone only when
+/// the series grew or the view changed), and what the plot showed last frame.
 #[derive(Default)]
 pub(crate) struct LossCurves {
     smoothed: HashMap<(RunId, String), Smoothed>,
+    /// By (run, term, smoothed?).
+    drawn: HashMap<(RunId, String, bool), Drawn>,
     /// The x range shown and the plot's width in points, last frame.
     view: Option<([f64; 2], f32)>,
+}
+
+/// A series' drawn points and what they were drawn for.
+struct Drawn {
+    key: DrawnKey,
+    points: Vec<[f64; 2]>,
+}
+
+/// What a series' drawn points depend on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DrawnKey {
+    len: usize,
+    range: [f64; 2],
+    columns: usize,
+    log_y: bool,
+    smoothing: f64,
 }
 
 /// The two loss plots; returns them for the export menu.
@@ -128,13 +147,22 @@ fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[Stri
             let Some(raw) = r.metrics.term(t) else { continue };
             let c = super::colour(k);
             k += 1;
-            let log = |pts: Vec<[f64; 2]>| pts.into_iter().map(|[x, v]| [x, y(v)]).collect();
+            let key = DrawnKey { len: raw.len(), range, columns, log_y: s.log_y, smoothing: s.smoothing };
+            let mut drawn = |smoothed: bool, values: &[f32]| -> Vec<[f64; 2]> {
+                let entry =
+                    state.drawn.entry((r.id, t.clone(), smoothed)).or_insert_with(|| Drawn { key: DrawnKey { len: usize::MAX, ..key }, points: Vec::new() });
+                if entry.key != key {
+                    *entry = Drawn { key, points: decimate(steps, values, range, columns).into_iter().map(|[x, v]| [x, y(v)]).collect() };
+                }
+                entry.points.clone()
+            };
             if s.show_raw {
-                f.series.push(Series::line("", c, log(decimate(steps, raw, range, columns))).style(Style::Faint));
+                f.series.push(Series::line("", c, drawn(false, raw)).style(Style::Faint));
             }
             let smooth = state.smoothed.entry((r.id, t.clone())).or_insert_with(|| Smoothed::new(s.smoothing));
             smooth.update(raw, s.smoothing);
-            f.series.push(Series::line(format!("{} · {t}", r.name), c, log(decimate(steps, &smooth.values, range, columns))));
+            let smooth = &smooth.values;
+            f.series.push(Series::line(format!("{} · {t}", r.name), c, drawn(true, smooth)));
         }
     }
     f
