@@ -13,7 +13,8 @@ use std::time::Instant;
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// The lab's frame time on real run directories without a window: per scenario (pointer
-    /// over the loss plot, scrubbing with the arrow keys, a further run training) p50/p95/max
+    /// over the loss plot, scrubbing with the arrow keys, the compare view, a further run
+    /// training) p50/p95/max
     /// in ms, the open time of each run and the resident memory. `tools/long_run.py` writes
     /// long runs to open.
     Lab {

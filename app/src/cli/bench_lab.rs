@@ -5,7 +5,7 @@
 use crate::host::runs::read_run;
 use eframe::egui;
 use ltlab_types::{Event, StepRecord};
-use ltlab_ui::{Intake, Lab, LabState, RunId};
+use ltlab_ui::{Intake, Lab, LabState, RunId, View};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -77,6 +77,15 @@ impl LabBench {
         let scrub: Vec<f64> = (0..self.frames)
             .map(|i| frame(&ctx, &mut lab, size, vec![key(if (i / 20) % 2 == 0 { egui::Key::ArrowLeft } else { egui::Key::ArrowRight })]))
             .collect();
+        // The compare view (metrics table, config diff, grids side by side), pointer moving.
+        lab.state.view = View::Compare;
+        let compare: Vec<f64> = (0..self.frames)
+            .map(|i| {
+                let at = egui::pos2(size.x * (0.25 + 0.6 * ((i % 100) as f32 / 100.0)), size.y * 0.5);
+                frame(&ctx, &mut lab, size, vec![egui::Event::PointerMoved(at)])
+            })
+            .collect();
+        lab.state.view = View::Training;
         // A further run trains: 10 steps arrive per frame through the engine-event intake, as
         // from a live run at 10 steps per frame; the pointer stays over the plot.
         let live = RunId(self.runs.len() as u64 + 1);
@@ -97,7 +106,7 @@ impl LabBench {
             .collect();
         let rss_end = rss_mb();
 
-        let scenarios = [("hover", stats(hover)), ("scrub", stats(scrub)), ("training", stats(training))];
+        let scenarios = [("hover", stats(hover)), ("scrub", stats(scrub)), ("compare", stats(compare)), ("training", stats(training))];
         if self.json {
             let frame_ms: serde_json::Map<String, serde_json::Value> =
                 scenarios.iter().map(|(name, [p50, p95, max])| (name.to_string(), json!({"p50": p50, "p95": p95, "max": max}))).collect();

@@ -1,7 +1,8 @@
-//! Convolution forward and both gradients on flex, as im2col / col2im + one GEMM per image over
-//! contiguous NCHW f32 data (the `gemm` crate, which flex itself links). Images run in parallel
-//! on rayon's threads, each GEMM on one thread; with fewer images than threads the GEMM is the
-//! parallel part instead. Grouped, dilated and non-f32 convolutions go to flex's own ops.
+//! Convolution forward and its input, weight and bias gradients on flex, as im2col / col2im +
+//! one GEMM per block of images over contiguous NCHW f32 data (the `gemm` crate, which flex
+//! itself links). Blocks run in parallel on rayon's threads, each GEMM on one thread; with fewer
+//! blocks than threads the GEMM is the parallel part instead. Grouped, dilated and non-f32
+//! convolutions go to flex's own ops.
 
 use burn::backend::Flex;
 use burn::tensor::ops::{ConvOptions, ModuleOps};
@@ -56,8 +57,8 @@ impl Geometry {
         self.cin * self.h * self.w
     }
 
-    /// For kernel offset `kx` along a row: the output columns whose input column lies inside the
-    /// image, `lo..hi`, and the input column of output column `lo` (stride 1 only).
+    /// For kernel offset `kx` along a row: the output columns `lo..hi` whose input column lies
+    /// inside the image (stride 1 only).
     fn valid_columns(&self, kx: usize) -> (usize, usize) {
         let lo = self.pad[1].saturating_sub(kx).min(self.wo);
         let hi = (self.w + self.pad[1]).saturating_sub(kx).min(self.wo).max(lo);

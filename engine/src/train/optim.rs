@@ -96,6 +96,13 @@ impl<B: TrainBackend> ModuleVisitor<B> for GradSquares<'_, B> {
     }
 }
 
+/// The sum of squares of all gradients, on the device (`[1]`; zero without gradients).
+pub fn grad_squares<B: TrainBackend, M: Module<B>>(module: &M, grads: &B::Gradients, device: &B::Device) -> Tensor<B::InnerBackend, 1> {
+    let mut v = GradSquares::<B> { grads, total: None };
+    module.visit(&mut v);
+    v.total.unwrap_or_else(|| Tensor::zeros([1], device))
+}
+
 /// The global L2 norm of all gradients (one device sync).
 pub fn grad_norm<B: TrainBackend, M: Module<B>>(module: &M, grads: &B::Gradients) -> f64 {
     let mut v = GradSquares::<B> { grads, total: None };

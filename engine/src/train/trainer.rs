@@ -116,13 +116,13 @@ impl<B: TrainBackend> Trainer<B> {
         let started = Instant::now();
         let (host, transfers) = self.batch();
         let losses = self.losses(host);
-        let loss = losses.total();
-        let logged = losses.read_back();
-        for &value in logged.values() {
+        let grads = losses.total().backward();
+        let read = losses.read_back(optim::grad_squares(&self.model, &grads, &self.device));
+        for &value in read.terms.values().chain([&read.grad_norm]) {
             self.check_finite(value)?;
         }
-        let (lr, grad_norm) = self.apply(loss)?;
-        Ok(self.record(losses, logged, lr, grad_norm, transfers, started))
+        let lr = self.apply(grads, read.grad_norm);
+        Ok(self.record(&losses, read, lr, transfers, started))
     }
 
     /// The batch of this step and its randomness, all derived from (seed, step), then the
@@ -160,13 +160,9 @@ impl<B: TrainBackend> Trainer<B> {
         Losses { terms, per_sample, batch }
     }
 
-    /// Backward, global-norm clip, Adam and the EMA; then the step is done. Returns the
-    /// learning rate and the gradient norm before clipping.
-    fn apply(&mut self, loss: Tensor<B, 1>) -> std::result::Result<(f64, f64), NonFinite> {
+    /// Global-norm clip, Adam and the EMA; then the step is done. Returns the learning rate.
+    fn apply(&mut self, grads: B::Gradients, grad_norm: f64) -> f64 {
         let step = self.step;
-        let grads = loss.backward();
-        let grad_norm = optim::grad_norm(&self.model, &grads);
-        self.check_finite(grad_norm)?;
         let cfg = &self.cfg.optim;
         let lr = cfg.lr_at(step);
         let scale = optim::clip_scale(grad_norm, cfg.grad_clip);
@@ -174,20 +170,12 @@ impl<B: TrainBackend> Trainer<B> {
         self.model = model;
         self.ema = optim::ema_update(self.ema.clone(), values, cfg.ema_decay_at(step));
         self.step += 1;
-        Ok((lr, grad_norm))
+        lr
     }
 
     /// The step's log: its terms, the MSE by t bucket and by class, lr, gradient norm, speed.
-    fn record(
-        &self,
-        losses: Losses<B>,
-        logged: BTreeMap<String, f64>,
-        lr: f64,
-        grad_norm: f64,
-        transfers: Option<TransferCounts>,
-        started: Instant,
-    ) -> StepRecord {
-        let per_sample: Vec<f32> = losses.per_sample.inner().into_data().convert::<f32>().to_vec().expect("f32");
+    fn record(&self, losses: &Losses<B>, read: ReadBack, lr: f64, transfers: Option<TransferCounts>, started: Instant) -> StepRecord {
+        let ReadBack { terms: logged, per_sample, grad_norm } = read;
         let h = &losses.batch.host;
         let t_total = self.schedule.len();
         let bucket = |t: usize| t * T_BUCKETS / t_total;
@@ -287,16 +275,31 @@ impl<B: TrainBackend> Losses<B> {
         self.terms.iter().map(|(_, v)| v.clone()).reduce(|a, b| a + b).expect("mse")
     }
 
-    /// The terms by name (repeats summed) and their `total`, read back for the log.
-    fn read_back(&self) -> BTreeMap<String, f64> {
-        let mut values = BTreeMap::new();
-        for (name, v) in &self.terms {
-            *values.entry(name.to_string()).or_insert(0.0) += v.clone().inner().into_scalar().elem::<f64>();
+    /// What the log needs from the device, in one transfer: each term (by name, repeats
+    /// summed, and their `total`), each sample's ε MSE, and the gradient norm from the sum of
+    /// squares `grad_squares`.
+    fn read_back(&self, grad_squares: Tensor<B::InnerBackend, 1>) -> ReadBack {
+        let mut parts: Vec<Tensor<B::InnerBackend, 1>> = self.terms.iter().map(|(_, v)| v.clone().inner().reshape([1])).collect();
+        parts.push(self.per_sample.clone().inner());
+        parts.push(grad_squares.reshape([1]));
+        let values: Vec<f32> = Tensor::cat(parts, 0).into_data().convert::<f32>().to_vec().expect("f32");
+        let (term_values, rest) = values.split_at(self.terms.len());
+        let mut terms = BTreeMap::new();
+        for ((name, _), &v) in self.terms.iter().zip(term_values) {
+            *terms.entry(name.to_string()).or_insert(0.0) += v as f64;
         }
-        let total: f64 = values.values().sum();
-        values.insert("total".to_string(), total);
-        values
+        let total: f64 = terms.values().sum();
+        terms.insert("total".to_string(), total);
+        let (per_sample, grad_squares) = rest.split_at(rest.len() - 1);
+        ReadBack { terms, per_sample: per_sample.to_vec(), grad_norm: (grad_squares[0] as f64).sqrt() }
     }
+}
+
+/// A step's numbers on the host.
+struct ReadBack {
+    terms: BTreeMap<String, f64>,
+    per_sample: Vec<f32>,
+    grad_norm: f64,
 }
 
 /// Mean of the values per group (`None` for an empty group).

@@ -24,11 +24,14 @@ pub struct LossSettings {
     pub t_window: u64,
     /// Loss terms hidden from the plot.
     pub hidden_terms: BTreeSet<String>,
+    /// One legend entry and colour per (method stack, term), for a study's many runs; clicking
+    /// an entry hides or shows the whole group.
+    pub by_method: bool,
 }
 
 impl Default for LossSettings {
     fn default() -> Self {
-        Self { smoothing: 0.9, log_y: true, show_raw: true, t_window: 200, hidden_terms: BTreeSet::new() }
+        Self { smoothing: 0.9, log_y: true, show_raw: true, t_window: 200, hidden_terms: BTreeSet::new(), by_method: false }
     }
 }
 
@@ -66,6 +69,8 @@ pub(crate) fn losses(s: &mut LossSettings, state: &mut LossCurves, ctx: &ViewCtx
         ui.add(egui::Slider::new(&mut s.smoothing, 0.0..=0.999).text("smoothing"));
         ui.checkbox(&mut s.log_y, "log10 y");
         ui.checkbox(&mut s.show_raw, "raw");
+        ui.checkbox(&mut s.by_method, "legend by method")
+            .on_hover_text("one entry and colour per method stack and term; click an entry to hide or show the group");
         ui.add(egui::DragValue::new(&mut s.t_window).range(1..=100_000).prefix("loss by t over last ").suffix(" steps"));
     });
     let mut terms: Vec<String> = Vec::new();
@@ -140,13 +145,23 @@ fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[Stri
     // A view that still ends at the newest step follows it as the run grows.
     let range = if range[1] >= last * 0.98 { [range[0], range[1].max(last)] } else { range };
     let columns = width.max(50.0) as usize;
-    let mut k = 0;
+    let (mut k, mut groups) = (0, Vec::<String>::new());
     for r in ctx.selected_runs() {
         let steps = r.metrics.steps();
         for t in terms.iter().filter(|t| !s.hidden_terms.contains(*t)) {
             let Some(raw) = r.metrics.term(t) else { continue };
-            let c = super::colour(k);
-            k += 1;
+            // egui_plot merges the legend entries of same-named lines: a method's runs share one.
+            let name = if s.by_method { format!("{} · {t}", r.methods) } else { format!("{} · {t}", r.name) };
+            let c = if s.by_method {
+                let g = groups.iter().position(|g| *g == name).unwrap_or_else(|| {
+                    groups.push(name.clone());
+                    groups.len() - 1
+                });
+                super::colour(g)
+            } else {
+                k += 1;
+                super::colour(k - 1)
+            };
             let key = DrawnKey { len: raw.len(), range, columns, log_y: s.log_y, smoothing: s.smoothing };
             let mut drawn = |smoothed: bool, values: &[f32]| -> Vec<[f64; 2]> {
                 let entry =
@@ -162,7 +177,7 @@ fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[Stri
             let smooth = state.smoothed.entry((r.id, t.clone())).or_insert_with(|| Smoothed::new(s.smoothing));
             smooth.update(raw, s.smoothing);
             let smooth = &smooth.values;
-            f.series.push(Series::line(format!("{} · {t}", r.name), c, drawn(true, smooth)));
+            f.series.push(Series::line(name, c, drawn(true, smooth)));
         }
     }
     f
@@ -188,4 +203,53 @@ fn by_t(s: &LossSettings, ctx: &ViewCtx, y: &dyn Fn(f64) -> f64) -> Figure {
         f.series.push(Series::line(format!("{} · step {step}", r.name), c, profile(r.loss_by_t_at(step, window))));
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RunData;
+    use ltlab_types::StepRecord;
+    use std::collections::BTreeMap;
+
+    fn run(id: u64, name: &str, methods: &str) -> RunData {
+        let mut r = RunData::new(RunId(id), name, format!("/runs/{name}"));
+        r.methods = methods.into();
+        for step in 1..=5 {
+            r.metrics.push(&StepRecord {
+                step,
+                losses: [("mse".to_string(), 1.0 / step as f64), ("total".to_string(), 1.0 / step as f64)].into_iter().collect(),
+                loss_by_t: vec![None; T_BUCKETS],
+                lr: 1e-3,
+                grad_norm: 1.0,
+                images_per_s: 1.0,
+                uncond_batch: false,
+                loss_by_class: Vec::new(),
+                transfers: None,
+            });
+        }
+        r
+    }
+
+    /// By run, every run's terms have a name and colour of their own; by method, the runs of a
+    /// method stack share one name (one legend entry) and one colour per term.
+    #[test]
+    fn legend_by_run_or_by_method() {
+        let runs = vec![run(1, "a", "coral"), run(2, "b", "coral"), run(3, "c", "ddpm")];
+        let selected = runs.iter().map(|r| r.id).collect();
+        let jobs = BTreeMap::new();
+        let ctx = ViewCtx::new(&runs, &selected, &jobs, None);
+        let terms = vec!["mse".to_string()];
+        let names = |by_method: bool| {
+            let s = LossSettings { by_method, show_raw: false, ..Default::default() };
+            let f = curves(&s, &mut LossCurves::default(), &ctx, &terms, &|v| v);
+            f.series.iter().map(|x| (x.name.clone(), x.colour)).collect::<Vec<_>>()
+        };
+        let by_run = names(false);
+        assert_eq!(by_run.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["a · mse", "b · mse", "c · mse"]);
+        assert!(by_run[0].1 != by_run[1].1 && by_run[1].1 != by_run[2].1);
+        let by_method = names(true);
+        assert_eq!(by_method.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["coral · mse", "coral · mse", "ddpm · mse"]);
+        assert!(by_method[0].1 == by_method[1].1 && by_method[1].1 != by_method[2].1);
+    }
 }
