@@ -88,9 +88,9 @@ pub fn group_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, o: GroupNo
         for (cl, (out, xch)) in out.chunks_mut(hw).zip(xg.chunks(hw)).enumerate() {
             let scale = rstd * gs[first + cl];
             let shift = bs[first + cl] - mean * scale;
-            for (o_, &v) in out.iter_mut().zip(xch) {
+            for (dst, &v) in out.iter_mut().zip(xch) {
                 let y = v * scale + shift;
-                *o_ = if o.silu { y * sigmoid(y) } else { y };
+                *dst = if o.silu { y * sigmoid(y) } else { y };
             }
         }
     });

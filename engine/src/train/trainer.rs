@@ -412,8 +412,13 @@ mod tests {
     /// seed: the same losses and the same weights, within float tolerance.
     #[test]
     fn fast_ops_train_like_burns_own_ops() {
+        // Both runs start from the same weights: a fresh init draws from Burn's process-wide
+        // generator, which the tests running beside this one reseed.
+        let start = trainer(LabelDrop::PerBatch).checkpoint();
         let run = || {
-            let mut t = trainer(LabelDrop::PerBatch);
+            let cfg = config(LabelDrop::PerBatch);
+            let data = cfg.data.load().unwrap();
+            let mut t = Trainer::<B>::restore(cfg, data, Default::default(), &start).unwrap();
             let losses: Vec<f64> = (0..20).map(|_| t.train_step().unwrap().losses["total"]).collect();
             let weights: Vec<f32> = crate::train::params::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
             (losses, weights)
