@@ -8,16 +8,37 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::ConvOptions;
 
-/// `conv.forward(x)`, through the fast path when the padding is symmetric (every conv of the
-/// U-Net and the Inception); Burn's forward otherwise.
-pub fn conv2d<B: FastBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+/// The options of a conv with symmetric padding (every conv of the U-Net and the Inception).
+fn options<B: Backend>(conv: &Conv2d<B>) -> Option<ConvOptions<2>> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [0, 0],
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
-        _ => return conv.forward(x),
+        _ => return None,
     };
-    let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
-    conv2d_with(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
+    Some(ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups))
+}
+
+/// `conv.forward(x)`, through the fast path when the padding is symmetric; Burn's forward
+/// otherwise.
+pub fn conv2d<B: FastBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    match options(conv) {
+        Some(o) => conv2d_with(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), o),
+        None => conv.forward(x),
+    }
+}
+
+/// `conv.forward(x) · scale + shift` per output channel, as one convolution by the scaled
+/// weight with bias `bias · scale + shift` (a folded inference BatchNorm).
+pub fn conv2d_affine<B: FastBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>, scale: Tensor<B, 1>, shift: Tensor<B, 1>) -> Tensor<B, 4> {
+    let cout = scale.dims()[0];
+    let Some(o) = options(conv) else {
+        return conv.forward(x) * scale.reshape([1, cout, 1, 1]) + shift.reshape([1, cout, 1, 1]);
+    };
+    let bias = match &conv.bias {
+        Some(b) => b.val() * scale.clone() + shift,
+        None => shift,
+    };
+    conv2d_with(x, conv.weight.val() * scale.reshape([cout, 1, 1, 1]), Some(bias), o)
 }
 
 /// `burn::tensor::module::conv2d` through the fast path: a convolution by a given weight.
