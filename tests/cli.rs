@@ -386,6 +386,30 @@ fn a_read_only_folder_stops_the_run_and_keeps_what_was_written() {
     assert_eq!(left.len(), 2, "no temp file left: {left:?}");
 }
 
+/// `ltlab bench lab` opens real runs without a window and reports every scenario's frame
+/// times, the open time of each run and the resident memory, as the JSON keys it documents.
+#[test]
+fn bench_lab_reports_frame_times_open_times_and_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| tmp.path().join(n)).collect();
+    for d in &dirs {
+        let o = run(&tiny_run_args(d.to_str().unwrap(), "3", "1", &[]));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let v = json(&run(&["bench", "lab", "--runs", dirs[0].to_str().unwrap(), dirs[1].to_str().unwrap(), "--frames", "5", "--json"]));
+    assert_eq!(v["open_s"].as_array().unwrap().len(), 2);
+    for scenario in ["hover", "scrub", "compare", "training"] {
+        let f = &v["frame_ms"][scenario];
+        let (p50, p95, max) = (f["p50"].as_f64().unwrap(), f["p95"].as_f64().unwrap(), f["max"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= p95 && p95 <= max, "{scenario}: {f}");
+    }
+    assert!(v["rss_mb"].as_f64().unwrap() > 1.0);
+    // A folder that is not a run is an error naming it.
+    let o = run(&["bench", "lab", "--runs", tmp.path().to_str().unwrap(), "--frames", "2"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(tmp.path().to_str().unwrap()), "{}", stderr(&o));
+}
+
 #[test]
 fn killed_run_resumes_with_identical_losses() {
     let tmp = tempfile::tempdir().unwrap();
