@@ -29,7 +29,7 @@ struct Geometry {
 impl Geometry {
     /// `None` where these kernels do not apply (the caller then uses flex's op).
     fn new(x: &FlexTensor, weight: &FlexTensor, o: &ConvOptions<2>) -> Option<Self> {
-        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || o.groups != 1 || o.dilation != [1, 1] {
+        if super::plain_ops() || x.dtype() != DType::F32 || weight.dtype() != DType::F32 || o.groups != 1 || o.dilation != [1, 1] {
             return None;
         }
         let (xs, ws) = (x.layout().shape(), weight.layout().shape());
@@ -449,7 +449,7 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
 
 /// Σ of the output gradient over images and pixels, per output channel.
 pub fn conv2d_bias_backward(x: FlexTensor, bias: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
-    if output_grad.dtype() != DType::F32 {
+    if super::plain_ops() || output_grad.dtype() != DType::F32 {
         return <Flex as ModuleOps<Flex>>::conv2d_bias_backward(x, bias, output_grad);
     }
     let gy = floats(&output_grad);

@@ -9,7 +9,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 fn f32s(t: &FlexTensor) -> Option<FlexTensor> {
-    (t.dtype() == DType::F32).then(|| t.to_contiguous())
+    (!super::plain_ops() && t.dtype() == DType::F32).then(|| t.to_contiguous())
 }
 
 fn slice(t: &FlexTensor) -> &[f32] {

@@ -84,7 +84,9 @@ pub(crate) fn with_plain_ops<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
-fn plain_ops() -> bool {
+/// Whether flex's kernels stand aside for Burn's own ops (only ever in tests); they also do
+/// where they do not apply (grouped, dilated, non-f32).
+pub(crate) fn plain_ops() -> bool {
     #[cfg(test)]
     return PLAIN_OPS.get();
     #[cfg(not(test))]
@@ -93,16 +95,10 @@ fn plain_ops() -> bool {
 
 impl FastBackend for burn::backend::Flex {
     fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>, options: ConvOptions<2>) -> FloatTensor<Self> {
-        if plain_ops() {
-            return <Self as ModuleOps<Self>>::conv2d(x, weight, bias, options);
-        }
         flex_conv::conv2d(x, weight, bias, options)
     }
 
     fn fast_conv2d_x_backward(x: FloatTensor<Self>, weight: FloatTensor<Self>, output_grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-        if plain_ops() {
-            return <Self as ModuleOps<Self>>::conv2d_x_backward(x, weight, output_grad, options);
-        }
         flex_conv::conv2d_x_backward(x, weight, output_grad, options)
     }
 
@@ -112,23 +108,14 @@ impl FastBackend for burn::backend::Flex {
         output_grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        if plain_ops() {
-            return <Self as ModuleOps<Self>>::conv2d_weight_backward(x, weight, output_grad, options);
-        }
         flex_conv::conv2d_weight_backward(x, weight, output_grad, options)
     }
 
     fn fast_conv2d_bias_backward(x: FloatTensor<Self>, bias: FloatTensor<Self>, output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        if plain_ops() {
-            return <Self as ModuleOps<Self>>::conv2d_bias_backward(x, bias, output_grad);
-        }
         flex_conv::conv2d_bias_backward(x, bias, output_grad)
     }
 
     fn fast_group_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, options: GroupNormOptions) -> FloatTensor<Self> {
-        if plain_ops() {
-            return norm::group_norm_composite::<Self>(x, gamma, beta, options);
-        }
         flex_norm::group_norm(x, gamma, beta, options)
     }
 
@@ -139,9 +126,6 @@ impl FastBackend for burn::backend::Flex {
         output_grad: FloatTensor<Self>,
         options: GroupNormOptions,
     ) -> [FloatTensor<Self>; 3] {
-        if plain_ops() {
-            return norm::group_norm_backward_composite::<Self>(x, gamma, beta, output_grad, options);
-        }
         flex_norm::group_norm_backward(x, gamma, beta, output_grad, options)
     }
 }
