@@ -4,6 +4,7 @@
 mod cli;
 mod host;
 mod lab;
+mod serve;
 
 use clap::Parser;
 use std::process::ExitCode;

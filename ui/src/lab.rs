@@ -147,6 +147,14 @@ impl Lab {
         }
     }
 
+    /// Closes a run in this front end (its engine, if any, keeps running).
+    pub fn close(&mut self, id: RunId) {
+        self.runs.retain(|r| r.id != id);
+        self.selected.remove(&id);
+        let dirs: Vec<String> = self.runs.iter().map(|r| r.dir.clone()).collect();
+        self.state.open_runs.retain(|d| dirs.contains(d));
+    }
+
     pub fn run(&self, id: RunId) -> Option<&RunData> {
         self.runs.iter().find(|r| r.id == id)
     }

@@ -5,6 +5,7 @@ mod command;
 pub mod export;
 pub mod lab;
 mod panels;
+pub mod remote;
 pub mod series;
 pub mod store;
 

@@ -35,6 +35,8 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The web lab: serve the runs folder and the page, live, to browsers.
+    Serve(crate::serve::ServeArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -46,6 +48,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Analyze(c) => analyze::run(c),
         Command::Bench(c) => bench::run(c),
+        Command::Serve(a) => crate::serve::run(a),
     }
 }
 

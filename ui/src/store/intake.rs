@@ -4,10 +4,11 @@
 
 use super::run::{GridImage, RunData, RunId, ViewGrid};
 use ltlab_types::{Entanglement, Event, LatentMap, TransferAnalysis};
+use serde::{Deserialize, Serialize};
 
 /// A config's training set at a ρ as the controls show it: class counts and the first few
 /// images of each class.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataPreview {
     pub config: String,
     pub imbalance: f64,
@@ -21,7 +22,7 @@ pub struct DataPreview {
 }
 
 /// A background job of the host (latent map, entanglement sweep) as the lab shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     pub id: u64,
     pub run: RunId,
@@ -33,7 +34,7 @@ pub struct JobView {
 }
 
 /// What a job computes (each panel shows its own kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobKind {
     Latent,
     Transfer,

@@ -4,12 +4,13 @@
 use super::metrics::Metrics;
 use super::settings::{LatentSettings, SampleSettings};
 use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, T_BUCKETS, TransferAnalysis};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RunId(pub u64);
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RunStatus {
     /// Read from disk; no engine attached.
     Stored,
@@ -96,7 +97,7 @@ pub struct RealisedSwaps {
 }
 
 /// The numbers of one `ltlab eval` report that the compare view overlays.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalSummary {
     pub step: u64,
     /// Features, sampler, ω and sample count: only evals with the same label are comparable.

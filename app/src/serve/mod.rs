@@ -1,0 +1,66 @@
+//! `ltlab serve`: the web lab. One HTTP server (axum) serves the page (the wasm build of the
+//! same panels, embedded in this binary), the runs (files, incremental metrics, grids) and a live
+//! channel (server-sent events), and carries out the pages' commands on one engine host.
+
+mod bundle;
+mod files;
+mod hub;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `ltlab serve` options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The runs folder: every run in it is listed, runs started from the page go in it.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+    /// Address to listen on. Anything but loopback needs a token (or `--read-only`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Serve files and the live view only: every command is refused (403).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Every request must carry this token (`Authorization: Bearer T` or `?token=T`). Generated
+    /// and printed when the address is not loopback and the server is not read-only.
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+/// The token every request must carry, if any.
+fn token_for(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    if let Some(t) = &args.token {
+        anyhow::ensure!(
+            t.len() >= 8 && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "option `--token`: expected at least 8 letters, digits, `-` or `_`"
+        );
+        return Ok(Some(t.clone()));
+    }
+    if args.addr.ip().is_loopback() || args.read_only {
+        return Ok(None);
+    }
+    let bytes: [u8; 16] = rand::random();
+    Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.runs).map_err(|e| anyhow::anyhow!("option `--runs`: cannot create {}: {e}", args.runs.display()))?;
+    let root = args.runs.canonicalize().map_err(|e| anyhow::anyhow!("option `--runs`: {}: {e}", args.runs.display()))?;
+    let token = token_for(&args)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| anyhow::anyhow!("the server's runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| anyhow::anyhow!("option `--addr`: cannot listen on {}: {e}", args.addr))?;
+        let bound = listener.local_addr()?;
+        let shared = hub::start(root.clone(), args.read_only);
+        let app = routes::router(shared, token.clone());
+        let query = token.as_ref().map(|t| format!("?token={t}")).unwrap_or_default();
+        let host = if bound.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), bound.port()) } else { bound };
+        println!("ltlab serve: http://{host}/{query}");
+        println!("  runs: {}{}", root.display(), if args.read_only { " (read-only)" } else { "" });
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, app).await.map_err(|e| anyhow::anyhow!("the server stopped: {e}"))
+    })
+}

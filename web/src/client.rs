@@ -1,0 +1,520 @@
+//! The page's side of the wire, without the browser: it turns the server's hello, live messages
+//! and fetched files into the lab's `Intake`, and says what to fetch next. The browser shell
+//! (`web.rs`) only moves bytes; everything here is tested natively.
+//!
+//! Order: the live channel opens first, then the hello (the server's state as of message `seq`).
+//! Live messages up to `seq` are already in the hello and are dropped; later ones are applied.
+//! A run is handed to the lab once its metrics are read; live messages for it wait until then,
+//! and steps the metrics file already had are not added twice.
+
+use ltlab_types::{Event, LatentMap, StepRecord, Thumbnails};
+use ltlab_ui::remote::{ErrorBody, Hello, HostCommand, Live, LiveMsg, RunSnapshot, ThumbnailShape};
+use ltlab_ui::{GridImage, Intake, MethodParams, RunData, RunId, SampleSettings, ViewGrid};
+use std::collections::HashMap;
+
+/// What the page is fetching; the answer comes back with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetch {
+    Hello,
+    Metrics {
+        run: RunId,
+        from: u64,
+    },
+    Grid {
+        run: RunId,
+        step: u64,
+    },
+    ViewGrid {
+        run: RunId,
+        index: usize,
+        step: u64,
+        settings: SampleSettings,
+    },
+    Thumbnails {
+        run: RunId,
+        index: usize,
+        shape: ThumbnailShape,
+    },
+    /// The answer to a command (only errors matter).
+    Command,
+}
+
+/// A request for the browser to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub url: String,
+    /// A JSON body to POST; a GET when `None`.
+    pub body: Option<String>,
+    pub fetch: Fetch,
+}
+
+/// An HTTP answer as the client needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// `x-next-offset` (metrics).
+    pub next_offset: Option<u64>,
+    /// `x-more: 1` (metrics: more whole lines past this chunk).
+    pub more: bool,
+}
+
+/// What the page's lab gets.
+#[derive(Debug, Clone)]
+pub enum ToLab {
+    /// Forget every run and job (a fresh hello follows).
+    Reset,
+    /// What the server's new-run controls offer.
+    Offer {
+        configs: Vec<String>,
+        method_params: MethodParams,
+        backends: Vec<String>,
+        read_only: bool,
+    },
+    Intake(Intake),
+}
+
+/// A run whose metrics are still being read.
+struct Loading {
+    run: RunData,
+    held: Vec<LiveMsg>,
+}
+
+#[derive(Default)]
+pub struct Client {
+    /// The hello's `seq`, once it came.
+    seq: Option<u64>,
+    /// Live messages that came before the hello.
+    early: Vec<Live>,
+    loading: HashMap<RunId, Loading>,
+    /// The newest step each handed-over run has.
+    last_step: HashMap<RunId, u64>,
+    /// Latent maps waiting for their thumbnails.
+    maps: HashMap<(RunId, usize), LatentMap>,
+    requests: Vec<Request>,
+    out: Vec<ToLab>,
+}
+
+impl Client {
+    /// The live channel is open (again): read the state afresh.
+    pub fn connected(&mut self) {
+        *self = Self::default();
+        self.out.push(ToLab::Reset);
+        self.get("/api/hello".into(), Fetch::Hello);
+    }
+
+    /// One message of the live channel.
+    pub fn live(&mut self, text: &str) {
+        let live: Live = match serde_json::from_str(text) {
+            Ok(l) => l,
+            Err(e) => return self.error(format!("the live channel sent something unreadable: {e}")),
+        };
+        match self.seq {
+            None => self.early.push(live),
+            Some(seq) if live.seq <= seq => {}
+            Some(_) => {
+                self.seq = Some(live.seq);
+                self.apply(live.msg);
+            }
+        }
+    }
+
+    /// Asks the host to do something.
+    pub fn command(&mut self, c: &HostCommand) {
+        let body = serde_json::to_string(c).expect("commands serialise");
+        self.requests.push(Request { url: "/api/command".into(), body: Some(body), fetch: Fetch::Command });
+    }
+
+    /// The browser's answer to a request (`Err`: it could not be made at all).
+    pub fn fetched(&mut self, fetch: Fetch, answer: Result<Answer, String>) {
+        let answer = match answer {
+            Ok(a) if (200..300).contains(&a.status) => a,
+            Ok(a) => {
+                let why = serde_json::from_slice::<ErrorBody>(&a.body).map(|b| b.error).unwrap_or_else(|_| String::from_utf8_lossy(&a.body).into_owned());
+                return self.failed(fetch, format!("HTTP {}: {why}", a.status));
+            }
+            Err(e) => return self.failed(fetch, e),
+        };
+        match fetch {
+            Fetch::Hello => match serde_json::from_slice::<Hello>(&answer.body) {
+                Ok(h) => self.hello(h),
+                Err(e) => self.error(format!("the server's hello is unreadable: {e}")),
+            },
+            Fetch::Metrics { run, .. } => self.metrics(run, &answer),
+            Fetch::Grid { run, step } => match decode_png(&answer.body) {
+                Ok(img) => self.grid(run, step, img),
+                Err(e) => self.error(format!("grid of run {} at step {step}: {e}", run.0)),
+            },
+            Fetch::ViewGrid { run, index: _, step, settings } => match decode_png(&answer.body) {
+                Ok(image) => self.to_run(
+                    run,
+                    |r| r.add_view_grid(ViewGrid { step, settings: settings.clone(), image: image.clone() }),
+                    || Intake::ViewGrid(run, ViewGrid { step, settings: settings.clone(), image: image.clone() }),
+                ),
+                Err(e) => self.error(format!("view grid of run {} at step {step}: {e}", run.0)),
+            },
+            Fetch::Thumbnails { run, index, shape } => self.thumbnails(run, index, shape, answer.body),
+            Fetch::Command => {}
+        }
+    }
+
+    /// Requests to send now.
+    pub fn take_requests(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.requests)
+    }
+
+    /// Messages for the lab, in order.
+    pub fn take_out(&mut self) -> Vec<ToLab> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn get(&mut self, url: String, fetch: Fetch) {
+        self.requests.push(Request { url, body: None, fetch });
+    }
+
+    fn error(&mut self, e: String) {
+        self.out.push(ToLab::Intake(Intake::Error(e)));
+    }
+
+    fn failed(&mut self, fetch: Fetch, why: String) {
+        match fetch {
+            Fetch::Hello => self.error(format!("the server's state: {why}")),
+            Fetch::Metrics { run, from } => {
+                self.error(format!("metrics of run {} from byte {from}: {why}", run.0));
+                // Hand the run over with what it has, rather than never.
+                self.hand_over(run);
+            }
+            Fetch::Thumbnails { run, index, .. } => {
+                if let Some(map) = self.maps.remove(&(run, index)) {
+                    self.out.push(ToLab::Intake(Intake::Latent(run, map)));
+                }
+            }
+            Fetch::Command => self.error(format!("command refused: {why}")),
+            other => self.error(format!("{other:?}: {why}")),
+        }
+    }
+
+    fn hello(&mut self, h: Hello) {
+        self.out.push(ToLab::Offer { configs: h.configs, method_params: h.method_params, backends: h.backends, read_only: h.read_only });
+        for j in h.jobs {
+            self.out.push(ToLab::Intake(Intake::Job(j)));
+        }
+        for snap in h.runs {
+            self.load(snap);
+        }
+        self.seq = Some(h.seq);
+        for live in std::mem::take(&mut self.early) {
+            self.live_after_hello(live);
+        }
+    }
+
+    fn live_after_hello(&mut self, live: Live) {
+        if live.seq > self.seq.unwrap_or(0) {
+            self.seq = Some(live.seq);
+            self.apply(live.msg);
+        }
+    }
+
+    /// Starts reading a run: its metrics from byte 0, and its images.
+    fn load(&mut self, snap: RunSnapshot) {
+        let id = snap.id;
+        for &step in &snap.grid_steps {
+            self.get(format!("/api/runs/{}/grids/{step}", id.0), Fetch::Grid { run: id, step });
+        }
+        for (index, (step, settings)) in snap.view_grids.iter().enumerate() {
+            self.get(format!("/api/runs/{}/view-grids/{index}", id.0), Fetch::ViewGrid { run: id, index, step: *step, settings: settings.clone() });
+        }
+        for (index, (map, shape)) in snap.latent_maps.iter().enumerate() {
+            if let Some(shape) = *shape {
+                self.maps.insert((id, index), map.clone());
+                self.get(format!("/api/runs/{}/latents/{index}", id.0), Fetch::Thumbnails { run: id, index, shape });
+            }
+        }
+        self.last_step.remove(&id);
+        self.loading.insert(id, Loading { run: snap.into_run(), held: Vec::new() });
+        self.get(format!("/api/runs/{}/metrics?from=0", id.0), Fetch::Metrics { run: id, from: 0 });
+    }
+
+    fn metrics(&mut self, run: RunId, a: &Answer) {
+        let Some(loading) = self.loading.get_mut(&run) else { return };
+        for line in a.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            // A line that does not parse is skipped, as the desktop's reader does.
+            if let Ok(r) = serde_json::from_slice::<StepRecord>(line) {
+                if loading.run.metrics.last_step().is_none_or(|s| r.step > s) {
+                    loading.run.metrics.push(&r);
+                }
+            }
+        }
+        match a.next_offset {
+            Some(next) if a.more => self.get(format!("/api/runs/{}/metrics?from={next}", run.0), Fetch::Metrics { run, from: next }),
+            _ => self.hand_over(run),
+        }
+    }
+
+    /// The run goes to the lab, then what came for it while it was read.
+    fn hand_over(&mut self, run: RunId) {
+        let Some(l) = self.loading.remove(&run) else { return };
+        self.last_step.insert(run, l.run.last_step());
+        self.out.push(ToLab::Intake(Intake::Opened(Box::new(l.run))));
+        for msg in l.held {
+            self.apply(msg);
+        }
+    }
+
+    fn apply(&mut self, msg: LiveMsg) {
+        let run = match &msg {
+            LiveMsg::Engine(r, _) | LiveMsg::Grid(r, _) | LiveMsg::Transfer(r, _) | LiveMsg::Entanglement(r, ..) => Some(*r),
+            LiveMsg::Latent { run, .. } | LiveMsg::ViewGrid { run, .. } => Some(*run),
+            _ => None,
+        };
+        if let (Some(r), false) = (run, matches!(msg, LiveMsg::Grid(..) | LiveMsg::ViewGrid { .. } | LiveMsg::Latent { .. })) {
+            if let Some(l) = self.loading.get_mut(&r) {
+                l.held.push(msg);
+                return;
+            }
+        }
+        let intake = match msg {
+            LiveMsg::Run(snap) => return self.load(snap),
+            LiveMsg::Engine(id, ev) => {
+                let last = self.last_step.entry(id).or_insert(0);
+                match &ev {
+                    Event::Step(r) if r.step <= *last => return,
+                    Event::Step(r) => *last = r.step,
+                    Event::Started { first_step, .. } => *last = (*last).min(*first_step),
+                    _ => {}
+                }
+                Intake::Engine(id, ev)
+            }
+            LiveMsg::Grid(id, step) => return self.get(format!("/api/runs/{}/grids/{step}", id.0), Fetch::Grid { run: id, step }),
+            LiveMsg::ViewGrid { run, index, step, settings } => {
+                return self.get(format!("/api/runs/{}/view-grids/{index}", run.0), Fetch::ViewGrid { run, index, step, settings });
+            }
+            LiveMsg::Latent { run, index, map, thumbnails } => match thumbnails {
+                Some(shape) => {
+                    self.maps.insert((run, index), map);
+                    return self.get(format!("/api/runs/{}/latents/{index}", run.0), Fetch::Thumbnails { run, index, shape });
+                }
+                None => Intake::Latent(run, map),
+            },
+            LiveMsg::DataPreview(p) => Intake::DataPreview(p),
+            LiveMsg::Transfer(id, a) => Intake::Transfer(id, a),
+            LiveMsg::Entanglement(id, t, c, list) => Intake::Entanglement(id, t, c, list),
+            LiveMsg::Job(j) => Intake::Job(j),
+            LiveMsg::JobEnded(id) => Intake::JobEnded(id),
+            LiveMsg::Error(e) => Intake::Error(e),
+        };
+        self.out.push(ToLab::Intake(intake));
+    }
+
+    /// Into the run being read, or to the lab when it has it.
+    fn to_run(&mut self, run: RunId, into_loading: impl FnOnce(&mut RunData), intake: impl FnOnce() -> Intake) {
+        match self.loading.get_mut(&run) {
+            Some(l) => into_loading(&mut l.run),
+            None => self.out.push(ToLab::Intake(intake())),
+        }
+    }
+
+    fn grid(&mut self, run: RunId, step: u64, img: GridImage) {
+        match self.loading.get_mut(&run) {
+            Some(l) => {
+                l.run.grids.insert(step, img);
+            }
+            None => self.out.push(ToLab::Intake(Intake::Grid(run, step, img))),
+        }
+    }
+
+    fn thumbnails(&mut self, run: RunId, index: usize, shape: ThumbnailShape, pixels: Vec<u8>) {
+        let images = Thumbnails { channels: shape.channels, size: shape.size, pixels };
+        if let Some(l) = self.loading.get_mut(&run) {
+            if let Some(m) = l.run.latent_maps.get_mut(index) {
+                m.images = Some(images);
+            }
+            self.maps.remove(&(run, index));
+            return;
+        }
+        // A map that came live, or one of a run already handed over (replaces the bare one).
+        let map = self.maps.remove(&(run, index));
+        if let Some(mut map) = map {
+            map.images = Some(images);
+            self.out.push(ToLab::Intake(Intake::Latent(run, map)));
+        }
+    }
+}
+
+/// A PNG as RGBA.
+pub fn decode_png(bytes: &[u8]) -> Result<GridImage, String> {
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png).map_err(|e| format!("not a PNG: {e}"))?.to_rgba8();
+    Ok(GridImage { width: img.width() as usize, height: img.height() as usize, rgba: img.into_raw() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ltlab_types::Event;
+    use ltlab_ui::RunStatus;
+    use std::collections::BTreeMap;
+
+    fn record(step: u64, total: f64) -> StepRecord {
+        StepRecord {
+            step,
+            losses: BTreeMap::from([("total".to_string(), total)]),
+            loss_by_t: vec![],
+            lr: 1e-4,
+            grad_norm: 1.0,
+            images_per_s: 10.0,
+            uncond_batch: false,
+            loss_by_class: vec![],
+            transfers: None,
+        }
+    }
+
+    fn lines(records: &[StepRecord]) -> Vec<u8> {
+        records.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect::<String>().into_bytes()
+    }
+
+    fn ok(body: Vec<u8>, next_offset: Option<u64>, more: bool) -> Result<Answer, String> {
+        Ok(Answer { status: 200, body, next_offset, more })
+    }
+
+    fn snapshot(id: u64) -> RunSnapshot {
+        let mut run = RunData::new(RunId(id), format!("run{id}"), format!("runs/run{id}"));
+        run.status = RunStatus::Training;
+        RunSnapshot::of(&run)
+    }
+
+    fn hello(seq: u64, runs: Vec<RunSnapshot>) -> Vec<u8> {
+        serde_json::to_vec(&Hello {
+            seq,
+            configs: vec!["demo".into()],
+            method_params: vec![],
+            backends: vec!["flex".into()],
+            runs,
+            jobs: vec![],
+            read_only: false,
+        })
+        .unwrap()
+    }
+
+    fn live(seq: u64, msg: LiveMsg) -> String {
+        serde_json::to_string(&Live { seq, msg }).unwrap()
+    }
+
+    fn intakes(c: &mut Client) -> Vec<Intake> {
+        c.take_out().into_iter().filter_map(|o| if let ToLab::Intake(i) = o { Some(i) } else { None }).collect()
+    }
+
+    fn steps(i: &[Intake]) -> Vec<u64> {
+        i.iter()
+            .flat_map(|m| match m {
+                Intake::Opened(r) => r.metrics.steps().to_vec(),
+                Intake::Engine(_, Event::Step(r)) => vec![r.step],
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_page_sees_each_step_once_whatever_order_the_hello_metrics_and_live_messages_come_in() {
+        let mut c = Client::default();
+        c.connected();
+        assert!(matches!(c.take_out()[..], [ToLab::Reset]));
+        assert_eq!(c.take_requests().iter().map(|r| r.url.as_str()).collect::<Vec<_>>(), ["/api/hello"]);
+
+        // Live messages before the hello: seq 4 is already in it, 5 and 6 are not.
+        c.live(&live(4, LiveMsg::Engine(RunId(1), Event::Step(record(2, 0.5)))));
+        c.live(&live(5, LiveMsg::Engine(RunId(1), Event::Step(record(3, 0.4)))));
+        c.fetched(Fetch::Hello, ok(hello(4, vec![snapshot(1)]), None, false));
+        assert!(matches!(c.take_out()[0], ToLab::Offer { .. }));
+        let reqs = c.take_requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].url, "/api/runs/1/metrics?from=0");
+        c.live(&live(6, LiveMsg::Engine(RunId(1), Event::Step(record(4, 0.3)))));
+        assert!(intakes(&mut c).is_empty(), "nothing of run 1 before its metrics are read");
+
+        // The metrics file had steps 1–3 (3 also came live) in two chunks.
+        let first = lines(&[record(1, 0.6), record(2, 0.5)]);
+        c.fetched(Fetch::Metrics { run: RunId(1), from: 0 }, ok(first.clone(), Some(first.len() as u64), true));
+        let reqs = c.take_requests();
+        assert_eq!(reqs[0].url, format!("/api/runs/1/metrics?from={}", first.len()));
+        assert!(intakes(&mut c).is_empty());
+        c.fetched(reqs[0].fetch.clone(), ok(lines(&[record(3, 0.4)]), Some(999), false));
+        let got = intakes(&mut c);
+        assert!(matches!(&got[0], Intake::Opened(r) if r.status == RunStatus::Training));
+        assert_eq!(steps(&got), [1, 2, 3, 4], "step 3 once, the held step 4 after the run");
+
+        // Later messages: a repeated one is dropped, a new step is applied, an old step is not.
+        c.live(&live(6, LiveMsg::Engine(RunId(1), Event::Step(record(9, 0.1)))));
+        c.live(&live(7, LiveMsg::Engine(RunId(1), Event::Step(record(4, 0.3)))));
+        c.live(&live(8, LiveMsg::Engine(RunId(1), Event::Step(record(5, 0.2)))));
+        assert_eq!(steps(&intakes(&mut c)), [5]);
+
+        // A resume goes back to its checkpoint: the steps after it come again and are taken.
+        c.live(&live(9, LiveMsg::Engine(RunId(1), Event::Started { run_dir: "x".into(), first_step: 3, total_steps: 10 })));
+        c.live(&live(10, LiveMsg::Engine(RunId(1), Event::Step(record(4, 0.25)))));
+        assert_eq!(steps(&intakes(&mut c)), [4]);
+    }
+
+    #[test]
+    fn images_are_fetched_by_url_and_arrive_decoded() {
+        let mut c = Client::default();
+        c.connected();
+        c.take_requests();
+        let mut snap = snapshot(2);
+        snap.grid_steps = vec![10];
+        c.fetched(Fetch::Hello, ok(hello(0, vec![snap]), None, false));
+        let reqs = c.take_requests();
+        let urls: Vec<&str> = reqs.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(urls, ["/api/runs/2/grids/10", "/api/runs/2/metrics?from=0"]);
+        let png = crate::download::download("g.png", ltlab_ui::ExportData::Image { width: 1, height: 1, rgba: vec![9, 8, 7, 255] }).unwrap().bytes;
+        // The grid comes before the metrics: it goes into the run handed over.
+        c.fetched(reqs[0].fetch.clone(), ok(png.clone(), None, false));
+        c.fetched(reqs[1].fetch.clone(), ok(vec![], Some(0), false));
+        let got = intakes(&mut c);
+        let Intake::Opened(run) = &got[0] else { panic!("{got:?}") };
+        assert_eq!(run.grids[&10].rgba, [9, 8, 7, 255]);
+
+        // A grid written later comes live, then by URL.
+        c.live(&live(1, LiveMsg::Grid(RunId(2), 20)));
+        let reqs = c.take_requests();
+        assert_eq!(reqs[0].url, "/api/runs/2/grids/20");
+        c.fetched(reqs[0].fetch.clone(), ok(png, None, false));
+        assert!(matches!(&intakes(&mut c)[..], [Intake::Grid(RunId(2), 20, g)] if g.width == 1));
+
+        // A latent map with thumbnails waits for them.
+        let map = LatentMap {
+            step: 20,
+            t: 1,
+            method: ltlab_types::EmbedMethod::Pca,
+            conditional: true,
+            per_class: 1,
+            class_names: vec!["a".into()],
+            train_counts: vec![1],
+            labels: vec![0],
+            indices: vec![0],
+            xy: vec![0.0, 0.0],
+            entanglement: ltlab_types::Entanglement { step: 20, t: 1, k: 1, per_class: 1, purity: vec![1.0], silhouette: vec![0.0] },
+            images: None,
+        };
+        let shape = ThumbnailShape { channels: 1, size: 2 };
+        c.live(&live(2, LiveMsg::Latent { run: RunId(2), index: 0, map, thumbnails: Some(shape) }));
+        assert!(intakes(&mut c).is_empty());
+        let reqs = c.take_requests();
+        assert_eq!(reqs[0].url, "/api/runs/2/latents/0");
+        c.fetched(reqs[0].fetch.clone(), ok(vec![1, 2, 3, 4], None, false));
+        let got = intakes(&mut c);
+        let [Intake::Latent(RunId(2), m)] = &got[..] else { panic!("{got:?}") };
+        assert_eq!(m.images.as_ref().map(|t| (t.size, t.pixels.clone())), Some((2, vec![1, 2, 3, 4])));
+    }
+
+    #[test]
+    fn a_refused_command_shows_the_servers_reason() {
+        let mut c = Client::default();
+        c.command(&HostCommand::Pause(RunId(3)));
+        let reqs = c.take_requests();
+        assert_eq!((reqs[0].url.as_str(), reqs[0].body.as_deref()), ("/api/command", Some(r#"{"Pause":3}"#)));
+        let body = serde_json::to_vec(&ErrorBody { error: "this server is read-only".into() }).unwrap();
+        c.fetched(Fetch::Command, Ok(Answer { status: 403, body, next_offset: None, more: false }));
+        let got = intakes(&mut c);
+        assert!(matches!(&got[..], [Intake::Error(e)] if e.contains("403") && e.contains("read-only")), "{got:?}");
+    }
+}
