@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): installs what the UI tests need (Mesa's lavapipe
-# Vulkan driver for egui_kittest snapshots, Xvfb + ImageMagick for the window smoke test), checks
+# Vulkan driver for egui_kittest snapshots, Xvfb + ImageMagick for the window smoke test, Chromium
+# and chromedriver for the web lab's browser test), checks
 # formatting, runs every test on the CPU backend, clippy with warnings as errors, the binary's
 # module graph, type-checks the GPU backends (no GPU or CUDA toolkit needed) and
-# the panels for wasm32, opens the real lab window under Xvfb, then prints one summary line.
+# the web lab for wasm32, opens the real lab window under Xvfb, then prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libxkbcommon-x11-0 xvfb imagemagick)
+packages=(mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libegl1 libxkbcommon-x11-0 xvfb imagemagick chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -37,6 +38,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 bash tools/module_deps.sh >/dev/null
 cargo check -p ltlab --locked --features wgpu,cuda
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-cargo check -p ltlab-ui --locked --target wasm32-unknown-unknown
+# The web lab's browser shell compiles only for wasm32: lint it there (the panels with it).
+cargo clippy -p ltlab-web --locked --target wasm32-unknown-unknown -- -D warnings
 bash tools/smoke_lab.sh target/debug/ltlab
 echo "tests: $passed passed, $failed failed"

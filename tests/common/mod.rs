@@ -23,7 +23,7 @@ impl Server {
     pub fn start(runs: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ltlab"))
             .args(["serve", "--runs", runs.to_str().unwrap()])
-            .args(if extra.iter().any(|a| *a == "--addr") { &[][..] } else { &["--addr", "127.0.0.1:0"][..] })
+            .args(if extra.contains(&"--addr") { &[][..] } else { &["--addr", "127.0.0.1:0"][..] })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -109,11 +109,12 @@ impl Reply {
     }
 }
 
-/// One HTTP/1.0 request (the server closes the connection after the answer).
+/// One HTTP/1.1 request with `Connection: close` (the server closes the connection after the
+/// answer).
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut s = TcpStream::connect(addr).expect("the server listens");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -121,15 +122,57 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     s.write_all(head.as_bytes()).unwrap();
     // A refused body may close the connection before all of it is written.
     let _ = s.write_all(body);
+    // Read to the end of the head, then Content-Length bytes (some servers keep the connection
+    // open), or to the close.
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split =
-        raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer to {method} {path}: {:?}", String::from_utf8_lossy(&raw)));
+    let mut buf = [0u8; 64 * 1024];
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => panic!("no HTTP answer to {method} {path}: {:?}", String::from_utf8_lossy(&raw)),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    };
+    let length = String::from_utf8_lossy(&raw[..split])
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.trim().parse::<usize>().ok()));
+    match length {
+        Some(n) => {
+            while raw.len() < split + 4 + n {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => raw.extend_from_slice(&buf[..k]),
+                }
+            }
+        }
+        None => {
+            let _ = s.read_to_end(&mut raw);
+        }
+    }
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("a status line");
-    let headers = lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
-    Reply { status, headers, body: raw[split + 4..].to_vec() }
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Reply { status, headers, body }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..eol]).split(';').next().unwrap().trim(), 16).expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+    out
 }
 
 /// The live channel, read on a thread: every message with the moment it arrived.
@@ -154,10 +197,10 @@ impl LiveChannel {
         let sink = messages.clone();
         std::thread::spawn(move || {
             for line in reader.lines().map_while(Result::ok) {
-                if let Some(data) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
-                    if let Ok(v) = serde_json::from_str(data) {
-                        sink.lock().unwrap().push((Instant::now(), v));
-                    }
+                if let Some(data) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:"))
+                    && let Ok(v) = serde_json::from_str(data)
+                {
+                    sink.lock().unwrap().push((Instant::now(), v));
                 }
             }
         });

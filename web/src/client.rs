@@ -60,18 +60,24 @@ pub struct Answer {
 }
 
 /// What the page's lab gets.
+// Most messages are `Intake`s, which live one frame; boxing them would gain nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ToLab {
     /// Forget every run and job (a fresh hello follows).
     Reset,
     /// What the server's new-run controls offer.
-    Offer {
-        configs: Vec<String>,
-        method_params: MethodParams,
-        backends: Vec<String>,
-        read_only: bool,
-    },
+    Offer(Box<Offer>),
     Intake(Intake),
+}
+
+/// The new runs the server can start, from its hello.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub configs: Vec<String>,
+    pub method_params: MethodParams,
+    pub backends: Vec<String>,
+    pub read_only: bool,
 }
 
 /// A run whose metrics are still being read.
@@ -146,11 +152,7 @@ impl Client {
                 Err(e) => self.error(format!("grid of run {} at step {step}: {e}", run.0)),
             },
             Fetch::ViewGrid { run, index: _, step, settings } => match decode_png(&answer.body) {
-                Ok(image) => self.to_run(
-                    run,
-                    |r| r.add_view_grid(ViewGrid { step, settings: settings.clone(), image: image.clone() }),
-                    || Intake::ViewGrid(run, ViewGrid { step, settings: settings.clone(), image: image.clone() }),
-                ),
+                Ok(image) => self.view_grid(run, ViewGrid { step, settings, image }),
                 Err(e) => self.error(format!("view grid of run {} at step {step}: {e}", run.0)),
             },
             Fetch::Thumbnails { run, index, shape } => self.thumbnails(run, index, shape, answer.body),
@@ -195,7 +197,7 @@ impl Client {
     }
 
     fn hello(&mut self, h: Hello) {
-        self.out.push(ToLab::Offer { configs: h.configs, method_params: h.method_params, backends: h.backends, read_only: h.read_only });
+        self.out.push(ToLab::Offer(Box::new(Offer { configs: h.configs, method_params: h.method_params, backends: h.backends, read_only: h.read_only })));
         for j in h.jobs {
             self.out.push(ToLab::Intake(Intake::Job(j)));
         }
@@ -239,10 +241,10 @@ impl Client {
         let Some(loading) = self.loading.get_mut(&run) else { return };
         for line in a.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             // A line that does not parse is skipped, as the desktop's reader does.
-            if let Ok(r) = serde_json::from_slice::<StepRecord>(line) {
-                if loading.run.metrics.last_step().is_none_or(|s| r.step > s) {
-                    loading.run.metrics.push(&r);
-                }
+            if let Ok(r) = serde_json::from_slice::<StepRecord>(line)
+                && loading.run.metrics.last_step().is_none_or(|s| r.step > s)
+            {
+                loading.run.metrics.push(&r);
             }
         }
         match a.next_offset {
@@ -267,11 +269,12 @@ impl Client {
             LiveMsg::Latent { run, .. } | LiveMsg::ViewGrid { run, .. } => Some(*run),
             _ => None,
         };
-        if let (Some(r), false) = (run, matches!(msg, LiveMsg::Grid(..) | LiveMsg::ViewGrid { .. } | LiveMsg::Latent { .. })) {
-            if let Some(l) = self.loading.get_mut(&r) {
-                l.held.push(msg);
-                return;
-            }
+        // Images are fetched at once either way; the rest waits for a run being read.
+        if let (Some(r), false) = (run, matches!(msg, LiveMsg::Grid(..) | LiveMsg::ViewGrid { .. } | LiveMsg::Latent { .. }))
+            && let Some(l) = self.loading.get_mut(&r)
+        {
+            l.held.push(msg);
+            return;
         }
         let intake = match msg {
             LiveMsg::Run(snap) => return self.load(snap),
@@ -306,11 +309,10 @@ impl Client {
         self.out.push(ToLab::Intake(intake));
     }
 
-    /// Into the run being read, or to the lab when it has it.
-    fn to_run(&mut self, run: RunId, into_loading: impl FnOnce(&mut RunData), intake: impl FnOnce() -> Intake) {
+    fn view_grid(&mut self, run: RunId, g: ViewGrid) {
         match self.loading.get_mut(&run) {
-            Some(l) => into_loading(&mut l.run),
-            None => self.out.push(ToLab::Intake(intake())),
+            Some(l) => l.run.add_view_grid(g),
+            None => self.out.push(ToLab::Intake(Intake::ViewGrid(run, g))),
         }
     }
 

@@ -58,10 +58,10 @@ fn query_param(name: &str) -> Option<String> {
 impl WebApp {
     fn new(cc: &eframe::CreationContext<'_>) -> Result<Self, JsValue> {
         let mut state: LabState = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
-        if let Some(v) = query_param("view") {
-            if let Some(entry) = VIEWS.iter().find(|e| e.export_prefix == v) {
-                state.view = entry.id;
-            }
+        if let Some(v) = query_param("view")
+            && let Some(entry) = VIEWS.iter().find(|e| e.export_prefix == v)
+        {
+            state.view = entry.id;
         }
         // Runs are the server's: the page shows what it has, not what this browser had open.
         state.open_runs.clear();
@@ -116,10 +116,10 @@ impl WebApp {
                     self.lab.selected.clear();
                     self.lab.jobs.clear();
                 }
-                ToLab::Offer { configs, method_params, backends, read_only: _ } => {
-                    self.lab.configs = configs;
-                    self.lab.method_params = method_params;
-                    self.lab.backends = backends;
+                ToLab::Offer(offer) => {
+                    self.lab.configs = offer.configs;
+                    self.lab.method_params = offer.method_params;
+                    self.lab.backends = offer.backends;
                 }
                 ToLab::Intake(i) => self.lab.intake(i),
             }

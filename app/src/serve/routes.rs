@@ -83,7 +83,7 @@ async fn page() -> Response {
 }
 
 /// The token from the `Authorization` header, the `token` query parameter or the page's cookie.
-fn offered_token<'a>(req: &'a Request) -> (Option<&'a str>, bool) {
+fn offered_token(req: &Request) -> (Option<&str>, bool) {
     let h = req.headers();
     if let Some(t) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
         return (Some(t), false);
@@ -197,10 +197,10 @@ fn checked(st: &AppState, cmd: HostCommand) -> Result<HostCommand, ApiError> {
         }
         _ => None,
     };
-    if let Some(r) = run {
-        if st.shared.read().run(r).is_none() {
-            return Err(missing(format!("no run {}", r.0)));
-        }
+    if let Some(r) = run
+        && st.shared.read().run(r).is_none()
+    {
+        return Err(missing(format!("no run {}", r.0)));
     }
     if let HostCommand::Open(dir) = &cmd {
         let root = &st.shared.root;
