@@ -17,6 +17,8 @@ fn serve_lists_streams_and_steers_a_live_run() {
     let runs = tmp.path().join("runs");
     let server = Server::start(&runs, &[]);
     let live = LiveChannel::open(server.addr, &[]);
+    // A second page, open from the start too: it must see the very same messages.
+    let other = LiveChannel::open(server.addr, &[]);
     server.command(tiny_start("web-tiny", 400));
     let id = server.run_id("web-tiny", 30);
     let metrics = runs.canonicalize().unwrap().join("web-tiny/metrics.jsonl");
@@ -86,6 +88,11 @@ fn serve_lists_streams_and_steers_a_live_run() {
     assert_eq!(run["status"], json!({ "Finished": { "stopped": true } }));
     assert!(run["grid_steps"].as_array().unwrap().contains(&json!(grid_step)));
     assert!(hello["seq"].as_u64().unwrap() >= *seqs.last().unwrap());
+
+    let (a, b): (Vec<_>, Vec<_>) =
+        (live.messages.lock().unwrap().iter().map(|m| m.1.clone()).collect(), other.messages.lock().unwrap().iter().map(|m| m.1.clone()).collect());
+    let n = a.len().min(b.len());
+    assert!(n > 20 && a[..n] == b[..n], "two pages see the same {n} messages");
 
     // Files inside the runs folder only.
     let config = server.get("/files/web-tiny/config.toml");

@@ -95,6 +95,8 @@ pub struct Client {
     loading: HashMap<RunId, Loading>,
     /// The newest step each handed-over run has.
     last_step: HashMap<RunId, u64>,
+    /// Commands given before the hello.
+    waiting: Vec<HostCommand>,
     /// Latent maps waiting for their thumbnails.
     maps: HashMap<(RunId, usize), LatentMap>,
     requests: Vec<Request>,
@@ -104,7 +106,8 @@ pub struct Client {
 impl Client {
     /// The live channel is open (again): read the state afresh.
     pub fn connected(&mut self) {
-        *self = Self::default();
+        let waiting = std::mem::take(&mut self.waiting);
+        *self = Self { waiting, ..Self::default() };
         self.out.push(ToLab::Reset);
         self.get("/api/hello".into(), Fetch::Hello);
     }
@@ -125,8 +128,12 @@ impl Client {
         }
     }
 
-    /// Asks the host to do something.
+    /// Asks the host to do something. Before the hello, the command waits: its results come on
+    /// the live channel, which only then surely listens.
     pub fn command(&mut self, c: &HostCommand) {
+        if self.seq.is_none() {
+            return self.waiting.push(c.clone());
+        }
         let body = serde_json::to_string(c).expect("commands serialise");
         self.requests.push(Request { url: "/api/command".into(), body: Some(body), fetch: Fetch::Command });
     }
@@ -207,6 +214,9 @@ impl Client {
         self.seq = Some(h.seq);
         for live in std::mem::take(&mut self.early) {
             self.live_after_hello(live);
+        }
+        for c in std::mem::take(&mut self.waiting) {
+            self.command(&c);
         }
     }
 
@@ -511,7 +521,10 @@ mod tests {
     #[test]
     fn a_refused_command_shows_the_servers_reason() {
         let mut c = Client::default();
+        c.connected();
         c.command(&HostCommand::Pause(RunId(3)));
+        assert_eq!(c.take_requests().len(), 1, "only the hello before it");
+        c.fetched(Fetch::Hello, ok(hello(0, vec![]), None, false));
         let reqs = c.take_requests();
         assert_eq!((reqs[0].url.as_str(), reqs[0].body.as_deref()), ("/api/command", Some(r#"{"Pause":3}"#)));
         let body = serde_json::to_vec(&ErrorBody { error: "this server is read-only".into() }).unwrap();
