@@ -89,6 +89,30 @@ fn serve_lists_streams_and_steers_a_live_run() {
     assert!(run["grid_steps"].as_array().unwrap().contains(&json!(grid_step)));
     assert!(hello["seq"].as_u64().unwrap() >= *seqs.last().unwrap());
 
+    // Jobs from the page run on the server's host: a latent map (its thumbnails by URL) and a
+    // grid sampled now.
+    let ck = run["checkpoints"][0].as_u64().expect("a checkpoint");
+    server.command(json!({ "LatentMap": { "run": id, "step": ck, "settings": { "method": "pca", "t": 100, "per_class": 3, "k": 2, "conditional": true } } }));
+    let latent = wait(120, "the latent map", || live.messages.lock().unwrap().iter().find_map(|(_, m)| m["msg"].get("Latent").cloned()));
+    assert_eq!((latent["run"].as_u64(), latent["map"]["step"].as_u64()), (Some(id), Some(ck)));
+    let points = latent["map"]["labels"].as_array().unwrap().len();
+    let shape = &latent["thumbnails"];
+    let thumbs = server.get(&format!("/api/runs/{id}/latents/{}", latent["index"]));
+    assert_eq!(thumbs.status, 200);
+    assert_eq!(
+        thumbs.body.len() as u64,
+        points as u64 * shape["channels"].as_u64().unwrap() * shape["size"].as_u64().unwrap().pow(2),
+        "N × C × S × S thumbnails"
+    );
+    server.command(json!({ "Sample": { "run": id, "step": ck, "settings": { "sampler": "ddim:5:clip", "omega": 1.0, "per_class": 1 } } }));
+    let view = wait(120, "the grid sampled now", || live.messages.lock().unwrap().iter().find_map(|(_, m)| m["msg"].get("ViewGrid").cloned()));
+    assert_eq!((view["step"].as_u64(), view["settings"]["sampler"].as_str()), (Some(ck), Some("ddim:5:clip")));
+    let png = server.get(&format!("/api/runs/{id}/view-grids/{}", view["index"]));
+    assert_eq!((png.status, &png.body[1..4]), (200, &b"PNG"[..]));
+    let jobs: Vec<String> = live.messages.lock().unwrap().iter().filter_map(|(_, m)| m["msg"]["Job"]["label"].as_str().map(str::to_string)).collect();
+    assert!(jobs.iter().any(|l| l.to_lowercase().contains("pca")), "the page sees the jobs' progress: {jobs:?}");
+    assert!(server.get(&format!("/api/runs/{id}/view-grids/99")).status == 404);
+
     let (a, b): (Vec<_>, Vec<_>) =
         (live.messages.lock().unwrap().iter().map(|m| m.1.clone()).collect(), other.messages.lock().unwrap().iter().map(|m| m.1.clone()).collect());
     let n = a.len().min(b.len());

@@ -97,6 +97,8 @@ pub struct Client {
     last_step: HashMap<RunId, u64>,
     /// Commands given before the hello.
     waiting: Vec<HostCommand>,
+    /// The dataset preview this page asked for last (other pages' previews are not for it).
+    preview_asked: Option<(String, f64)>,
     /// Latent maps waiting for their thumbnails.
     maps: HashMap<(RunId, usize), LatentMap>,
     requests: Vec<Request>,
@@ -133,6 +135,9 @@ impl Client {
     pub fn command(&mut self, c: &HostCommand) {
         if self.seq.is_none() {
             return self.waiting.push(c.clone());
+        }
+        if let HostCommand::PreviewData { config, imbalance } = c {
+            self.preview_asked = Some((config.clone(), *imbalance));
         }
         let body = serde_json::to_string(c).expect("commands serialise");
         self.requests.push(Request { url: "/api/command".into(), body: Some(body), fetch: Fetch::Command });
@@ -309,7 +314,8 @@ impl Client {
                 }
                 None => Intake::Latent(run, map),
             },
-            LiveMsg::DataPreview(p) => Intake::DataPreview(p),
+            LiveMsg::DataPreview(p) if self.preview_asked.as_ref().is_some_and(|(c, i)| *c == p.config && *i == p.imbalance) => Intake::DataPreview(p),
+            LiveMsg::DataPreview(_) => return,
             LiveMsg::Transfer(id, a) => Intake::Transfer(id, a),
             LiveMsg::Entanglement(id, t, c, list) => Intake::Entanglement(id, t, c, list),
             LiveMsg::Job(j) => Intake::Job(j),
@@ -531,5 +537,21 @@ mod tests {
         c.fetched(Fetch::Command, Ok(Answer { status: 403, body, next_offset: None, more: false }));
         let got = intakes(&mut c);
         assert!(matches!(&got[..], [Intake::Error(e)] if e.contains("403") && e.contains("read-only")), "{got:?}");
+
+        // Dataset previews come to every page; each takes only the one it asked for.
+        c.command(&HostCommand::PreviewData { config: "demo".into(), imbalance: 0.1 });
+        let preview = |config: &str| ltlab_ui::DataPreview {
+            config: config.into(),
+            imbalance: 0.1,
+            dataset: "synthetic".into(),
+            class_names: vec![],
+            counts: vec![],
+            images: vec![],
+            channels: 3,
+            size: 8,
+        };
+        c.live(&live(1, LiveMsg::DataPreview(preview("other"))));
+        c.live(&live(2, LiveMsg::DataPreview(preview("demo"))));
+        assert!(matches!(&intakes(&mut c)[..], [Intake::DataPreview(p)] if p.config == "demo"));
     }
 }
