@@ -4,8 +4,7 @@
 
 use crate::host::{Host, Offer};
 use eframe::egui;
-use ltlab_ui::remote::HostCommand;
-use ltlab_ui::{ExportData, Intake, Lab, LabState, UiCommand};
+use ltlab_ui::{ExportData, HostCommand, Intake, Lab, LabState, UiCommand};
 use std::path::{Path, PathBuf};
 
 pub struct LabApp {
@@ -43,17 +42,16 @@ impl LabApp {
     }
 
     fn execute(&mut self, c: UiCommand) {
-        match c.into_host() {
-            Ok(c) => self.host.execute(c),
-            Err(UiCommand::Export { path, data }) => match write_export(Path::new(&path), data) {
+        match c {
+            UiCommand::Host(c) => self.host.execute(c),
+            UiCommand::Export { path, data } => match write_export(Path::new(&path), data) {
                 Ok(()) => self.lab.intake(Intake::Exported(path)),
                 Err(e) => self.lab.intake(Intake::Error(format!("export {path}: {e:#}"))),
             },
-            Err(UiCommand::Close(id)) => {
+            UiCommand::Close(id) => {
                 self.lab.close(id);
                 self.host.forget(id);
             }
-            Err(other) => unreachable!("the host takes every other command: {other:?}"),
         }
     }
 

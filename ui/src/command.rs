@@ -1,10 +1,25 @@
 //! What the lab asks its host to do, returned by `Lab::ui` each frame.
 
 use crate::store::{LatentSettings, RunId, SampleSettings, TransferSettings};
+use serde::{Deserialize, Serialize};
 
-/// What the lab asks its host to do.
+/// What the lab asks of its front end: the engine host's work, or what only the front end does
+/// (closing a run in its view, writing an export: a page downloads it, the desktop writes it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiCommand {
+    Host(HostCommand),
+    /// Close the run (its engine keeps running if live).
+    Close(RunId),
+    /// Write this file (the host reports back with `Intake::Exported`).
+    Export {
+        path: String,
+        data: ExportData,
+    },
+}
+
+/// What a front end asks the engine host to do (the desktop directly, a page over HTTP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HostCommand {
     /// Start a run with these `ltlab train` arguments.
     Start(Vec<String>),
     /// Load the config's dataset at ρ for the controls' histogram and images.
@@ -18,8 +33,6 @@ pub enum UiCommand {
     SampleNow(RunId),
     /// Open the run directory at this path.
     Open(String),
-    /// Close the run (its engine keeps running if live).
-    Close(RunId),
     /// Compute a latent map of the run's checkpoint at `step`.
     LatentMap {
         run: RunId,
@@ -43,11 +56,6 @@ pub enum UiCommand {
         settings: SampleSettings,
     },
     CancelJob(u64),
-    /// Write this file (the host reports back with `Intake::Exported`).
-    Export {
-        path: String,
-        data: ExportData,
-    },
 }
 
 /// The contents of an exported file.

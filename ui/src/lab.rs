@@ -16,7 +16,7 @@ use crate::store::{Intake, JobView, LatentSettings, RunData, RunId, TransferSett
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use crate::command::{ExportData, UiCommand};
+pub use crate::command::{ExportData, HostCommand, UiCommand};
 pub use crate::panels::controls::{MethodParams, NewRun, params_of};
 
 /// What persists between sessions: one part per panel. Every part defaults field by field, so a

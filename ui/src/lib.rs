@@ -9,7 +9,7 @@ pub mod remote;
 pub mod series;
 pub mod store;
 
-pub use lab::{ExportData, Lab, LabState, MethodParams, NewRun, UiCommand, VIEWS, View, ViewEntry};
+pub use lab::{ExportData, HostCommand, Lab, LabState, MethodParams, NewRun, UiCommand, VIEWS, View, ViewEntry};
 pub use panels::grids::GridSettings;
 pub use panels::losses::LossSettings;
 pub use store::{

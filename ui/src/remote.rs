@@ -4,68 +4,10 @@
 //! URL, and metrics as the run's own JSON lines by byte offset.
 
 use crate::MethodParams;
-use crate::command::UiCommand;
-use crate::store::{DataPreview, EvalSummary, JobView, LatentSettings, RunData, RunId, RunStatus, SampleSettings, TransferSettings};
+pub use crate::command::HostCommand;
+use crate::store::{DataPreview, EvalSummary, JobView, RunData, RunId, RunStatus, SampleSettings};
 use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, TransferAnalysis};
 use serde::{Deserialize, Serialize};
-
-/// What a front end asks the engine host to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum HostCommand {
-    /// Start a run with these `ltlab train` arguments.
-    Start(Vec<String>),
-    PreviewData {
-        config: String,
-        imbalance: f64,
-    },
-    Pause(RunId),
-    Resume(RunId),
-    Stop(RunId),
-    SampleNow(RunId),
-    /// Open the run directory at this path.
-    Open(String),
-    LatentMap {
-        run: RunId,
-        step: u64,
-        settings: LatentSettings,
-    },
-    Entanglement {
-        run: RunId,
-        settings: LatentSettings,
-    },
-    Transfer {
-        run: RunId,
-        settings: TransferSettings,
-    },
-    Sample {
-        run: RunId,
-        step: u64,
-        settings: SampleSettings,
-    },
-    CancelJob(u64),
-}
-
-impl UiCommand {
-    /// The host's part of a lab command; closing a run and writing exports stay with the front
-    /// end (a page downloads its exports, the desktop writes them).
-    pub fn into_host(self) -> Result<HostCommand, UiCommand> {
-        Ok(match self {
-            UiCommand::Start(a) => HostCommand::Start(a),
-            UiCommand::PreviewData { config, imbalance } => HostCommand::PreviewData { config, imbalance },
-            UiCommand::Pause(id) => HostCommand::Pause(id),
-            UiCommand::Resume(id) => HostCommand::Resume(id),
-            UiCommand::Stop(id) => HostCommand::Stop(id),
-            UiCommand::SampleNow(id) => HostCommand::SampleNow(id),
-            UiCommand::Open(dir) => HostCommand::Open(dir),
-            UiCommand::LatentMap { run, step, settings } => HostCommand::LatentMap { run, step, settings },
-            UiCommand::Entanglement { run, settings } => HostCommand::Entanglement { run, settings },
-            UiCommand::Transfer { run, settings } => HostCommand::Transfer { run, settings },
-            UiCommand::Sample { run, step, settings } => HostCommand::Sample { run, step, settings },
-            UiCommand::CancelJob(id) => HostCommand::CancelJob(id),
-            other @ (UiCommand::Close(_) | UiCommand::Export { .. }) => return Err(other),
-        })
-    }
-}
 
 /// A run as the server holds it, without its metrics and images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +40,13 @@ pub struct RunSnapshot {
 pub struct ThumbnailShape {
     pub channels: usize,
     pub size: usize,
+}
+
+impl ThumbnailShape {
+    /// The shape of a map's thumbnails, if it has them.
+    pub fn of(map: &LatentMap) -> Option<Self> {
+        map.images.as_ref().map(|t| Self { channels: t.channels, size: t.size })
+    }
 }
 
 impl RunSnapshot {
@@ -263,11 +212,5 @@ mod tests {
         assert_eq!(rebuilt.status, RunStatus::Paused);
         assert_eq!(rebuilt.entanglement, run.entanglement);
         assert!(rebuilt.grids.is_empty() && rebuilt.latent_maps[0].images.is_none());
-    }
-
-    #[test]
-    fn close_and_export_stay_with_the_front_end() {
-        assert_eq!(UiCommand::Pause(RunId(3)).into_host(), Ok(HostCommand::Pause(RunId(3))));
-        assert_eq!(UiCommand::Close(RunId(3)).into_host(), Err(UiCommand::Close(RunId(3))));
     }
 }

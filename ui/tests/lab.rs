@@ -4,7 +4,7 @@
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use ltlab_types::{BatchSampler, EmbedMethod, Event, OcMode, SamplerKind, StepRecord};
-use ltlab_ui::{GridImage, Intake, Lab, LabState, RunData, RunId, UiCommand};
+use ltlab_ui::{GridImage, HostCommand, Intake, Lab, LabState, RunData, RunId, UiCommand};
 
 fn record(step: u64, mse: f64) -> StepRecord {
     StepRecord {
@@ -109,8 +109,8 @@ fn start_pause_and_the_cli_command() {
     coral.1 = vec![("methods.coral.temperature".into(), "0.1".into()), ("methods.coral.weight".into(), "0.01".into())];
     let mut h = harness(lab);
     // The controls ask once for the config's dataset at ρ.
-    let asked: Vec<UiCommand> = h.state().1.iter().filter(|c| matches!(c, UiCommand::PreviewData { .. })).cloned().collect();
-    assert_eq!(asked, [UiCommand::PreviewData { config: "demo-synthetic".into(), imbalance: 0.01 }]);
+    let asked: Vec<UiCommand> = h.state().1.iter().filter(|c| matches!(c, UiCommand::Host(HostCommand::PreviewData { .. }))).cloned().collect();
+    assert_eq!(asked, [UiCommand::Host(HostCommand::PreviewData { config: "demo-synthetic".into(), imbalance: 0.01 })]);
     h.get_by_label("coral").click();
     h.run();
     // The stacked method's hyper-parameters appear with their defaults; one is changed.
@@ -122,19 +122,19 @@ fn start_pause_and_the_cli_command() {
     h.run();
     h.get_by_label("Pause").click();
     h.run();
-    let cmds: Vec<UiCommand> = h.state().1.iter().filter(|c| !matches!(c, UiCommand::PreviewData { .. })).cloned().collect();
+    let cmds: Vec<UiCommand> = h.state().1.iter().filter(|c| !matches!(c, UiCommand::Host(HostCommand::PreviewData { .. }))).cloned().collect();
     let started = match &cmds[0] {
-        UiCommand::Start(args) => args.join(" "),
+        UiCommand::Host(HostCommand::Start(args)) => args.join(" "),
         other => panic!("{other:?}"),
     };
     assert_eq!(started, "ltlab train --config demo-synthetic --steps 1500 --batch 32 --imbalance 0.01 --seed 0 --method coral --set methods.coral.weight=0.02");
-    assert_eq!(cmds[1], UiCommand::Pause(RunId(7)));
+    assert_eq!(cmds[1], UiCommand::Host(HostCommand::Pause(RunId(7))));
     // The engine says it paused: the button turns into Resume.
     h.state_mut().0.intake(Intake::Engine(RunId(7), Event::Paused { step: 600 }));
     h.run();
     h.get_by_label("Resume").click();
     h.run();
-    assert_eq!(h.state().1.last(), Some(&UiCommand::Resume(RunId(7))));
+    assert_eq!(h.state().1.last(), Some(&UiCommand::Host(HostCommand::Resume(RunId(7)))));
     // A string value and a backend: the shell command quotes what the shell would split.
     let n = &mut h.state_mut().0.state.new_run;
     n.backend = "wgpu".into();
@@ -170,7 +170,7 @@ fn controls_show_the_class_counts_and_images_of_the_dataset() {
     h.state_mut().0.state.new_run.imbalance = 0.1;
     h.run();
     h.get_by_label("synthetic · 3 classes · 555 images · head/tail 500/5 (updating...)");
-    let asked = h.state().1.iter().filter(|c| matches!(c, UiCommand::PreviewData { .. })).count();
+    let asked = h.state().1.iter().filter(|c| matches!(c, UiCommand::Host(HostCommand::PreviewData { .. }))).count();
     assert_eq!(asked, 2);
     // The host's errors are listed under the runs.
     h.state_mut().0.intake(Intake::Error("start: no config named demo-x".into()));
@@ -251,7 +251,7 @@ fn latent_map_job_progress_cancel_and_result() {
     h.run();
     let cmd = h.state().1.last().cloned().unwrap();
     match cmd {
-        UiCommand::LatentMap { run, step, settings } => {
+        UiCommand::Host(HostCommand::LatentMap { run, step, settings }) => {
             assert_eq!((run, step, settings.method, settings.t, settings.per_class), (RunId(7), 500, EmbedMethod::Umap, 100, 100));
         }
         other => panic!("{other:?}"),
@@ -271,7 +271,7 @@ fn latent_map_job_progress_cancel_and_result() {
     h.get_by_label("umap at step 500 40 %");
     h.get_by_label("Cancel").click();
     h.run();
-    assert_eq!(h.state().1.last(), Some(&UiCommand::CancelJob(3)));
+    assert_eq!(h.state().1.last(), Some(&UiCommand::Host(HostCommand::CancelJob(3))));
     // The result arrives: the map, its legend with training counts and the entanglement table.
     h.state_mut().0.intake(Intake::Latent(RunId(7), map));
     h.state_mut().0.intake(Intake::JobEnded(3));
@@ -347,7 +347,7 @@ fn transfer_view_asks_for_p_of_t_and_shows_the_swaps_made() {
     h.get_by_label("Compute P(t)").click();
     h.run();
     let settings = match h.state().1.last().cloned().unwrap() {
-        UiCommand::Transfer { run, settings } => {
+        UiCommand::Host(HostCommand::Transfer { run, settings }) => {
             assert_eq!(run, RunId(7));
             settings
         }
@@ -384,7 +384,7 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.get_by_label("Sample step 500").click();
     h.run();
     let settings = match h.state().1.last().cloned().unwrap() {
-        UiCommand::Sample { run, step, settings } => {
+        UiCommand::Host(HostCommand::Sample { run, step, settings }) => {
             assert_eq!((run, step), (RunId(7), 500));
             settings
         }
@@ -399,7 +399,7 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.get_by_label("sampling step 500 25 %");
     h.get_by_label("Cancel").click();
     h.run();
-    assert_eq!(h.state().1.last(), Some(&UiCommand::CancelJob(4)));
+    assert_eq!(h.state().1.last(), Some(&UiCommand::Host(HostCommand::CancelJob(4))));
     h.state_mut().0.intake(Intake::ViewGrid(RunId(7), ltlab_ui::ViewGrid { step: 500, settings, image: grid(120) }));
     h.state_mut().0.intake(Intake::JobEnded(4));
     h.run();
@@ -423,7 +423,7 @@ fn grids_sampled_at_view_time_with_other_settings() {
     h.get_by_label("Sample step 500").click();
     h.run();
     match h.state().1.last().cloned().unwrap() {
-        UiCommand::Sample { settings, .. } => assert_eq!(settings.sampler, SamplerKind::parse("ddpm:clip").unwrap()),
+        UiCommand::Host(HostCommand::Sample { settings, .. }) => assert_eq!(settings.sampler, SamplerKind::parse("ddpm:clip").unwrap()),
         other => panic!("{other:?}"),
     }
     // Back to the grids written in training.

@@ -139,14 +139,13 @@ impl WebApp {
     }
 
     fn execute(&mut self, c: UiCommand) {
-        match c.into_host() {
-            Ok(c) => self.client.command(&c),
-            Err(UiCommand::Close(id)) => self.lab.close(id),
-            Err(UiCommand::Export { path, data }) => match download(&path, data).map_err(JsValue::from).and_then(|d| save_file(&d)) {
+        match c {
+            UiCommand::Host(c) => self.client.command(&c),
+            UiCommand::Close(id) => self.lab.close(id),
+            UiCommand::Export { path, data } => match download(&path, data).map_err(JsValue::from).and_then(|d| save_file(&d)) {
                 Ok(name) => self.lab.intake(Intake::Exported(format!("{name} (download)"))),
                 Err(e) => self.lab.intake(Intake::Error(format!("export {path}: {e:?}"))),
             },
-            Err(other) => self.lab.intake(Intake::Error(format!("the web lab cannot do {other:?}"))),
         }
     }
 

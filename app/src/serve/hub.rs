@@ -64,7 +64,7 @@ impl Mirror {
     fn apply_indexed(&mut self, m: Intake) -> Option<LiveMsg> {
         match m {
             Intake::Latent(id, map) => {
-                let thumbnails = thumbnail_shape(&map);
+                let thumbnails = ThumbnailShape::of(&map);
                 let bare = without_images(&map);
                 self.lab.intake(Intake::Latent(id, map));
                 let index = self.lab.run(id)?.latent_maps.len().checked_sub(1)?;
@@ -152,9 +152,4 @@ fn run_dirs(root: &Path) -> Vec<String> {
         entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).map(|p| p.display().to_string()).collect();
     dirs.sort();
     dirs
-}
-
-/// The thumbnails' shape of a latent map.
-pub fn thumbnail_shape(map: &ltlab_types::LatentMap) -> Option<ThumbnailShape> {
-    map.images.as_ref().map(|t| ThumbnailShape { channels: t.channels, size: t.size })
 }

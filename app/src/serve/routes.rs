@@ -257,7 +257,12 @@ fn read_lines_from(path: &std::path::Path, from: u64) -> Result<(Vec<u8>, u64, b
     Ok((bytes, next, want == METRICS_CHUNK && next < len))
 }
 
-fn png(img: GridImage) -> Result<Response, ApiError> {
+/// Encodes on a blocking thread: a grid is hundreds of KB of pixels.
+async fn png(img: GridImage) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(move || encode_png(img)).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+fn encode_png(img: GridImage) -> Result<Response, ApiError> {
     let rgba = image::RgbaImage::from_raw(img.width as u32, img.height as u32, img.rgba)
         .ok_or_else(|| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "a grid with the wrong number of pixels".into()))?;
     let mut bytes = Vec::new();
@@ -268,7 +273,7 @@ fn png(img: GridImage) -> Result<Response, ApiError> {
 async fn grid(State(st): State<AppState>, Path((id, step)): Path<(String, String)>) -> Result<Response, ApiError> {
     let (id, step) = (run_id(&id)?, number::<u64>(&step, "step")?);
     let img = st.shared.read().run(id).and_then(|r| r.grids.get(&step).cloned()).ok_or_else(|| missing(format!("run {} has no grid at step {step}", id.0)))?;
-    png(img)
+    png(img).await
 }
 
 async fn view_grid(State(st): State<AppState>, Path((id, index)): Path<(String, String)>) -> Result<Response, ApiError> {
@@ -279,7 +284,7 @@ async fn view_grid(State(st): State<AppState>, Path((id, index)): Path<(String, 
         .run(id)
         .and_then(|r| r.view_grids.get(index).map(|g| g.image.clone()))
         .ok_or_else(|| missing(format!("run {} has no view grid {index}", id.0)))?;
-    png(img)
+    png(img).await
 }
 
 async fn thumbnails(State(st): State<AppState>, Path((id, index)): Path<(String, String)>) -> Result<Response, ApiError> {

@@ -5,7 +5,7 @@
 //! host's errors.
 
 use super::ViewCtx;
-use crate::command::UiCommand;
+use crate::command::{HostCommand, UiCommand};
 use crate::store::{DataPreview, RunData, RunId, RunStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -153,7 +153,7 @@ impl Controls {
         let key = (n.config.clone(), n.imbalance);
         if self.preview_asked.as_ref() != Some(&key) && !rho.dragged() {
             self.preview_asked = Some(key.clone());
-            out.commands.push(UiCommand::PreviewData { config: key.0.clone(), imbalance: key.1 });
+            out.commands.push(UiCommand::Host(HostCommand::PreviewData { config: key.0.clone(), imbalance: key.1 }));
         }
         match &self.data_preview {
             Some(p) => {
@@ -201,7 +201,7 @@ impl Controls {
         ui.horizontal(|ui| {
             let cli = n.cli(offer.methods);
             if ui.button("Start").clicked() {
-                out.commands.push(UiCommand::Start(n.args(offer.methods)));
+                out.commands.push(UiCommand::Host(HostCommand::Start(n.args(offer.methods))));
             }
             if ui.button("Copy CLI").on_hover_text(&cli).clicked() {
                 ui.ctx().copy_text(cli);
@@ -213,7 +213,7 @@ impl Controls {
             let label = ui.label("run dir");
             ui.add(egui::TextEdit::singleline(open_path).hint_text("runs/NAME").desired_width(160.0)).labelled_by(label.id);
             if ui.button("Open").clicked() && !open_path.trim().is_empty() {
-                out.commands.push(UiCommand::Open(open_path.trim().to_string()));
+                out.commands.push(UiCommand::Host(HostCommand::Open(open_path.trim().to_string())));
             }
         });
         // Grouped by method stack, so that a study's dozen runs stay readable; a group's
@@ -266,17 +266,17 @@ fn run_card(r: &RunData, ctx: &ViewCtx, out: &mut ControlsOutput, ui: &mut egui:
         }
         ui.horizontal(|ui| {
             let toggle = match r.status {
-                RunStatus::Training | RunStatus::Starting => ui.button("Pause").clicked().then_some(UiCommand::Pause(r.id)),
-                RunStatus::Paused => ui.button("Resume").clicked().then_some(UiCommand::Resume(r.id)),
+                RunStatus::Training | RunStatus::Starting => ui.button("Pause").clicked().then_some(UiCommand::Host(HostCommand::Pause(r.id))),
+                RunStatus::Paused => ui.button("Resume").clicked().then_some(UiCommand::Host(HostCommand::Resume(r.id))),
                 _ => None,
             };
             out.commands.extend(toggle);
             if r.status.is_live() {
                 if ui.button("Stop").clicked() {
-                    out.commands.push(UiCommand::Stop(r.id));
+                    out.commands.push(UiCommand::Host(HostCommand::Stop(r.id)));
                 }
                 if ui.button("Sample now").clicked() {
-                    out.commands.push(UiCommand::SampleNow(r.id));
+                    out.commands.push(UiCommand::Host(HostCommand::SampleNow(r.id)));
                 }
             }
             if ui.small_button("Close").clicked() {

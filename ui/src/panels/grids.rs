@@ -4,7 +4,7 @@
 //! of steps (a cancellable background job of the host).
 
 use super::ViewCtx;
-use crate::command::UiCommand;
+use crate::command::{HostCommand, UiCommand};
 use crate::store::{GridImage, JobKind, RunData, RunId, SampleSettings};
 use ltlab_types::SamplerKind;
 use serde::{Deserialize, Serialize};
@@ -93,13 +93,13 @@ pub(crate) fn grids(s: &mut GridSettings, textures: &mut GridTextures, ctx: &Vie
                         ui.label(format!("step {} · {}", g.step, g.settings.label()));
                         textures.show(r.id, view_key(g.step, &g.settings), &g.image, ui);
                         if job.is_none() && ui.small_button("Resample").clicked() {
-                            commands.push(UiCommand::Sample { run: r.id, step: ck, settings: sample.clone() });
+                            commands.push(UiCommand::Host(HostCommand::Sample { run: r.id, step: ck, settings: sample.clone() }));
                         }
                     }
                     None if job.is_none() => {
                         let asked = ui.button(format!("Sample step {ck}")).on_hover_text(sample.label()).clicked();
                         if asked {
-                            commands.push(UiCommand::Sample { run: r.id, step: ck, settings: sample.clone() });
+                            commands.push(UiCommand::Host(HostCommand::Sample { run: r.id, step: ck, settings: sample.clone() }));
                         }
                     }
                     None => {}

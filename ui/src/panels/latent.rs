@@ -4,7 +4,7 @@
 //! (k-NN purity, silhouette) over checkpoints, as Many/Medium/Few means.
 
 use super::{ViewCtx, ViewOutput};
-use crate::command::UiCommand;
+use crate::command::{HostCommand, UiCommand};
 use crate::export::{Figure, Series, Style, Table};
 use crate::store::{JobKind, JobView, LatentSettings, RunData, RunId};
 use egui_plot::{Plot, PlotPoints, Points};
@@ -74,7 +74,7 @@ impl LatentView {
                 ui.horizontal(|ui| {
                     ui.label(format!("{} of {} images at step {}, t = {}", map.method.name(), map.labels.len(), map.step, map.t));
                     if ui.small_button("Recompute").clicked() {
-                        out.commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+                        out.commands.push(UiCommand::Host(HostCommand::LatentMap { run: id, step: ck, settings: settings.clone() }));
                     }
                 });
                 out.figures.push(scatter(&mut self.hover, id, &run.name, map, map_h, ui));
@@ -85,7 +85,7 @@ impl LatentView {
             (None, None) => {
                 ui.label(format!("no {} map at checkpoint {ck} with these settings", settings.method.name()));
                 if ui.button(format!("Compute {} at step {ck}", settings.method.name())).clicked() {
-                    out.commands.push(UiCommand::LatentMap { run: id, step: ck, settings: settings.clone() });
+                    out.commands.push(UiCommand::Host(HostCommand::LatentMap { run: id, step: ck, settings: settings.clone() }));
                 }
             }
         }
@@ -94,7 +94,7 @@ impl LatentView {
             out.figures.push(fig);
         }
         if job.is_none() && ui.small_button("Entanglement at every checkpoint").clicked() {
-            out.commands.push(UiCommand::Entanglement { run: id, settings: settings.clone() });
+            out.commands.push(UiCommand::Host(HostCommand::Entanglement { run: id, settings: settings.clone() }));
         }
     }
 }

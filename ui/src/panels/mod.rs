@@ -13,7 +13,7 @@ pub(crate) mod scrubber;
 pub(crate) mod training;
 pub(crate) mod transfer;
 
-use crate::command::UiCommand;
+use crate::command::{HostCommand, UiCommand};
 use crate::export::{Figure, Table};
 use crate::store::{JobKind, JobView, RunData, RunId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -95,7 +95,7 @@ pub(crate) fn job_progress(j: &JobView, width: f32, cancel: bool, ui: &mut egui:
     ui.horizontal(|ui| {
         ui.add(egui::ProgressBar::new(j.progress).text(format!("{} {:.0} %", j.label, 100.0 * j.progress)).desired_width(width));
         if cancel && ui.button("Cancel").clicked() {
-            commands.push(UiCommand::CancelJob(j.id));
+            commands.push(UiCommand::Host(HostCommand::CancelJob(j.id)));
         }
     });
 }

@@ -4,7 +4,7 @@
 //! runs trained with OC the swaps they actually made up to the scrubbed step.
 
 use super::{ViewCtx, ViewOutput};
-use crate::command::UiCommand;
+use crate::command::{HostCommand, UiCommand};
 use crate::export::{Figure, Series, Style, Table};
 use crate::store::{JobKind, RealisedSwaps, TransferSettings};
 use ltlab_types::{BatchSampler, OcMode, T_BUCKETS, TransferAnalysis};
@@ -45,7 +45,7 @@ impl TransferView {
             Some(j) => super::job_progress(j, 260.0, false, ui, &mut out.commands),
             None => {
                 if ui.button(if analysis.is_some() { "Recompute" } else { "Compute P(t)" }).clicked() {
-                    out.commands.push(UiCommand::Transfer { run: run.id, settings: s.clone() });
+                    out.commands.push(UiCommand::Host(HostCommand::Transfer { run: run.id, settings: s.clone() }));
                 }
             }
         }
