@@ -90,6 +90,10 @@ fn paper_model_has_reference_parameter_count() {
     // (`tools/check_flops.py`): 12,443,713,536 in all, 9,117,761,536 on the up path.
     assert_eq!(v["forward_flops_per_image"], 12_443_713_536.0);
     assert_eq!(v["forward_flops_up_path"], 9_117_761_536.0);
+    // The backend check's micro network (one level, 16 channels): PyTorch counts the same
+    // network (`tools/peer_bench.py`'s `micro`) at 42,371.
+    let v = json(&run(&["model", "info", "--preset", "micro", "--classes", "10", "--channels", "3", "--image-size", "8", "--json"]));
+    assert_eq!(v["parameters"], 42_371);
 }
 
 fn assert_fails(args: &[&str], needles: &[&str]) {
@@ -592,6 +596,72 @@ fn bench_train_reports_the_network_work_it_did() {
     let want = v["images_per_s"].as_f64().unwrap() * 3.0 * per_image / 1e9;
     let got = v["network_gflops_per_s"].as_f64().unwrap();
     assert!(got > 0.0 && (got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+}
+
+/// What `ltlab backends` prints, one JSON object per backend.
+fn backends(envs: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let o = ltlab().args(["backends", "--json"]).envs(envs.iter().copied()).output().expect("ltlab runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+#[test]
+fn backends_name_their_devices_and_wgpu_without_an_adapter_is_a_clear_error() {
+    let found = backends(&[]);
+    let names: Vec<&str> = found.iter().map(|b| b["backend"].as_str().unwrap()).collect();
+    assert_eq!(names, ["flex", "wgpu", "cuda"]);
+    assert_eq!(found[0]["available"], true);
+    assert_eq!(found[0]["class"], "cpu");
+    // The test command installs lavapipe: a software Vulkan adapter, named as one.
+    assert_eq!(found[1]["available"], true, "{}", found[1]);
+    assert!(found[1]["device"].as_str().is_some_and(|d| !d.is_empty()));
+    if found[1]["device"].as_str().unwrap().contains("llvmpipe") {
+        assert_eq!(found[1]["class"], "software");
+    }
+    assert!(found[2]["why"].as_str().unwrap().contains("built without the `cuda` feature"), "{}", found[2]);
+    // No Vulkan driver at all: wgpu says what it looked for, and a run on it fails cleanly.
+    let no_driver = [("VK_ICD_FILENAMES", "/nonexistent/icd.json"), ("VK_DRIVER_FILES", "/nonexistent/icd.json")];
+    let found = backends(&no_driver);
+    assert_eq!(found[1]["available"], false);
+    let why = found[1]["why"].as_str().unwrap();
+    assert!(why.contains("wgpu: no Vulkan adapter") && why.contains("--backend flex"), "{why}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = ltlab()
+        .args(["train", "--preset", "micro", "--image-size", "8", "--steps", "1", "--backend", "wgpu", "--out", out.to_str().unwrap()])
+        .envs(no_driver)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("option `backend`: wgpu: no Vulkan adapter"), "{err}");
+}
+
+#[test]
+fn bench_sample_times_the_sampler_it_was_given() {
+    let v = json(&run(&[
+        "bench",
+        "sample",
+        "--preset",
+        "micro",
+        "--image-size",
+        "8",
+        "--batch",
+        "4",
+        "--images",
+        "6",
+        "--sampler",
+        "ddim:3",
+        "--omega",
+        "1.5",
+        "--json",
+    ]));
+    assert_eq!((v["sampler"].as_str(), v["model_calls"].as_u64(), v["images"].as_u64()), (Some("ddim:3"), Some(3), Some(6)));
+    let ips = v["images_per_s"].as_f64().unwrap();
+    assert!((ips - 6.0 / v["seconds"].as_f64().unwrap()).abs() <= 1e-9 * ips);
+    assert!((v["seconds_for_50k"].as_f64().unwrap() - 50_000.0 / ips).abs() <= 1e-6 * 50_000.0 / ips);
+    assert_fails(&["bench", "sample", "--sampler", "euler"], &["option `sampler`"]);
+    assert_fails(&["bench", "sample", "--images", "0"], &["--images must be at least 1"]);
 }
 
 #[test]

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# Packs the release binary with the CUDA backend for a GPU machine that can receive only a
-# small upload (the device tool carries at most 64 MiB; the stripped binary is ≈ 94 MB, gzipped
-# ≈ 25 MB): build, strip, gzip → target/gpu/ltlab.gz. On the GPU machine:
+# Packs the release binary with the CUDA backend (and wgpu, in every default build) for a GPU
+# machine that can receive only a small upload (the device tool carries at most 64 MiB in all):
+# build, strip, gzip → target/gpu/ltlab.gz. On the GPU machine, every measurement in one run:
 #
-#   gunzip -c target/gpu/ltlab.gz > /tmp/ltlab && chmod +x /tmp/ltlab
-#   /tmp/ltlab bench methods --preset paper --batch 128 --backend cuda
-#   python3 tools/peer_bench.py --ltlab /tmp/ltlab --preset paper --batch 128 --device cuda
+#   bash tools/gpu_check.sh target/gpu/ltlab.gz "$OUT"
 #
 # The CUDA driver and NVRTC are loaded at run time: the build needs no CUDA toolkit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Its own target folder: the CUDA feature changes Burn's features, which would otherwise
-# rebuild the CPU-only release binary's whole stack next time.
+# rebuild the default release binary's whole stack next time.
 cargo build --release -p ltlab --features cuda --locked --target-dir target/cuda
 mkdir -p target/gpu
 strip -o target/gpu/ltlab target/cuda/release/ltlab

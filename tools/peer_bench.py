@@ -9,7 +9,13 @@ other, and the ratio is reported.
     python tools/peer_bench.py --ltlab target/release/ltlab --preset small --batch 32 --device cpu
 
 Needs `pip install torch numpy`. With --device cuda it benchmarks PyTorch eager on the GPU and
-ltlab with --backend cuda.
+ltlab with --backend cuda (or --ltlab-backend wgpu); --amp bf16 and --compile time PyTorch's
+faster modes for the record.
+
+    python tools/peer_bench.py --what sample --preset paper --device cuda --sampler-steps 100 --omega 1.5
+
+times sampling instead: DDIM with classifier-free guidance (one call on [x; x], the class term
+dropped for the second half, as ltlab does), next to `ltlab bench sample`.
 """
 import argparse
 import json
@@ -26,6 +32,7 @@ PRESETS = {
     "paper": (128, [1, 2, 2, 2], 2, 0.1),
     "small": (64, [1, 2, 2], 1, 0.1),
     "tiny": (32, [1, 2, 2], 1, 0.0),
+    "micro": (16, [1], 1, 0.0),
 }
 
 
@@ -187,11 +194,54 @@ class UNet(nn.Module):
         return self.up_path(h, hs, e)
 
 
-def torch_bench(preset, batch, image_size, steps, warmup, device, threads):
+def autocast(device, amp):
+    if amp == "bf16":
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device, enabled=False)
+
+
+def torch_sample(preset, batch, images, image_size, sampler_steps, omega, device, amp, compile_model):
+    """DDIM (η = 0) over `sampler_steps` evenly spaced t with CFG, as ltlab's sampler runs it."""
+    torch.manual_seed(0)
+    model = UNet(preset, 3, 10, image_size).to(device).eval()
+    net = torch.compile(model) if compile_model else model
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    ab = torch.cumprod(1 - betas, 0).float().to(device)
+    ts = list(range(1000 - 1000 // sampler_steps, -1, -(1000 // sampler_steps)))[:sampler_steps]
+
+    def run(n, ts):
+        for start in range(0, n, batch):
+            b = min(batch, n - start)
+            x = torch.randn(b, 3, image_size, image_size, device=device)
+            y = torch.arange(start, start + b, device=device) % 10
+            keep = torch.cat([torch.ones(b, device=device), torch.zeros(b, device=device)])
+            for i, t in enumerate(ts):
+                tt = torch.full((2 * b,), t, device=device, dtype=torch.long)
+                with torch.no_grad(), autocast(device, amp):
+                    e = net(torch.cat([x, x]), tt, torch.cat([y, y]), keep).float()
+                eps = (1 + omega) * e[:b] - omega * e[b:]
+                a = ab[t]
+                x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+                a_next = ab[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=device)
+                x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+            x.cpu()
+
+    run(min(batch, images), ts[:2])
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    run(images, ts)
+    secs = time.perf_counter() - start
+    ips = images / secs
+    return {"images_per_s": ips, "seconds": secs, "seconds_for_50k": 50_000 / ips, "model_calls": len(ts)}
+
+
+def torch_bench(preset, batch, image_size, steps, warmup, device, threads, amp="none", compile_model=False):
     if device == "cpu" and threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = UNet(preset, 3, 10, image_size).to(device)
+    net = torch.compile(model) if compile_model else model
     ema = UNet(preset, 3, 10, image_size).to(device)
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999), eps=1e-8)
@@ -208,7 +258,8 @@ def torch_bench(preset, batch, image_size, steps, warmup, device, threads):
         a = ab[t][:, None, None, None]
         xt = a.sqrt() * x + (1 - a).sqrt() * eps
         y = None if torch.rand(()) < 0.1 else y
-        loss = F.mse_loss(model(xt, t, y), eps)
+        with autocast(device, amp):
+            loss = F.mse_loss(net(xt, t, y).float(), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -250,20 +301,34 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (0: its default)")
     ap.add_argument("--skip-ltlab", action="store_true")
+    ap.add_argument("--ltlab-backend", default=None, help="ltlab's backend (default: flex on cpu, cuda on cuda)")
+    ap.add_argument("--amp", default="none", choices=["none", "bf16"], help="PyTorch autocast")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the PyTorch model")
+    ap.add_argument("--what", default="train", choices=["train", "sample"])
+    ap.add_argument("--sampler-steps", type=int, default=100)
+    ap.add_argument("--omega", type=float, default=1.5)
+    ap.add_argument("--images", type=int, default=512, help="images sampled (--what sample)")
     a = ap.parse_args()
 
     results = {}
+    backend = a.ltlab_backend or ("flex" if a.device == "cpu" else "cuda")
     if not a.skip_ltlab:
-        backend = "flex" if a.device == "cpu" else "cuda"
-        cmd = [a.ltlab, "bench", "train", "--preset", a.preset, "--batch", str(a.batch), "--backend", backend,
-               "--steps", str(a.steps), "--warmup", str(a.warmup), "--image-size", str(a.image_size), "--json"]
+        if a.what == "train":
+            cmd = [a.ltlab, "bench", "train", "--preset", a.preset, "--batch", str(a.batch), "--backend", backend,
+                   "--steps", str(a.steps), "--warmup", str(a.warmup), "--image-size", str(a.image_size), "--json"]
+        else:
+            cmd = [a.ltlab, "bench", "sample", "--preset", a.preset, "--batch", str(a.batch), "--backend", backend,
+                   "--images", str(a.images), "--sampler", f"ddim:{a.sampler_steps}", "--omega", str(a.omega),
+                   "--image-size", str(a.image_size), "--json"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         results["ltlab"] = json.loads(out.strip().splitlines()[-1])
-    results["pytorch"] = torch_bench(a.preset, a.batch, a.image_size, a.steps, a.warmup, a.device, a.threads)
-    results["pytorch"]["version"] = torch.__version__
-    results["pytorch"]["threads"] = torch.get_num_threads()
+    if a.what == "train":
+        results["pytorch"] = torch_bench(a.preset, a.batch, a.image_size, a.steps, a.warmup, a.device, a.threads, a.amp, a.compile)
+    else:
+        results["pytorch"] = torch_sample(a.preset, a.batch, a.images, a.image_size, a.sampler_steps, a.omega, a.device, a.amp, a.compile)
+    results["pytorch"].update({"version": torch.__version__, "threads": torch.get_num_threads(), "amp": a.amp, "compile": a.compile})
     if "ltlab" in results:
-        if results["ltlab"]["parameters"] != results["pytorch"]["parameters"]:
+        if "parameters" in results["pytorch"] and results["ltlab"]["parameters"] != results["pytorch"]["parameters"]:
             print(f"warning: parameter counts differ: {results['ltlab']['parameters']} vs {results['pytorch']['parameters']}")
         results["ratio_ltlab_over_pytorch_images_per_s"] = results["ltlab"]["images_per_s"] / results["pytorch"]["images_per_s"]
     print(json.dumps(results, indent=2))

@@ -33,7 +33,7 @@ impl LabApp {
         let reopen = state.open_runs.clone();
         let mut lab = Lab::new(LabState { open_runs: Vec::new(), ..state }, offer.configs);
         lab.method_params = offer.method_params;
-        lab.backends = offer.backends;
+        lab.set_backends(offer.backends);
         let mut app = Self { lab, host: Host::new(runs_root) };
         for dir in reopen {
             app.host.execute(HostCommand::Open(dir));

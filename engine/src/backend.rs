@@ -1,51 +1,46 @@
 //! The backend is a run setting, not a code fork: training code is generic over Burn's
-//! `AutodiffBackend`, and [`dispatch`] picks the concrete backend at run time.
+//! `AutodiffBackend`, and [`dispatch`] picks the concrete backend at run time. [`probe`] says
+//! what a backend would run on here, or why it cannot.
 
-use crate::error::{Error, Result};
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+use crate::error::Error;
+use crate::error::Result;
 use crate::ops::TrainBackend;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    /// Pure-Rust CPU backend (rayon + SIMD, deterministic).
-    #[default]
-    Flex,
-    /// Any GPU through wgpu (Vulkan/Metal/DX12); cargo feature `wgpu`.
-    Wgpu,
-    /// NVIDIA GPUs; cargo feature `cuda`.
-    Cuda,
-}
-
-impl BackendKind {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "flex" | "cpu" => Ok(Self::Flex),
-            "wgpu" => Ok(Self::Wgpu),
-            "cuda" => Ok(Self::Cuda),
-            other => Err(Error::option("backend", format!("unknown backend `{other}`; expected flex, wgpu or cuda"))),
-        }
-    }
-
-    /// Whether this binary was built with the backend's cargo feature.
-    pub fn compiled(self) -> bool {
-        match self {
-            Self::Flex => true,
-            Self::Wgpu => cfg!(feature = "wgpu"),
-            Self::Cuda => cfg!(feature = "cuda"),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Flex => "flex",
-            Self::Wgpu => "wgpu",
-            Self::Cuda => "cuda",
-        }
-    }
-}
+pub use ltlab_types::{BackendChoice, BackendKind, DeviceClass};
 
 pub type Flex = burn::backend::Flex;
+
+/// Whether this binary was built with the backend's cargo feature.
+pub fn compiled(kind: BackendKind) -> bool {
+    match kind {
+        BackendKind::Flex => true,
+        BackendKind::Wgpu => cfg!(feature = "wgpu"),
+        BackendKind::Cuda => cfg!(feature = "cuda"),
+    }
+}
+
+/// The device `kind` would use on this machine, or why it has none.
+pub fn probe(kind: BackendKind) -> Result<BackendChoice> {
+    match kind {
+        BackendKind::Flex => Ok(BackendChoice { kind, device: cpu_name(), class: DeviceClass::Cpu }),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => wgpu_adapter::best().map(|a| a.choice),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => cuda_device::first().map(|name| BackendChoice { kind, device: name, class: DeviceClass::Gpu }),
+        #[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+        _ => Err(not_built(kind)),
+    }
+}
+
+/// Every backend that this binary has and this machine can run, flex first.
+pub fn available() -> Vec<BackendChoice> {
+    BackendKind::ALL.into_iter().filter_map(|k| probe(k).ok()).collect()
+}
+
+fn cpu_name() -> String {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("CPU, {threads} threads")
+}
 
 /// Work that runs on whichever backend the user chose.
 pub trait WithBackend {
@@ -54,39 +49,151 @@ pub trait WithBackend {
 }
 
 #[cfg(not(all(feature = "wgpu", feature = "cuda")))]
-fn not_built(feature: &str) -> Error {
+fn not_built(kind: BackendKind) -> Error {
+    let feature = kind.name();
     Error::option("backend", format!("this binary was built without the `{feature}` feature; rebuild with `cargo build --release --features {feature}`"))
-}
-
-/// CubeCL panics on a background thread when the driver is missing; say so clearly instead.
-#[cfg(feature = "cuda")]
-fn check_cuda_driver() -> Result<()> {
-    // SAFETY: loading the driver library runs only its initialisers, as CubeCL would.
-    match unsafe { libloading::Library::new("libcuda.so.1") } {
-        Ok(_) => Ok(()),
-        Err(e) => Err(Error::option(
-            "backend",
-            format!("cuda: the NVIDIA driver library libcuda.so.1 cannot be loaded ({e}); this needs a machine with an NVIDIA GPU and driver"),
-        )),
-    }
 }
 
 pub fn dispatch<W: WithBackend>(kind: BackendKind, work: W) -> Result<W::Output> {
     match kind {
-        BackendKind::Flex => {
-            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            Ok(work.run::<burn::backend::Autodiff<Flex>>(Default::default(), format!("cpu ({threads} threads)")))
-        }
+        BackendKind::Flex => Ok(work.run::<burn::backend::Autodiff<Flex>>(Default::default(), cpu_name())),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => Ok(work.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu default device".into())),
-        #[cfg(not(feature = "wgpu"))]
-        BackendKind::Wgpu => Err(not_built("wgpu")),
+        BackendKind::Wgpu => {
+            let adapter = wgpu_adapter::best()?;
+            configure_cubecl();
+            let name = format!("{} ({})", adapter.choice.device, adapter.api);
+            Ok(work.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(adapter.device, name))
+        }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
-            check_cuda_driver()?;
-            Ok(work.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default(), "cuda:0".into()))
+            let name = cuda_device::first()?;
+            configure_cubecl();
+            Ok(work.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default(), format!("{name} (cuda:0)")))
         }
-        #[cfg(not(feature = "cuda"))]
-        BackendKind::Cuda => Err(not_built("cuda")),
+        #[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+        _ => Err(not_built(kind)),
+    }
+}
+
+/// CubeCL keeps its autotune results (which kernel variant is fastest for each shape, found by
+/// timing them) in the nearest Cargo project's `target/`, that is wherever ltlab happens to run;
+/// ltlab keeps them in the user's cache, `$XDG_CACHE_HOME/ltlab/cubecl` (or `~/.cache/…`), so
+/// that a GPU run tunes once per machine. A `cubecl.toml` and CubeCL's environment variables
+/// (`CUBECL_AUTOTUNE_LEVEL`) still apply.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn configure_cubecl() {
+    use burn::cubecl::config::cache::CacheConfig;
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let env = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        let Some(cache) = env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))) else { return };
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        if matches!(config.autotune.cache, CacheConfig::Target) {
+            config.autotune.cache = CacheConfig::File(cache.join("ltlab").join("cubecl"));
+        }
+        // Only before CubeCL first read its configuration (setting it later would panic).
+        let unread = CubeClRuntimeConfig::storage().lock().is_none();
+        if unread {
+            CubeClRuntimeConfig::set(config);
+        }
+    });
+}
+
+/// The adapter wgpu would train on. CubeCL panics on its own thread when asked for an adapter
+/// that is not there, so ltlab looks first and picks one explicitly.
+#[cfg(feature = "wgpu")]
+mod wgpu_adapter {
+    use super::{BackendChoice, BackendKind, DeviceClass};
+    use crate::error::{Error, Result};
+    use burn::backend::wgpu::WgpuDevice;
+    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
+    use wgpu::DeviceType;
+
+    pub struct Adapter {
+        pub choice: BackendChoice,
+        pub device: WgpuDevice,
+        /// The graphics API CubeCL drives it through (Vulkan here, Metal on macOS).
+        pub api: wgpu::Backend,
+    }
+
+    /// Best first: a discrete GPU, an integrated one, a virtual one, then a software one.
+    fn rank(t: DeviceType) -> u8 {
+        match t {
+            DeviceType::DiscreteGpu => 0,
+            DeviceType::IntegratedGpu => 1,
+            DeviceType::VirtualGpu => 2,
+            DeviceType::Other => 3,
+            DeviceType::Cpu => 4,
+        }
+    }
+
+    pub fn best() -> Result<Adapter> {
+        let api = AutoGraphicsApi::backend();
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: api.into(), ..wgpu::InstanceDescriptor::new_without_display_handle() });
+        let infos: Vec<wgpu::AdapterInfo> = pollster::block_on(instance.enumerate_adapters(api.into())).iter().map(|a| a.get_info()).collect();
+        // CubeCL numbers adapters within their type, in enumeration order.
+        let (position, info) = infos.iter().enumerate().min_by_key(|(i, a)| (rank(a.device_type), *i)).ok_or_else(|| {
+            Error::option(
+                "backend",
+                format!(
+                    "wgpu: no {api:?} adapter on this machine (looked for discrete, integrated and virtual GPUs, and software ones such as lavapipe); \
+                         install the GPU's {api:?} driver (or mesa-vulkan-drivers for lavapipe), or use --backend flex"
+                ),
+            )
+        })?;
+        let index = infos[..position].iter().filter(|a| a.device_type == info.device_type).count();
+        let device = match info.device_type {
+            DeviceType::DiscreteGpu => WgpuDevice::DiscreteGpu(index),
+            DeviceType::IntegratedGpu => WgpuDevice::IntegratedGpu(index),
+            DeviceType::VirtualGpu => WgpuDevice::VirtualGpu(index),
+            DeviceType::Cpu => WgpuDevice::Cpu,
+            // CubeCL only reaches these through its default choice.
+            DeviceType::Other => WgpuDevice::DefaultDevice,
+        };
+        let class = if info.device_type == DeviceType::Cpu { DeviceClass::Software } else { DeviceClass::Gpu };
+        Ok(Adapter { choice: BackendChoice { kind: BackendKind::Wgpu, device: info.name.clone(), class }, device, api })
+    }
+}
+
+/// The first CUDA device, asked of the driver itself: CubeCL panics on its own thread when the
+/// driver or the device is missing.
+#[cfg(feature = "cuda")]
+mod cuda_device {
+    use crate::error::{Error, Result};
+    use std::ffi::{CStr, c_char, c_int, c_uint};
+
+    type CuInit = unsafe extern "C" fn(c_uint) -> c_int;
+    type CuDeviceGetCount = unsafe extern "C" fn(*mut c_int) -> c_int;
+    type CuDeviceGetName = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
+
+    fn refused(what: String) -> Error {
+        Error::option("backend", format!("cuda: {what}; this needs a machine with an NVIDIA GPU and its driver, or use --backend wgpu or flex"))
+    }
+
+    pub fn first() -> Result<String> {
+        // SAFETY: loading the driver library runs only its initialisers, as CubeCL would; the
+        // three entry points have these C signatures in every CUDA driver API since 2.0.
+        unsafe {
+            let lib =
+                libloading::Library::new("libcuda.so.1").map_err(|e| refused(format!("the NVIDIA driver library libcuda.so.1 cannot be loaded ({e})")))?;
+            let missing = |name: &str, e: libloading::Error| refused(format!("libcuda.so.1 lacks {name} ({e})"));
+            let init = lib.get::<CuInit>(b"cuInit\0").map_err(|e| missing("cuInit", e))?;
+            let count = lib.get::<CuDeviceGetCount>(b"cuDeviceGetCount\0").map_err(|e| missing("cuDeviceGetCount", e))?;
+            let name = lib.get::<CuDeviceGetName>(b"cuDeviceGetName\0").map_err(|e| missing("cuDeviceGetName", e))?;
+            let status = init(0);
+            if status != 0 {
+                return Err(refused(format!("the driver did not start (cuInit error {status})")));
+            }
+            let mut n: c_int = 0;
+            if count(&mut n) != 0 || n < 1 {
+                return Err(refused("the driver sees no CUDA device".into()));
+            }
+            let mut buf = [0 as c_char; 256];
+            if name(buf.as_mut_ptr(), buf.len() as c_int, 0) != 0 {
+                return Ok("CUDA device 0".into());
+            }
+            Ok(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned())
+        }
     }
 }

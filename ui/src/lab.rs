@@ -13,6 +13,7 @@ use crate::panels::training::TrainingView;
 use crate::panels::transfer::TransferView;
 use crate::panels::{ViewCtx, ViewOutput};
 use crate::store::{Intake, JobView, LatentSettings, RunData, RunId, TransferSettings};
+use ltlab_types::BackendChoice;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -120,8 +121,8 @@ pub struct Lab {
     pub configs: Vec<String>,
     /// The methods a run can stack and their hyper-parameters with defaults (from the host).
     pub method_params: MethodParams,
-    /// Backends this build can run.
-    pub backends: Vec<String>,
+    /// What the host can train on (set with [`Lab::set_backends`]).
+    backends: Vec<BackendChoice>,
     /// The host's background jobs by id.
     pub jobs: BTreeMap<u64, JobView>,
     scrubber: Scrubber,
@@ -138,13 +139,27 @@ impl Lab {
             selected: BTreeSet::new(),
             configs,
             method_params: MethodParams::new(),
-            backends: vec!["flex".into()],
+            backends: Vec::new(),
             jobs: BTreeMap::new(),
             scrubber: Scrubber::default(),
             controls: Controls::default(),
             views: Views::default(),
             export_menu: ExportMenu::default(),
         }
+    }
+
+    /// What the host can train on. A new run's backend that this host lacks (or none chosen
+    /// yet) becomes the host's preferred one: a real GPU if it has one, else flex.
+    pub fn set_backends(&mut self, backends: Vec<BackendChoice>) {
+        let run = &mut self.state.new_run;
+        if !run.backend_kind.is_some_and(|k| backends.iter().any(|b| b.kind == k)) {
+            run.backend_kind = Some(BackendChoice::preferred(&backends));
+        }
+        self.backends = backends;
+    }
+
+    pub fn backends(&self) -> &[BackendChoice] {
+        &self.backends
     }
 
     /// Closes a run in this front end (its engine, if any, keeps running).

@@ -6,7 +6,7 @@
 use crate::MethodParams;
 pub use crate::command::HostCommand;
 use crate::store::{DataPreview, EvalSummary, JobView, RunData, RunId, RunStatus, SampleSettings};
-use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, TransferAnalysis};
+use ltlab_types::{BackendChoice, DatasetSummary, Entanglement, Event, LatentMap, TransferAnalysis};
 use serde::{Deserialize, Serialize};
 
 /// A run as the server holds it, without its metrics and images.
@@ -121,7 +121,7 @@ pub struct Hello {
     pub seq: u64,
     pub configs: Vec<String>,
     pub method_params: MethodParams,
-    pub backends: Vec<String>,
+    pub backends: Vec<BackendChoice>,
     pub runs: Vec<RunSnapshot>,
     pub jobs: Vec<JobView>,
     /// The server refuses commands (`--read-only`).

@@ -137,7 +137,7 @@ fn start_pause_and_the_cli_command() {
     assert_eq!(h.state().1.last(), Some(&UiCommand::Host(HostCommand::Resume(RunId(7)))));
     // A string value and a backend: the shell command quotes what the shell would split.
     let n = &mut h.state_mut().0.state.new_run;
-    n.backend = "wgpu".into();
+    n.backend_kind = Some(ltlab_types::BackendKind::Wgpu);
     n.extra = "diffusion.label_drop=\"per-sample\"".into();
     let defaults = h.state().0.method_params.clone();
     let cli = h.state().0.state.new_run.cli(&defaults);
@@ -467,4 +467,39 @@ fn export_menu_writes_the_plots_and_tables_on_screen() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn the_backend_choice_lists_this_hosts_devices_and_prefers_a_real_gpu() {
+    use ltlab_types::{BackendChoice, BackendKind, DeviceClass};
+    let cpu = BackendChoice { kind: BackendKind::Flex, device: "CPU, 2 threads".into(), class: DeviceClass::Cpu };
+    let lavapipe = BackendChoice { kind: BackendKind::Wgpu, device: "llvmpipe (LLVM 19.1.7, 256 bits)".into(), class: DeviceClass::Software };
+    let gpu = BackendChoice { kind: BackendKind::Cuda, device: "NVIDIA H200".into(), class: DeviceClass::Gpu };
+    let started = |h: &Harness<'static, (Lab, Vec<UiCommand>)>| match h.state().1.iter().rev().find(|c| matches!(c, UiCommand::Host(HostCommand::Start(_)))) {
+        Some(UiCommand::Host(HostCommand::Start(args))) => args.join(" "),
+        other => panic!("{other:?}"),
+    };
+    // A software adapter only: flex stays the default, and the software one is named as such.
+    let mut lab = lab_with_a_run();
+    lab.set_backends(vec![cpu.clone(), lavapipe.clone()]);
+    let mut h = harness(lab);
+    h.get_by_value("flex · CPU, 2 threads · CPU").click();
+    h.run();
+    h.get_by_label("wgpu · llvmpipe (LLVM 19.1.7, 256 bits) · software").click();
+    h.run();
+    h.get_by_label("Start").click();
+    h.run();
+    assert!(started(&h).contains(" --backend wgpu"), "{}", started(&h));
+    // A host with a real GPU: it is the default, and a choice this host lacks falls back to it.
+    let mut lab = lab_with_a_run();
+    lab.state.new_run.backend_kind = Some(BackendKind::Wgpu);
+    lab.set_backends(vec![cpu.clone(), gpu.clone()]);
+    assert_eq!(lab.state.new_run.backend_kind, Some(BackendKind::Cuda));
+    // A choice the host has is kept.
+    lab.state.new_run.backend_kind = Some(BackendKind::Flex);
+    lab.set_backends(vec![cpu, gpu]);
+    let mut h = harness(lab);
+    h.get_by_label("Start").click();
+    h.run();
+    assert!(started(&h).contains(" --backend flex"), "{}", started(&h));
 }

@@ -7,7 +7,7 @@
 //! A run is handed to the lab once its metrics are read; live messages for it wait until then,
 //! and steps the metrics file already had are not added twice.
 
-use ltlab_types::{Event, LatentMap, StepRecord, Thumbnails};
+use ltlab_types::{BackendChoice, Event, LatentMap, StepRecord, Thumbnails};
 use ltlab_ui::remote::{ErrorBody, Hello, HostCommand, Live, LiveMsg, RunSnapshot, ThumbnailShape};
 use ltlab_ui::{GridImage, Intake, MethodParams, RunData, RunId, SampleSettings, ViewGrid};
 use std::collections::HashMap;
@@ -76,7 +76,7 @@ pub enum ToLab {
 pub struct Offer {
     pub configs: Vec<String>,
     pub method_params: MethodParams,
-    pub backends: Vec<String>,
+    pub backends: Vec<BackendChoice>,
     pub read_only: bool,
 }
 
@@ -368,7 +368,7 @@ pub fn decode_png(bytes: &[u8]) -> Result<GridImage, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ltlab_types::Event;
+    use ltlab_types::{BackendKind, DeviceClass, Event};
     use ltlab_ui::RunStatus;
     use std::collections::BTreeMap;
 
@@ -405,7 +405,7 @@ mod tests {
             seq,
             configs: vec!["demo".into()],
             method_params: vec![],
-            backends: vec!["flex".into()],
+            backends: vec![BackendChoice { kind: BackendKind::Flex, device: "CPU, 2 threads".into(), class: DeviceClass::Cpu }],
             runs,
             jobs: vec![],
             read_only: false,

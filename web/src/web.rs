@@ -119,7 +119,7 @@ impl WebApp {
                 ToLab::Offer(offer) => {
                     self.lab.configs = offer.configs;
                     self.lab.method_params = offer.method_params;
-                    self.lab.backends = offer.backends;
+                    self.lab.set_backends(offer.backends);
                 }
                 ToLab::Intake(i) => self.lab.intake(i),
             }

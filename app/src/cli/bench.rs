@@ -1,7 +1,10 @@
 use clap::Subcommand;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
+use ltlab_engine::burn::tensor::backend::Backend;
 use ltlab_engine::data::{DataConfig, DatasetKind};
+use ltlab_engine::diffusion::sampler::SampleRequest;
+use ltlab_engine::diffusion::{SamplerKind, sample};
 use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::model::Preset;
 use ltlab_engine::ops::TrainBackend;
@@ -49,7 +52,7 @@ pub enum BenchCommand {
     /// Per-step cost of every long-tail method relative to DDPM: same model, data, batch, seed
     /// and backend, in one process, steps interleaved round by round.
     Methods {
-        /// Model preset: paper, small or tiny.
+        /// Model preset: paper, small, tiny or micro.
         #[arg(long, default_value = "small")]
         preset: String,
         #[arg(long, default_value_t = 32)]
@@ -73,6 +76,30 @@ pub enum BenchCommand {
         /// `methods.diffrop.partner_grad=false`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sampling throughput (images/s) of a model preset with a sampler and guidance, on
+    /// synthetic 32×32 RGB with 10 classes (the weights do not change the cost), and the time
+    /// 50,000 samples (an FID evaluation) would take.
+    Sample {
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// Images per model call (the guided call runs twice as many rows).
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Images timed.
+        #[arg(long, default_value_t = 512)]
+        images: usize,
+        #[arg(long, default_value = "ddim:100")]
+        sampler: String,
+        /// Guidance ω (0: one unguided call per step).
+        #[arg(long, default_value_t = 1.5)]
+        omega: f64,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        #[arg(long, default_value_t = 32)]
+        image_size: usize,
         #[arg(long)]
         json: bool,
     },
@@ -249,6 +276,70 @@ fn timed_steps<B: TrainBackend>(t: &mut Trainer<B>, steps: u64, device: &B::Devi
     Ok(start.elapsed().as_secs_f64())
 }
 
+struct SampleBench {
+    config: TrainConfig,
+    images: usize,
+    sampler: SamplerKind,
+    omega: f64,
+    json: bool,
+}
+
+impl WithBackend for SampleBench {
+    type Output = anyhow::Result<()>;
+    fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
+        let data = self.config.data.load()?;
+        let t = Trainer::<B>::new(self.config.clone(), data, device.clone())?;
+        let classes = t.data.num_classes();
+        let request = |images: usize, sampler| SampleRequest {
+            labels: (0..images).map(|i| i % classes).collect(),
+            ids: (0..images as u64).collect(),
+            omega: self.omega,
+            sampler,
+            seed: 0,
+            channels: t.data.channels,
+            size: t.data.size,
+            batch: self.config.batch,
+        };
+        // Warm-up: one batch through two steps of the same shapes (allocation, autotune, shaders).
+        let warm = self.config.batch.min(self.images);
+        sample(&t.ema, &t.schedule, &request(warm, SamplerKind::Ddim { steps: 2, final_x0: true, clip_x0: false }), &device, &mut |_, _| true)?;
+        <B::InnerBackend as Backend>::sync(&device)?;
+        let start = Instant::now();
+        let out = sample(&t.ema, &t.schedule, &request(self.images, self.sampler), &device, &mut |_, _| true)?;
+        // Reading the images back is part of sampling them.
+        let _ = out.map(|x| x.into_data());
+        let secs = start.elapsed().as_secs_f64();
+        let ips = self.images as f64 / secs;
+        let c = &self.config;
+        let calls = self.sampler.evaluations(c.diffusion.timesteps);
+        if self.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "sample", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
+                    "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
+                    "sampler": self.sampler.label(), "omega": self.omega, "model_calls": calls, "images": self.images,
+                    "seconds": secs, "images_per_s": ips, "seconds_for_50k": 50_000.0 / ips,
+                })
+            );
+        } else {
+            println!(
+                "bench sample: preset {} ({} parameters), {}×{}, {} with ω {}, batch {}, {} on {device_name}",
+                c.model.preset.name(),
+                t.parameters(),
+                t.data.size,
+                t.data.size,
+                self.sampler.label(),
+                self.omega,
+                c.batch,
+                c.backend.name()
+            );
+            println!("{} images in {secs:.2} s: {ips:.1} images/s; 50,000 samples would take {:.1} min", self.images, 50_000.0 / ips / 60.0);
+        }
+        Ok(())
+    }
+}
+
 struct TrainBench {
     config: TrainConfig,
     warmup: u64,
@@ -345,6 +436,15 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let config = bench_config(&preset, batch, &backend, steps, image_size, 1.0)?;
             let backend = config.backend;
             dispatch(backend, TrainBench { config, warmup, json })?
+        }
+        BenchCommand::Sample { preset, batch, images, sampler, omega, backend, image_size, json } => {
+            if batch == 0 || images == 0 {
+                anyhow::bail!("bench sample: --batch and --images must be at least 1");
+            }
+            let config = bench_config(&preset, batch, &backend, 1, image_size, 1.0)?;
+            let sampler = SamplerKind::parse(&sampler)?;
+            let backend = config.backend;
+            dispatch(backend, SampleBench { config, images, sampler, omega, json })?
         }
         BenchCommand::Methods { preset, batch, backend, rounds, steps, warmup, image_size, methods, set, json } => {
             // Long-tailed data, so that every method has head and tail classes to work on.

@@ -1,6 +1,7 @@
 //! The headless commands.
 
 pub mod analyze;
+mod backends;
 mod bench;
 mod bench_lab;
 mod data;
@@ -32,6 +33,8 @@ pub enum Command {
     /// Analyses: OC's transfer probability, per-class loss and purity, latent maps.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCommand),
+    /// What this binary can train on here (flex, wgpu's adapter, CUDA's device).
+    Backends(backends::BackendsArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -47,6 +50,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Analyze(c) => analyze::run(c),
+        Command::Backends(a) => backends::run(a),
         Command::Bench(c) => bench::run(c),
         Command::Serve(a) => crate::serve::run(a),
     }

@@ -7,7 +7,7 @@ use ltlab_engine::train::params;
 pub enum ModelCommand {
     /// Parameter count, shape and forward FLOPs per image of a preset.
     Info {
-        /// paper, small or tiny.
+        /// paper, small, tiny or micro.
         #[arg(long)]
         preset: String,
         #[arg(long)]

@@ -22,7 +22,7 @@ pub struct TrainArgs {
     /// Run directory (default runs/<name>).
     #[arg(long, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
-    /// Model preset: paper, small or tiny.
+    /// Model preset: paper, small, tiny or micro.
     #[arg(long, conflicts_with = "resume")]
     pub preset: Option<String>,
     #[arg(long, conflicts_with = "resume")]

@@ -12,7 +12,7 @@ use jobs::Jobs;
 use launch::{method_params, train_config};
 use ltlab_engine::train::config::BUILTIN_PRESETS;
 use ltlab_engine::train::engine::{self, EngineHandle};
-use ltlab_types::{Command, Event};
+use ltlab_types::{BackendChoice, Command, Event};
 use ltlab_ui::remote::HostCommand;
 use ltlab_ui::{Intake, MethodParams, RunData, RunId, RunStatus};
 use runs::decode_grid;
@@ -37,7 +37,8 @@ pub struct Host {
 pub struct Offer {
     pub configs: Vec<String>,
     pub method_params: MethodParams,
-    pub backends: Vec<String>,
+    /// What this machine can train on (each backend probed for its device).
+    pub backends: Vec<BackendChoice>,
 }
 
 impl Offer {
@@ -45,11 +46,7 @@ impl Offer {
         Self {
             configs: BUILTIN_PRESETS.iter().map(|(n, _)| n.to_string()).collect(),
             method_params: method_params(),
-            backends: ["flex", "wgpu", "cuda"]
-                .iter()
-                .filter(|b| ltlab_engine::backend::BackendKind::parse(b).is_ok_and(|k| k.compiled()))
-                .map(|b| b.to_string())
-                .collect(),
+            backends: ltlab_engine::backend::available(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Model presets: `paper` is the reference CIFAR configuration (SPEC §2); `small` and `tiny` are
-//! the same network with fewer channels, levels and blocks, for CPU runs.
+//! the same network with fewer channels, levels and blocks, for CPU runs; `micro` (one level, 16
+//! channels) checks a backend or a set-up in seconds.
 
 use super::UNetConfig;
 use crate::error::{Error, Result};
@@ -11,16 +12,18 @@ pub enum Preset {
     Paper,
     Small,
     Tiny,
+    Micro,
 }
 
 impl Preset {
-    pub const NAMES: &'static str = "paper, small, tiny";
+    pub const NAMES: &'static str = "paper, small, tiny, micro";
 
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "paper" => Ok(Self::Paper),
             "small" => Ok(Self::Small),
             "tiny" => Ok(Self::Tiny),
+            "micro" => Ok(Self::Micro),
             other => Err(Error::option("preset", format!("unknown model preset `{other}`; expected one of {}", Self::NAMES))),
         }
     }
@@ -30,6 +33,7 @@ impl Preset {
             Self::Paper => "paper",
             Self::Small => "small",
             Self::Tiny => "tiny",
+            Self::Micro => "micro",
         }
     }
 
@@ -41,6 +45,7 @@ impl Preset {
             Self::Paper => UNetConfig::new(image_channels, classes, 128, vec![1, 2, 2, 2], 2, vec![]).with_dropout(0.1),
             Self::Small => UNetConfig::new(image_channels, classes, 64, vec![1, 2, 2], 1, vec![]).with_dropout(0.1),
             Self::Tiny => UNetConfig::new(image_channels, classes, 32, vec![1, 2, 2], 1, vec![]).with_dropout(0.0),
+            Self::Micro => UNetConfig::new(image_channels, classes, 16, vec![1], 1, vec![]).with_dropout(0.0),
         };
         cfg.check_image_size(image_size).map_err(|m| Error::option("image-size", format!("preset `{}`: {m}", self.name())))?;
         // Attention at the level whose resolution is 16 (paper), or at the lowest level for the
@@ -49,7 +54,7 @@ impl Preset {
         let attn_level = match self {
             Self::Paper => (0..levels).find(|&l| image_size >> l == 16),
             Self::Small => Some(levels - 1),
-            Self::Tiny => None,
+            Self::Tiny | Self::Micro => None,
         };
         cfg.attn_levels = attn_level.into_iter().collect();
         Ok(cfg)

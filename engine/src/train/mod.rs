@@ -10,3 +10,6 @@ pub mod trainer;
 
 pub use config::{LabelDrop, TrainConfig};
 pub use trainer::Trainer;
+
+#[cfg(all(test, feature = "wgpu"))]
+mod wgpu_matches_flex;

@@ -5,6 +5,7 @@ use super::checkpoint::Checkpoint;
 use super::config::{LabelDrop, TrainConfig};
 use super::optim::{self, Adam};
 use super::params;
+use crate::backend::Flex;
 use crate::data::Dataset;
 use crate::data::sampler::{BatchSampler, DrawBatches};
 use crate::diffusion::sampler::{SampleRequest, grid_id, initial_noise, sample};
@@ -66,8 +67,7 @@ impl<B: TrainBackend> Trainer<B> {
         let q = counts.iter().map(|&n| n as f64 / total as f64).collect();
         let methods = cfg.methods.build();
         let adam = Adam::new(&cfg.optim);
-        B::seed(&device, rng::derive_seed(cfg.seed, Stream::Init, 0));
-        let model: UNet<B> = model_config.init(&device);
+        let model = initial_model::<B>(&model_config, cfg.seed, &device)?;
         let ema = model.valid();
         Ok(Self {
             by_class: data.indices_by_class(),
@@ -313,6 +313,19 @@ fn group_mean<'a>(groups: usize, items: impl Iterator<Item = (usize, &'a f32)>) 
 }
 
 /// The U-Net a config asks for, checked against the data.
+/// The network a run starts from, the same on every backend (their generators differ): drawn
+/// on flex from the run seed, then moved to `device`.
+fn initial_model<B: TrainBackend>(config: &UNetConfig, seed: u64, device: &B::Device) -> Result<UNet<B>> {
+    let cpu = Default::default();
+    <Flex as Backend>::seed(&cpu, rng::derive_seed(seed, Stream::Init, 0));
+    let drawn: UNet<Flex> = config.init(&cpu);
+    let values = params::collect(&drawn)
+        .into_iter()
+        .map(|p| (p.path.clone(), params::NamedParam { path: p.path, shape: p.shape, value: Tensor::from_data(p.value.into_data(), device) }))
+        .collect();
+    params::load(config.init(device), values)
+}
+
 pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> Result<UNetConfig> {
     let mut m = cfg.model.preset.config(data.channels, data.num_classes(), data.size)?;
     if let Some(d) = cfg.model.dropout {

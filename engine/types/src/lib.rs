@@ -4,7 +4,7 @@
 
 mod options;
 
-pub use options::{BatchSampler, EmbedMethod, OcMode, ParseError, SamplerKind};
+pub use options::{BackendChoice, BackendKind, BatchSampler, DeviceClass, EmbedMethod, OcMode, ParseError, SamplerKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

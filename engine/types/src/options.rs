@@ -27,6 +27,81 @@ impl ParseError {
     }
 }
 
+/// Where a run's tensors live: the CPU (flex) or a GPU through wgpu or CUDA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// Pure-Rust CPU backend (rayon + SIMD, deterministic).
+    #[default]
+    Flex,
+    /// Any GPU through wgpu (Vulkan, Metal, DX12); cargo feature `wgpu` (on by default).
+    Wgpu,
+    /// NVIDIA GPUs; cargo feature `cuda`.
+    Cuda,
+}
+
+impl BackendKind {
+    pub const ALL: [Self; 3] = [Self::Flex, Self::Wgpu, Self::Cuda];
+
+    /// The `--backend` spelling (`cpu` is flex too).
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "flex" | "cpu" => Ok(Self::Flex),
+            "wgpu" => Ok(Self::Wgpu),
+            "cuda" => Ok(Self::Cuda),
+            other => Err(ParseError::new("backend", format!("unknown backend `{other}`; expected flex, wgpu or cuda"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+/// What kind of processor a backend's device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceClass {
+    Cpu,
+    Gpu,
+    /// A CPU implementing a GPU API (lavapipe/llvmpipe, SwiftShader): correct, but slower than
+    /// flex on the same CPU.
+    Software,
+}
+
+/// A backend this machine can train on, and the device it would use (`ltlab backends`, the run
+/// controls' backend choice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendChoice {
+    pub kind: BackendKind,
+    /// The device as its driver names it, e.g. `NVIDIA H200`, `llvmpipe (LLVM 19.1.7, 256 bits)`.
+    pub device: String,
+    pub class: DeviceClass,
+}
+
+impl BackendChoice {
+    /// `wgpu · llvmpipe (LLVM 19.1.7, 256 bits) · software`.
+    pub fn label(&self) -> String {
+        let class = match self.class {
+            DeviceClass::Cpu => "CPU",
+            DeviceClass::Gpu => "GPU",
+            DeviceClass::Software => "software",
+        };
+        format!("{} · {} · {class}", self.kind.name(), self.device)
+    }
+
+    /// What a new run should default to: a real GPU (through CUDA where there is the choice:
+    /// its kernels are the faster ones on NVIDIA), else the CPU.
+    pub fn preferred(choices: &[Self]) -> BackendKind {
+        let gpu = |kind| choices.iter().any(|c| c.kind == kind && c.class == DeviceClass::Gpu);
+        [BackendKind::Cuda, BackendKind::Wgpu].into_iter().find(|&k| gpu(k)).unwrap_or(BackendKind::Flex)
+    }
+}
+
 /// How a grid or an evaluation samples: DDPM's ancestral steps or DDIM's deterministic ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -199,6 +274,26 @@ impl EmbedMethod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backends_parse_and_a_real_gpu_is_preferred() {
+        for k in BackendKind::ALL {
+            assert_eq!(BackendKind::parse(k.name()).unwrap(), k);
+        }
+        assert_eq!(BackendKind::parse("cpu").unwrap(), BackendKind::Flex);
+        assert_eq!(BackendKind::parse("metal").unwrap_err().to_string(), "option `backend`: unknown backend `metal`; expected flex, wgpu or cuda");
+        let choice = |kind, class| BackendChoice { kind, device: "d".into(), class };
+        let cpu = choice(BackendKind::Flex, DeviceClass::Cpu);
+        let lavapipe = choice(BackendKind::Wgpu, DeviceClass::Software);
+        assert_eq!(BackendChoice::preferred(&[cpu.clone(), lavapipe.clone()]), BackendKind::Flex);
+        assert_eq!(
+            BackendChoice::preferred(&[cpu.clone(), choice(BackendKind::Wgpu, DeviceClass::Gpu), choice(BackendKind::Cuda, DeviceClass::Gpu)]),
+            BackendKind::Cuda
+        );
+        assert_eq!(BackendChoice::preferred(&[cpu.clone(), choice(BackendKind::Wgpu, DeviceClass::Gpu)]), BackendKind::Wgpu);
+        assert_eq!(BackendChoice::preferred(&[]), BackendKind::Flex);
+        assert_eq!(lavapipe.label(), "wgpu · d · software");
+    }
 
     #[test]
     fn parse_samplers() {

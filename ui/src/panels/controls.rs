@@ -7,6 +7,7 @@
 use super::ViewCtx;
 use crate::command::{HostCommand, UiCommand};
 use crate::store::{DataPreview, RunData, RunId, RunStatus};
+use ltlab_types::{BackendChoice, BackendKind, DeviceClass};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -26,8 +27,9 @@ pub struct NewRun {
     pub params: BTreeMap<String, String>,
     /// Any other `KEY=VALUE` config settings, space-separated.
     pub extra: String,
-    /// `flex`, `wgpu` or `cuda`; empty: the config's.
-    pub backend: String,
+    /// What to train on; `None` until the host says what this machine has (then its preferred:
+    /// a real GPU if there is one, else flex).
+    pub backend_kind: Option<BackendKind>,
 }
 
 impl Default for NewRun {
@@ -41,7 +43,7 @@ impl Default for NewRun {
             methods: Vec::new(),
             params: BTreeMap::new(),
             extra: String::new(),
-            backend: String::new(),
+            backend_kind: None,
         }
     }
 }
@@ -67,8 +69,8 @@ impl NewRun {
         ] {
             a.extend([k.to_string(), v]);
         }
-        if !self.backend.is_empty() {
-            a.extend(["--backend".to_string(), self.backend.clone()]);
+        if let Some(b) = self.backend_kind {
+            a.extend(["--backend".to_string(), b.name().to_string()]);
         }
         for m in &self.methods {
             a.extend(["--method".to_string(), m.clone()]);
@@ -98,7 +100,7 @@ impl NewRun {
 pub(crate) struct RunOffer<'a> {
     /// Built-in configs (presets).
     pub configs: &'a [String],
-    pub backends: &'a [String],
+    pub backends: &'a [BackendChoice],
     pub methods: &'a MethodParams,
 }
 
@@ -138,11 +140,15 @@ impl Controls {
                 ui.selectable_value(&mut n.config, c.clone(), c.as_str());
             }
         });
-        let shown = if n.backend.is_empty() { "the config's".to_string() } else { n.backend.clone() };
+        let chosen = offer.backends.iter().find(|b| Some(b.kind) == n.backend_kind);
+        let shown = chosen.map_or_else(|| n.backend_kind.map_or("the config's", |k| k.name()).to_string(), BackendChoice::label);
         egui::ComboBox::from_label("backend").selected_text(shown).show_ui(ui, |ui| {
-            ui.selectable_value(&mut n.backend, String::new(), "the config's");
             for b in offer.backends {
-                ui.selectable_value(&mut n.backend, b.clone(), b.as_str());
+                ui.selectable_value(&mut n.backend_kind, Some(b.kind), b.label()).on_hover_text(match b.class {
+                    DeviceClass::Software => "a CPU implementing the GPU API: correct, but slower than flex",
+                    DeviceClass::Gpu => "this machine's GPU",
+                    DeviceClass::Cpu => "the CPU backend",
+                });
             }
         });
         ui.add(egui::DragValue::new(&mut n.steps).range(1..=10_000_000).prefix("steps "));
