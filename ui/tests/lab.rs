@@ -483,7 +483,7 @@ fn the_backend_choice_lists_this_hosts_devices_and_prefers_a_real_gpu() {
     let mut lab = lab_with_a_run();
     lab.set_backends(vec![cpu.clone(), lavapipe.clone()]);
     let mut h = harness(lab);
-    h.get_by_value("flex · CPU, 2 threads · CPU").click();
+    h.get_by_value("flex · CPU, 2 threads").click();
     h.run();
     h.get_by_label("wgpu · llvmpipe (LLVM 19.1.7, 256 bits) · software").click();
     h.run();

@@ -84,14 +84,14 @@ pub struct BackendChoice {
 }
 
 impl BackendChoice {
+    /// `flex · CPU, 2 threads`, `cuda · NVIDIA H200 · GPU`,
     /// `wgpu · llvmpipe (LLVM 19.1.7, 256 bits) · software`.
     pub fn label(&self) -> String {
-        let class = match self.class {
-            DeviceClass::Cpu => "CPU",
-            DeviceClass::Gpu => "GPU",
-            DeviceClass::Software => "software",
-        };
-        format!("{} · {} · {class}", self.kind.name(), self.device)
+        match self.class {
+            DeviceClass::Cpu => format!("{} · {}", self.kind.name(), self.device),
+            DeviceClass::Gpu => format!("{} · {} · GPU", self.kind.name(), self.device),
+            DeviceClass::Software => format!("{} · {} · software", self.kind.name(), self.device),
+        }
     }
 
     /// What a new run should default to: a real GPU (through CUDA where there is the choice:
@@ -293,6 +293,7 @@ mod tests {
         assert_eq!(BackendChoice::preferred(&[cpu.clone(), choice(BackendKind::Wgpu, DeviceClass::Gpu)]), BackendKind::Wgpu);
         assert_eq!(BackendChoice::preferred(&[]), BackendKind::Flex);
         assert_eq!(lavapipe.label(), "wgpu · d · software");
+        assert_eq!(cpu.label(), "flex · d");
     }
 
     #[test]
