@@ -657,6 +657,8 @@ fn bench_sample_times_the_sampler_it_was_given() {
         "--json",
     ]));
     assert_eq!((v["sampler"].as_str(), v["model_calls"].as_u64(), v["images"].as_u64()), (Some("ddim:3"), Some(3), Some(6)));
+    // Guidance runs each image twice per call ([x; x], the class term dropped for the second).
+    assert_eq!(v["rows_per_call"], 2);
     let ips = v["images_per_s"].as_f64().unwrap();
     assert!((ips - 6.0 / v["seconds"].as_f64().unwrap()).abs() <= 1e-9 * ips);
     assert!((v["seconds_for_50k"].as_f64().unwrap() - 50_000.0 / ips).abs() <= 1e-6 * 50_000.0 / ips);

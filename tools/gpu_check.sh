@@ -17,12 +17,13 @@
 # tries the whole script on a CPU machine in a few minutes: the micro/tiny presets, flex in
 # place of CUDA, lavapipe for wgpu, PyTorch on the CPU, process RSS in place of GPU memory.
 set -uo pipefail
+BIN=$(realpath "${1:?usage: tools/gpu_check.sh LTLAB_BINARY[.gz] [OUT]}")
+OUT=$(realpath -m "${2:-/tmp/gpu-check}")
 cd "$(dirname "$0")/.."
-BIN=${1:?usage: tools/gpu_check.sh LTLAB_BINARY[.gz] [OUT]}
-OUT=${2:-/tmp/gpu-check}
 mkdir -p "$OUT"
 if [[ "$BIN" == *.gz ]]; then
-  gunzip -c "$BIN" > /tmp/ltlab-gpu && chmod +x /tmp/ltlab-gpu && BIN=/tmp/ltlab-gpu
+  gunzip -c "$BIN" > /tmp/ltlab-gpu && chmod +x /tmp/ltlab-gpu || { echo "cannot unpack $BIN"; exit 1; }
+  BIN=/tmp/ltlab-gpu
 fi
 START=$(date +%s)
 if [ -n "${GPU_CHECK_TRIAL:-}" ]; then
@@ -42,10 +43,10 @@ step() {
   local remaining; remaining=$(left)
   if [ "$remaining" -lt $((limit / 3)) ]; then echo "skip $name ($remaining s left)" | tee -a "$OUT/log.txt"; return; fi
   [ "$remaining" -lt "$limit" ] && limit=$remaining
-  local t0; t0=$(date +%s.%N)
+  local t0=$EPOCHREALTIME
   timeout "$limit" "$@" > "$OUT/$name.json" 2> >(grep -v XDG_RUNTIME_DIR > "$OUT/$name.err")
   local rc=$?
-  printf '%-16s rc %3d  %6.1f s\n' "$name" "$rc" "$(echo "$(date +%s.%N) - $t0" | bc)" | tee -a "$OUT/log.txt"
+  printf '%-20s rc %3d  %6.1f s\n' "$name" "$rc" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')" | tee -a "$OUT/log.txt"
 }
 
 { nvidia-smi 2>/dev/null || echo "no nvidia-smi"; python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'; } > "$OUT/machine.txt" 2>&1
@@ -65,7 +66,8 @@ mem_run() {
     if [ "$GPU" = cuda ]; then
       echo "$(date +%s.%N),$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)"
     else
-      echo "$(date +%s.%N),$(($(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0) / 1024))"
+      local rss; rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null)
+      echo "$(date +%s.%N),$(( ${rss:-0} / 1024 ))"
     fi
     sleep 0.5
   done > "$OUT/memory_mib.csv"
@@ -129,7 +131,13 @@ if m:
 try:
     steps = [json.loads(l) for l in open(os.path.join(out, "memory_steps.jsonl")) if l.startswith("{")]
     steps = [s["Step"] for s in steps if "Step" in s]
-    mem = [tuple(map(float, l.split(","))) for l in open(os.path.join(out, "memory_mib.csv")) if l.count(",") == 1 and l.split(",")[1].strip()]
+    mem = []
+    for line in open(os.path.join(out, "memory_mib.csv")):
+        try:
+            t, v = line.strip().split(",")
+            mem.append((float(t), float(v)))
+        except ValueError:  # nvidia-smi's [N/A], a cut line
+            pass
     if mem:
         t0 = mem[0][0]
         q = len(mem) // 4 or 1
@@ -139,8 +147,8 @@ try:
     if steps:
         rates = [s["images_per_s"] for s in steps[len(steps) // 2:]]
         print(f"training images/s over the second half of those steps: median {sorted(rates)[len(rates) // 2]:.1f}")
-except OSError:
-    pass
+except (OSError, ValueError) as e:
+    print(f"\nmemory: not read ({e})")
 print("\n```\n" + open(os.path.join(out, "log.txt")).read() + "```")
 PY
 cat "$OUT/report.md"

@@ -200,14 +200,20 @@ def autocast(device, amp):
     return torch.autocast(device_type=device, enabled=False)
 
 
-def torch_sample(preset, batch, images, image_size, sampler_steps, omega, device, amp, compile_model):
-    """DDIM (η = 0) over `sampler_steps` evenly spaced t with CFG, as ltlab's sampler runs it."""
+def torch_sample(preset, batch, images, image_size, sampler_steps, omega, device, threads, amp, compile_model):
+    """DDIM (η = 0) over `sampler_steps` evenly spaced t with CFG, as ltlab's sampler runs it:
+    guidance is one call on [x; x] with the class term dropped for the second half; ω = 0 is
+    one plain conditional call."""
+    if device == "cpu" and threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = UNet(preset, 3, 10, image_size).to(device).eval()
     net = torch.compile(model) if compile_model else model
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
     ab = torch.cumprod(1 - betas, 0).float().to(device)
-    ts = list(range(1000 - 1000 // sampler_steps, -1, -(1000 // sampler_steps)))[:sampler_steps]
+    # ltlab's ddim_timesteps: k.min(T) steps of T // k (at least 1), from the top down.
+    skip = max(1000 // sampler_steps, 1)
+    ts = [i * skip for i in range(min(sampler_steps, 1000))][::-1]
 
     def run(n, ts):
         for start in range(0, n, batch):
@@ -216,10 +222,13 @@ def torch_sample(preset, batch, images, image_size, sampler_steps, omega, device
             y = torch.arange(start, start + b, device=device) % 10
             keep = torch.cat([torch.ones(b, device=device), torch.zeros(b, device=device)])
             for i, t in enumerate(ts):
-                tt = torch.full((2 * b,), t, device=device, dtype=torch.long)
                 with torch.no_grad(), autocast(device, amp):
-                    e = net(torch.cat([x, x]), tt, torch.cat([y, y]), keep).float()
-                eps = (1 + omega) * e[:b] - omega * e[b:]
+                    if omega == 0:
+                        eps = net(x, torch.full((b,), t, device=device, dtype=torch.long), y).float()
+                    else:
+                        tt = torch.full((2 * b,), t, device=device, dtype=torch.long)
+                        e = net(torch.cat([x, x]), tt, torch.cat([y, y]), keep).float()
+                        eps = (1 + omega) * e[:b] - omega * e[b:]
                 a = ab[t]
                 x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
                 a_next = ab[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=device)
@@ -233,7 +242,8 @@ def torch_sample(preset, batch, images, image_size, sampler_steps, omega, device
     run(images, ts)
     secs = time.perf_counter() - start
     ips = images / secs
-    return {"images_per_s": ips, "seconds": secs, "seconds_for_50k": 50_000 / ips, "model_calls": len(ts)}
+    return {"images_per_s": ips, "seconds": secs, "seconds_for_50k": 50_000 / ips, "model_calls": len(ts),
+            "parameters": sum(p.numel() for p in model.parameters())}
 
 
 def torch_bench(preset, batch, image_size, steps, warmup, device, threads, amp="none", compile_model=False):
@@ -325,10 +335,10 @@ def main():
     if a.what == "train":
         results["pytorch"] = torch_bench(a.preset, a.batch, a.image_size, a.steps, a.warmup, a.device, a.threads, a.amp, a.compile)
     else:
-        results["pytorch"] = torch_sample(a.preset, a.batch, a.images, a.image_size, a.sampler_steps, a.omega, a.device, a.amp, a.compile)
+        results["pytorch"] = torch_sample(a.preset, a.batch, a.images, a.image_size, a.sampler_steps, a.omega, a.device, a.threads, a.amp, a.compile)
     results["pytorch"].update({"version": torch.__version__, "threads": torch.get_num_threads(), "amp": a.amp, "compile": a.compile})
     if "ltlab" in results:
-        if "parameters" in results["pytorch"] and results["ltlab"]["parameters"] != results["pytorch"]["parameters"]:
+        if results["ltlab"]["parameters"] != results["pytorch"]["parameters"]:
             print(f"warning: parameter counts differ: {results['ltlab']['parameters']} vs {results['pytorch']['parameters']}")
         results["ratio_ltlab_over_pytorch_images_per_s"] = results["ltlab"]["images_per_s"] / results["pytorch"]["images_per_s"]
     print(json.dumps(results, indent=2))

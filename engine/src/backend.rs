@@ -10,15 +10,6 @@ pub use ltlab_types::{BackendChoice, BackendKind, DeviceClass};
 
 pub type Flex = burn::backend::Flex;
 
-/// Whether this binary was built with the backend's cargo feature.
-pub fn compiled(kind: BackendKind) -> bool {
-    match kind {
-        BackendKind::Flex => true,
-        BackendKind::Wgpu => cfg!(feature = "wgpu"),
-        BackendKind::Cuda => cfg!(feature = "cuda"),
-    }
-}
-
 /// The device `kind` would use on this machine, or why it has none.
 pub fn probe(kind: BackendKind) -> Result<BackendChoice> {
     match kind {
@@ -78,8 +69,8 @@ pub fn dispatch<W: WithBackend>(kind: BackendKind, work: W) -> Result<W::Output>
 /// CubeCL keeps its autotune results (which kernel variant is fastest for each shape, found by
 /// timing them) in the nearest Cargo project's `target/`, that is wherever ltlab happens to run;
 /// ltlab keeps them in the user's cache, `$XDG_CACHE_HOME/ltlab/cubecl` (or `~/.cache/…`), so
-/// that a GPU run tunes once per machine. A `cubecl.toml` and CubeCL's environment variables
-/// (`CUBECL_AUTOTUNE_LEVEL`) still apply.
+/// that a GPU run tunes once per machine. The rest of a `cubecl.toml` (and its cache, if it names
+/// a file) and CubeCL's environment variables (`CUBECL_AUTOTUNE_LEVEL`) still apply.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 fn configure_cubecl() {
     use burn::cubecl::config::cache::CacheConfig;
@@ -92,10 +83,10 @@ fn configure_cubecl() {
         if matches!(config.autotune.cache, CacheConfig::Target) {
             config.autotune.cache = CacheConfig::File(cache.join("ltlab").join("cubecl"));
         }
-        // Only before CubeCL first read its configuration (setting it later would panic).
-        let unread = CubeClRuntimeConfig::storage().lock().is_none();
-        if unread {
-            CubeClRuntimeConfig::set(config);
+        // Only if CubeCL has not read its configuration yet (it is read once, then fixed).
+        let mut stored = CubeClRuntimeConfig::storage().lock();
+        if stored.is_none() {
+            *stored = Some(std::sync::Arc::new(config));
         }
     });
 }
@@ -130,70 +121,94 @@ mod wgpu_adapter {
 
     pub fn best() -> Result<Adapter> {
         let api = AutoGraphicsApi::backend();
+        // CubeCL's own override of its default device: honoured, and named as such.
+        if let Some(chosen) = std::env::var("CUBECL_WGPU_DEFAULT_DEVICE").ok().filter(|v| !v.is_empty()) {
+            let class = if chosen == "Cpu" { DeviceClass::Software } else { DeviceClass::Gpu };
+            let choice = BackendChoice { kind: BackendKind::Wgpu, device: format!("{chosen} (CUBECL_WGPU_DEFAULT_DEVICE)"), class };
+            return Ok(Adapter { choice, device: WgpuDevice::DefaultDevice, api });
+        }
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: api.into(), ..wgpu::InstanceDescriptor::new_without_display_handle() });
-        let infos: Vec<wgpu::AdapterInfo> = pollster::block_on(instance.enumerate_adapters(api.into())).iter().map(|a| a.get_info()).collect();
-        // CubeCL numbers adapters within their type, in enumeration order.
-        let (position, info) = infos.iter().enumerate().min_by_key(|(i, a)| (rank(a.device_type), *i)).ok_or_else(|| {
-            Error::option(
+        let adapters = pollster::block_on(instance.enumerate_adapters(api.into()));
+        let best = adapters.iter().map(|a| a.get_info()).enumerate().min_by_key(|(i, a)| (rank(a.device_type), *i));
+        let Some((_, info)) = best else {
+            return Err(Error::option(
                 "backend",
                 format!(
                     "wgpu: no {api:?} adapter on this machine (looked for discrete, integrated and virtual GPUs, and software ones such as lavapipe); \
-                         install the GPU's {api:?} driver (or mesa-vulkan-drivers for lavapipe), or use --backend flex"
+                     install the GPU's {api:?} driver (or mesa-vulkan-drivers for lavapipe), or use --backend flex"
                 ),
-            )
-        })?;
-        let index = infos[..position].iter().filter(|a| a.device_type == info.device_type).count();
+            ));
+        };
+        // CubeCL numbers adapters within their type, in enumeration order, and the best is the
+        // first of its type. An adapter of type `Other` ranks first only without a discrete GPU,
+        // and CubeCL's discrete GPU 0 is then the first `Other`.
         let device = match info.device_type {
-            DeviceType::DiscreteGpu => WgpuDevice::DiscreteGpu(index),
-            DeviceType::IntegratedGpu => WgpuDevice::IntegratedGpu(index),
-            DeviceType::VirtualGpu => WgpuDevice::VirtualGpu(index),
+            DeviceType::DiscreteGpu | DeviceType::Other => WgpuDevice::DiscreteGpu(0),
+            DeviceType::IntegratedGpu => WgpuDevice::IntegratedGpu(0),
+            DeviceType::VirtualGpu => WgpuDevice::VirtualGpu(0),
             DeviceType::Cpu => WgpuDevice::Cpu,
-            // CubeCL only reaches these through its default choice.
-            DeviceType::Other => WgpuDevice::DefaultDevice,
         };
         let class = if info.device_type == DeviceType::Cpu { DeviceClass::Software } else { DeviceClass::Gpu };
-        Ok(Adapter { choice: BackendChoice { kind: BackendKind::Wgpu, device: info.name.clone(), class }, device, api })
+        Ok(Adapter { choice: BackendChoice { kind: BackendKind::Wgpu, device: info.name, class }, device, api })
     }
 }
 
-/// The first CUDA device, asked of the driver itself: CubeCL panics on its own thread when the
-/// driver or the device is missing.
+/// The first CUDA device, asked of the driver itself (once per process): CubeCL panics on its own
+/// thread when the driver or the device is missing.
 #[cfg(feature = "cuda")]
 mod cuda_device {
     use crate::error::{Error, Result};
     use std::ffi::{CStr, c_char, c_int, c_uint};
+    use std::sync::OnceLock;
 
     type CuInit = unsafe extern "C" fn(c_uint) -> c_int;
     type CuDeviceGetCount = unsafe extern "C" fn(*mut c_int) -> c_int;
+    type CuDeviceGet = unsafe extern "C" fn(*mut c_int, c_int) -> c_int;
     type CuDeviceGetName = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
 
-    fn refused(what: String) -> Error {
-        Error::option("backend", format!("cuda: {what}; this needs a machine with an NVIDIA GPU and its driver, or use --backend wgpu or flex"))
-    }
+    /// The driver library stays loaded, as CubeCL's own copy of it does.
+    static DRIVER: OnceLock<std::result::Result<libloading::Library, String>> = OnceLock::new();
+    static FIRST: OnceLock<std::result::Result<String, String>> = OnceLock::new();
 
     pub fn first() -> Result<String> {
-        // SAFETY: loading the driver library runs only its initialisers, as CubeCL would; the
-        // three entry points have these C signatures in every CUDA driver API since 2.0.
+        FIRST.get_or_init(ask).clone().map_err(|what| {
+            Error::option("backend", format!("cuda: {what}; this needs a machine with an NVIDIA GPU and its driver, or use --backend wgpu or flex"))
+        })
+    }
+
+    fn ask() -> std::result::Result<String, String> {
+        let lib = DRIVER
+            .get_or_init(|| {
+                // SAFETY: loading the driver library runs only its initialisers, as CubeCL would.
+                unsafe { libloading::Library::new("libcuda.so.1") }.map_err(|e| format!("the NVIDIA driver library libcuda.so.1 cannot be loaded ({e})"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let missing = |name: &str, e: libloading::Error| format!("libcuda.so.1 lacks {name} ({e})");
+        // SAFETY: these entry points have these C signatures in every CUDA driver API since 2.0;
+        // the name buffer is longer than the length passed, so it ends in a NUL.
         unsafe {
-            let lib =
-                libloading::Library::new("libcuda.so.1").map_err(|e| refused(format!("the NVIDIA driver library libcuda.so.1 cannot be loaded ({e})")))?;
-            let missing = |name: &str, e: libloading::Error| refused(format!("libcuda.so.1 lacks {name} ({e})"));
             let init = lib.get::<CuInit>(b"cuInit\0").map_err(|e| missing("cuInit", e))?;
             let count = lib.get::<CuDeviceGetCount>(b"cuDeviceGetCount\0").map_err(|e| missing("cuDeviceGetCount", e))?;
+            let get = lib.get::<CuDeviceGet>(b"cuDeviceGet\0").map_err(|e| missing("cuDeviceGet", e))?;
             let name = lib.get::<CuDeviceGetName>(b"cuDeviceGetName\0").map_err(|e| missing("cuDeviceGetName", e))?;
             let status = init(0);
             if status != 0 {
-                return Err(refused(format!("the driver did not start (cuInit error {status})")));
+                return Err(format!("the driver did not start (cuInit error {status})"));
             }
             let mut n: c_int = 0;
             if count(&mut n) != 0 || n < 1 {
-                return Err(refused("the driver sees no CUDA device".into()));
+                return Err("the driver sees no CUDA device".into());
             }
-            let mut buf = [0 as c_char; 256];
-            if name(buf.as_mut_ptr(), buf.len() as c_int, 0) != 0 {
+            let mut device: c_int = 0;
+            if get(&mut device, 0) != 0 {
+                return Err("the driver cannot open CUDA device 0".into());
+            }
+            let mut buf = [0u8; 256];
+            if name(buf.as_mut_ptr().cast(), buf.len() as c_int - 1, device) != 0 {
                 return Ok("CUDA device 0".into());
             }
-            Ok(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned())
+            Ok(CStr::from_bytes_until_nul(&buf).map_or_else(|_| "CUDA device 0".into(), |n| n.to_string_lossy().into_owned()))
         }
     }
 }

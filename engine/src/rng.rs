@@ -42,6 +42,14 @@ pub fn rng(seed: u64, stream: Stream, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(derive_seed(seed, stream, index))
 }
 
+/// Flex has one generator per process: `Backend::seed` sets it and every random op draws from
+/// it. Hold this from seeding it to the last draw, so that runs starting together on their own
+/// threads each get their seed's draws.
+pub fn flex_draws() -> std::sync::MutexGuard<'static, ()> {
+    static DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DRAWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn normal_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| StandardNormal.sample(rng)).collect()
 }

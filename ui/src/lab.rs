@@ -158,10 +158,6 @@ impl Lab {
         self.backends = backends;
     }
 
-    pub fn backends(&self) -> &[BackendChoice] {
-        &self.backends
-    }
-
     /// Closes a run in this front end (its engine, if any, keeps running).
     pub fn close(&mut self, id: RunId) {
         self.runs.retain(|r| r.id != id);

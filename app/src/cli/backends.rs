@@ -1,7 +1,7 @@
 //! `ltlab backends`: what this binary can train on here, and on which device.
 
 use clap::Args;
-use ltlab_engine::backend::{self, BackendKind, DeviceClass};
+use ltlab_engine::backend::{self, BackendChoice, BackendKind, DeviceClass};
 
 #[derive(Args, Debug)]
 pub struct BackendsArgs {
@@ -32,7 +32,7 @@ pub fn run(a: BackendsArgs) -> anyhow::Result<()> {
         choices.extend(probed.ok());
     }
     if !a.json {
-        println!("a new run in the lab defaults to {}", ltlab_engine::backend::BackendChoice::preferred(&choices).name());
+        println!("a new run in the lab defaults to {}", BackendChoice::preferred(&choices).name());
     }
     Ok(())
 }

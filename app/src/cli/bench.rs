@@ -318,7 +318,8 @@ impl WithBackend for SampleBench {
                 serde_json::json!({
                     "bench": "sample", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
                     "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
-                    "sampler": self.sampler.label(), "omega": self.omega, "model_calls": calls, "images": self.images,
+                    "sampler": self.sampler.label(), "omega": self.omega, "model_calls": calls,
+                    "rows_per_call": if self.omega == 0.0 { 1 } else { 2 }, "images": self.images,
                     "seconds": secs, "images_per_s": ips, "seconds_for_50k": 50_000.0 / ips,
                 })
             );

@@ -10,6 +10,3 @@ pub mod trainer;
 
 pub use config::{LabelDrop, TrainConfig};
 pub use trainer::Trainer;
-
-#[cfg(all(test, feature = "wgpu"))]
-mod wgpu_matches_flex;

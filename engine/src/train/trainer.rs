@@ -312,20 +312,24 @@ fn group_mean<'a>(groups: usize, items: impl Iterator<Item = (usize, &'a f32)>) 
     sums.iter().map(|&(s, n)| (n > 0).then(|| s / n as f64)).collect()
 }
 
-/// The U-Net a config asks for, checked against the data.
 /// The network a run starts from, the same on every backend (their generators differ): drawn
 /// on flex from the run seed, then moved to `device`.
 fn initial_model<B: TrainBackend>(config: &UNetConfig, seed: u64, device: &B::Device) -> Result<UNet<B>> {
     let cpu = Default::default();
-    <Flex as Backend>::seed(&cpu, rng::derive_seed(seed, Stream::Init, 0));
-    let drawn: UNet<Flex> = config.init(&cpu);
-    let values = params::collect(&drawn)
+    let drawn: Vec<params::NamedParam<Flex>> = {
+        let _draws = rng::flex_draws();
+        <Flex as Backend>::seed(&cpu, rng::derive_seed(seed, Stream::Init, 0));
+        // Burn draws parameters when first read: collecting them draws them all, in order.
+        params::collect(&config.init::<Flex>(&cpu))
+    };
+    let values = drawn
         .into_iter()
         .map(|p| (p.path.clone(), params::NamedParam { path: p.path, shape: p.shape, value: Tensor::from_data(p.value.into_data(), device) }))
         .collect();
     params::load(config.init(device), values)
 }
 
+/// The U-Net a config asks for, checked against the data.
 pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> Result<UNetConfig> {
     let mut m = cfg.model.preset.config(data.channels, data.num_classes(), data.size)?;
     if let Some(d) = cfg.model.dropout {

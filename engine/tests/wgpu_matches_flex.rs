@@ -1,15 +1,17 @@
 //! wgpu trains as flex does. The same micro network, seed and batches give the same step-1 loss
 //! and gradient norm on both; a wgpu run stopped at a checkpoint and resumed goes on as flex's
 //! uninterrupted run; and its grid looks the same. On this project's CI wgpu is lavapipe (Vulkan
-//! on the CPU): a real driver with real shader compilation, only slow.
+//! on the CPU): a real driver with real shader compilation, only slow. Its own test binary: flex's
+//! generator is one per process, and other tests drawing from it would change this one's draws.
+#![cfg(feature = "wgpu")]
 
-use super::config::{DiffusionConfig, LogConfig, ModelConfig, TrainConfig};
-use super::engine::{Launch, spawn};
-use super::run_dir::RunDir;
-use crate::backend::{self, BackendKind};
-use crate::data::{DataConfig, DatasetKind};
-use crate::diffusion::SamplerKind;
-use crate::model::Preset;
+use ltlab_engine::backend::{self, BackendKind};
+use ltlab_engine::data::{DataConfig, DatasetKind};
+use ltlab_engine::diffusion::SamplerKind;
+use ltlab_engine::model::Preset;
+use ltlab_engine::train::config::{DiffusionConfig, LogConfig, ModelConfig, TrainConfig};
+use ltlab_engine::train::engine::{Launch, spawn};
+use ltlab_engine::train::run_dir::RunDir;
 use ltlab_types::{Event, StepRecord};
 use std::path::Path;
 use std::time::{Duration, Instant};
