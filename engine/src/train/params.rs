@@ -74,24 +74,23 @@ impl<B: Backend> ModuleMapper<B> for Replace<'_, B> {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
+        // Shapes read lazily: a fresh module's parameters are not drawn only to be replaced.
         let path = self.path.leaf();
-        let dims = tensor.dims();
-        let tensor = match self.values.remove(&path) {
-            Some(p) if p.shape == dims.to_vec() => {
-                let new = p.value.reshape(dims).to_device(&tensor.device());
-                if tensor.is_require_grad() { new.require_grad() } else { new }
+        let dims: [usize; D] = param.lazy_shape().dims();
+        match self.values.remove(&path) {
+            Some(p) if p.shape == dims => {
+                let id = param.id;
+                param.transform_for_load(p.value.reshape(dims), id)
             }
             Some(p) => {
                 self.error.get_or_insert(Error::Other(format!("parameter `{path}`: shape {:?} in the file, {dims:?} in the model", p.shape)));
-                tensor
+                param
             }
             None => {
                 self.error.get_or_insert(Error::Other(format!("parameter `{path}` is missing from the file")));
-                tensor
+                param
             }
-        };
-        Param::from_mapped_value(id, tensor, mapper)
+        }
     }
 }
 
