@@ -853,3 +853,89 @@ fn eval_of_an_image_folder_against_itself_is_zero() {
     assert_eq!(v["per_class"].as_array().unwrap().len(), 2);
     assert_eq!((v["precision"].as_f64(), v["recall"].as_f64()), (Some(1.0), Some(1.0)));
 }
+
+/// `tools/inception_fixture.py`'s closed-form weights: u_k = a 32-bit integer hash of
+/// (k + FNV-1a(name)) / 2³², exact in both languages, then scaled by the tensor's kind.
+fn closed_form_weight(name: &str, shape: &[usize]) -> Vec<f32> {
+    const MASK: u64 = 0xFFFF_FFFF;
+    let h = name.bytes().fold(0x811C_9DC5u64, |h, b| ((h ^ b as u64) * 0x0100_0193) & MASK);
+    let n: usize = shape.iter().product();
+    let leaf = name.rsplit('.').next().unwrap();
+    (0..n as u64)
+        .map(|k| {
+            let mut x = (k + h) & MASK;
+            for _ in 0..2 {
+                x = (((x >> 16) ^ x) * 0x45D_9F3B) & MASK;
+            }
+            let u = ((x >> 16) ^ x) as f64 / 4_294_967_296.0;
+            let v = if name.starts_with("fc.") {
+                (u - 0.5) * if leaf == "weight" { 1.0 } else { 0.1 }
+            } else if shape.len() == 4 {
+                (u - 0.5) * (12.0 * 2.0 / shape[1..].iter().product::<usize>() as f64).sqrt()
+            } else if leaf == "weight" || leaf == "running_var" {
+                0.8 + 0.4 * u
+            } else {
+                0.2 * (u - 0.5)
+            };
+            v as f32
+        })
+        .collect()
+}
+
+/// The FID Inception against pytorch-fid's network, FID and torch-fidelity's IS, without
+/// PyTorch: both sides build the same closed-form weights (here as the state dict in a
+/// safetensors file), and `tests/fixtures/inception` holds what pytorch-fid and torch-fidelity
+/// computed on its two folders of PNGs (`tools/inception_fixture.py`). Pool features and FID
+/// within 1e−3 relative, the one-split IS too.
+#[test]
+fn fid_inception_matches_pytorch_fid_and_torch_fidelity() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inception");
+    let shapes: Vec<(String, Vec<usize>)> = serde_json::from_str(&std::fs::read_to_string(fx.join("shapes.json")).unwrap()).unwrap();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        shapes.iter().map(|(k, s)| (k.clone(), s.clone(), closed_form_weight(k, s).iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
+    let views: Vec<(String, TensorView)> = bytes.iter().map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = tmp.path().join("closed-form-inception.safetensors");
+    std::fs::write(&weights, safetensors::serialize(views, None).unwrap()).unwrap();
+    let dump = tmp.path().join("dump");
+    let (real, fake) = (fx.join("real"), fx.join("fake"));
+    let features = format!("inception:{}", weights.display());
+    let v = json(&run(&[
+        "eval",
+        "--real",
+        real.to_str().unwrap(),
+        "--fake",
+        fake.to_str().unwrap(),
+        "--features",
+        &features,
+        "--dump-features",
+        dump.to_str().unwrap(),
+        "--kid-subsets",
+        "1",
+        "--prd-runs",
+        "1",
+        "--is-splits",
+        "1",
+        "--json",
+    ]));
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fx.join("expected.json")).unwrap()).unwrap();
+    for set in ["real", "fake"] {
+        let ours = ltlab_engine::eval::feature_file::read_features(&dump.join(format!("{set}.npy"))).unwrap();
+        let theirs = ltlab_engine::eval::feature_file::read_features(&fx.join(format!("{set}_features.npy"))).unwrap();
+        assert_eq!((ours.n, ours.d), (theirs.n, theirs.d));
+        let scale = theirs.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = ours.data.iter().zip(&theirs.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst <= 1e-3 * scale, "{set}: features differ by {worst} (largest {scale})");
+    }
+    let rel = |ours: f64, key: &str| {
+        let theirs = expected[key].as_f64().unwrap();
+        ((ours - theirs) / theirs).abs()
+    };
+    let fid = v["overall"]["fid"].as_f64().unwrap();
+    assert!(rel(fid, "fid") < 1e-3, "FID {fid} vs pytorch-fid {}", expected["fid"]);
+    let is = v["inception_score"].as_f64().unwrap();
+    assert!(rel(is, "inception_score_1_split") < 1e-3, "IS {is} vs torch-fidelity {}", expected["inception_score_1_split"]);
+    // The IS says something: far from 1 at this tolerance.
+    assert!(is > 1.1, "{is}");
+}

@@ -42,6 +42,7 @@ fn config(backend: BackendKind, steps: u64) -> TrainConfig {
             grid_sampler: SamplerKind::Ddim { steps: 4, final_x0: true, clip_x0: true },
             ..Default::default()
         },
+        eval: Default::default(),
         record: None,
     }
 }

@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use ltlab_engine::analysis::classes::{class_report, splits};
 use ltlab_engine::analysis::embed::EmbedMethod;
 use ltlab_engine::analysis::latents::LatentSetup;
+use ltlab_engine::analysis::overlap::pair_overlap;
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::backend::{WithBackend, dispatch};
 use ltlab_engine::data::sampler::BatchSampler;
@@ -29,6 +30,62 @@ pub enum AnalyzeCommand {
     /// one t, laid out by PCA, t-SNE or UMAP, with per-class entanglement (k-NN purity,
     /// silhouette). Writes OUT.json, OUT.csv and OUT.png.
     Latents(LatentsArgs),
+    /// How much of DiffROP's e^{−d} term can act: per t bucket, the share of different-class
+    /// pairs (one random partner per anchor, at the anchor's t and ε) with e^{−d} > 0.01, for d
+    /// summed over elements (the paper's Eq. 12) and averaged; the run's EMA model on its own
+    /// training data.
+    Diffrop(DiffropArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DiffropArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Checkpoint step (default: the newest).
+    #[arg(long)]
+    step: Option<u64>,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Batches averaged over (one pair per image of each).
+    #[arg(long, default_value_t = 20)]
+    batches: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+struct DiffropJob(DiffropArgs);
+
+impl WithBackend for DiffropJob {
+    type Output = anyhow::Result<()>;
+    fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+        let a = self.0;
+        if a.batch < 2 || a.batches == 0 {
+            bail!("options --batch (≥ 2) and --batches (≥ 1) must be positive");
+        }
+        let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device.clone())?;
+        let model = trainer.ema.clone().merge_experts();
+        let rows = pair_overlap(&model, &trainer.schedule, &trainer.data, a.batch, a.batches, a.seed, &device);
+        if a.json {
+            let v = serde_json::json!({ "run": a.run, "step": step, "methods": trainer.cfg.methods.label(), "rows": rows });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(());
+        }
+        println!(
+            "{} (step {step}): pairs with e^-d > 0.01, d = ‖μ_a − μ_p‖² summed (the paper) or averaged over {} elements",
+            a.run.display(),
+            trainer.data.image_len()
+        );
+        println!("{:>9} {:>6} {:>10} {:>12} {:>10} {:>12}", "t", "pairs", "alive sum", "median sum", "alive mean", "median mean");
+        for r in &rows {
+            println!(
+                "{:>4}-{:<4} {:>6} {:>10.3} {:>12.4} {:>10.3} {:>12.6}",
+                r.t_from, r.t_to, r.pairs, r.alive_sum, r.median_sum, r.alive_mean, r.median_mean
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -269,6 +326,10 @@ pub fn run(cmd: AnalyzeCommand) -> anyhow::Result<()> {
         AnalyzeCommand::Classes(a) => {
             let backend = RunDir::open(&a.run)?.read_config()?.backend;
             dispatch(backend, ClassesJob(a))?
+        }
+        AnalyzeCommand::Diffrop(a) => {
+            let backend = RunDir::open(&a.run)?.read_config()?.backend;
+            dispatch(backend, DiffropJob(a))?
         }
     }
 }

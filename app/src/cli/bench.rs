@@ -478,6 +478,7 @@ fn bench_config(preset: &str, batch: usize, backend: &str, steps: u64, image_siz
         batch_sampler: None,
         methods: Default::default(),
         log: LogConfig::default(),
+        eval: Default::default(),
         record: None,
     };
     config.validate()?;

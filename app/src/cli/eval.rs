@@ -55,10 +55,10 @@ struct ScoreArgs {
     /// Per-class FID/KID (and accuracy), Many/Medium/Few and tail splits.
     #[arg(long)]
     per_class: bool,
-    /// ddpm[:clip] or ddim:K[:ref][:clip] (default: the sampler of the run's grids).
+    /// ddpm[:clip] or ddim:K[:ref][:clip] (default: the run's [eval] sampler, its paper's; else its grids').
     #[arg(long)]
     sampler: Option<String>,
-    /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅) (default: the ω of the run's grids).
+    /// Guidance ω: ε̂ = (1+ω)·ε(x, y) − ω·ε(x, ∅) (default: the run's [eval] ω, its paper's; else its grids').
     #[arg(long)]
     omega: Option<f64>,
     /// ema, raw or ema-base (CM without its experts).
@@ -99,6 +99,12 @@ struct ScoreArgs {
     /// PRD: clusterings averaged (SPEC: 10).
     #[arg(long, default_value_t = 10)]
     prd_runs: usize,
+    /// PRD: k-means starts per clustering, the best kept (Sajjadi et al.'s n_init: 10).
+    #[arg(long, default_value_t = 10)]
+    prd_inits: usize,
+    /// IS: splits of the seeded shuffle (SPEC: 10); 1 is the same number for every shuffle.
+    #[arg(long, default_value_t = 10)]
+    is_splits: usize,
     /// Also write the features as .npy files (real.npy, fake.npy and their labels) here.
     #[arg(long)]
     dump_features: Option<PathBuf>,
@@ -274,7 +280,15 @@ fn cap_per_class(r: Labelled, k: Option<usize>) -> Labelled {
 impl ScoreJob {
     fn options(&self) -> MetricOptions {
         let s = &self.0;
-        MetricOptions { kid_subsets: s.kid_subsets, kid_subset_size: s.kid_subset_size, prd_runs: s.prd_runs, seed: s.seed, ..Default::default() }
+        MetricOptions {
+            kid_subsets: s.kid_subsets,
+            kid_subset_size: s.kid_subset_size,
+            prd_runs: s.prd_runs,
+            prd_inits: s.prd_inits,
+            is_splits: s.is_splits,
+            seed: s.seed,
+            ..Default::default()
+        }
     }
 
     fn dump(&self, real: &Features, real_labels: Option<&[usize]>, fake: &Features, fake_labels: Option<&[usize]>) -> anyhow::Result<()> {
@@ -319,11 +333,19 @@ impl ScoreJob {
 
         let classes: Vec<usize> = (0..real.num_classes()).collect();
         let per_class = s.samples.div_ceil(classes.len());
-        let sampler = match &s.sampler {
-            Some(k) => SamplerKind::parse(k)?,
-            None => trainer.cfg.log.grid_sampler,
+        // The command line, else the run's [eval] setting (its paper's), else its grids'.
+        let ev = &trainer.cfg.eval;
+        let from_eval = ev.source.as_deref().map_or("the run's [eval] setting".to_string(), |s| format!("the run's [eval] setting ({s})"));
+        let (sampler, sampler_from) = match (&s.sampler, ev.sampler) {
+            (Some(k), _) => (SamplerKind::parse(k)?, "--sampler".to_string()),
+            (None, Some(k)) => (k, from_eval.clone()),
+            (None, None) => (trainer.cfg.log.grid_sampler, "the run's grids".to_string()),
         };
-        let omega = s.omega.unwrap_or(trainer.cfg.log.grid_omega);
+        let (omega, omega_from) = match (s.omega, ev.omega) {
+            (Some(w), _) => (w, "--omega".to_string()),
+            (None, Some(w)) => (w, from_eval),
+            (None, None) => (trainer.cfg.log.grid_omega, "the run's grids".to_string()),
+        };
         let weights = match s.weights.as_str() {
             "raw" => Weights::Raw,
             "ema-base" => Weights::EmaBase,
@@ -366,6 +388,8 @@ impl ScoreJob {
         ctx.insert("methods".into(), trainer.cfg.methods.label());
         ctx.insert("sampler".into(), sampler.label());
         ctx.insert("omega".into(), omega.to_string());
+        ctx.insert("sampler_from".into(), sampler_from);
+        ctx.insert("omega_from".into(), omega_from);
         ctx.insert("weights".into(), s.weights.clone());
         ctx.insert("samples".into(), format!("{} ({per_class} per class)", fake_labels.len()));
         ctx.insert("real".into(), format!("{} balanced images of {} (fingerprint {})", reference.labels.len(), real.name, real.fingerprint()));

@@ -4,4 +4,5 @@
 pub mod classes;
 pub mod embed;
 pub mod latents;
+pub mod overlap;
 pub mod transfer;

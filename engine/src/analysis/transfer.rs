@@ -38,9 +38,6 @@ pub struct TransferCurve {
 
 /// One batch's images, ε and the t-independent parts of the distances.
 struct BatchTerms {
-    /// Dataset indices: a sampler with replacement can draw the anchor's own image again,
-    /// and picking that copy changes nothing, so it is not a transfer.
-    idx: Vec<usize>,
     labels: Vec<usize>,
     d: Vec<f64>,
     e: Vec<f64>,
@@ -69,7 +66,7 @@ fn batch_terms(data: &Dataset, idx: &[usize], seed: u64, batch_no: u64) -> Batch
             e[i * n + j] = ee;
         }
     }
-    BatchTerms { idx: idx.to_vec(), labels: idx.iter().map(|&i| data.labels[i]).collect(), d, e }
+    BatchTerms { labels: idx.iter().map(|&i| data.labels[i]).collect(), d, e }
 }
 
 /// For anchor i at time t: p_sel(·|i) and which j the gate accepts; calls `f(j, p)` for every
@@ -87,7 +84,9 @@ fn accepted_mass(b: &BatchTerms, i: usize, t: usize, schedule: &Schedule, gate: 
     let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let z: f64 = logits.iter().map(|l| (l - max).exp()).sum();
     let yi = b.labels[i];
-    for j in (0..n).filter(|&j| b.idx[j] != b.idx[i]) {
+    // Picking the anchor, or an image equal to it (D_ij = 0: a sampler with replacement can
+    // draw it twice), changes nothing: not a transfer.
+    for j in (0..n).filter(|&j| j != i && b.d[i * n + j] != 0.0) {
         if gate.accepts(q[yi], q[b.labels[j]], t) {
             f(j, (logits[j] - max).exp() / z);
         }
@@ -174,7 +173,9 @@ mod tests {
         TransferSetup { gate: Gate { mode, beta: None, cutoff: None }, sampler: BatchSampler::Balanced, batch: 16, batches: 3, t_step: 100, seed: 4 }
     }
 
-    /// The decomposed distances give the same p_sel as the direct formula of training.
+    /// The decomposed distances give the accepted mass of the direct formula of training, for
+    /// the plain gate, the β prior (p ∝ q(y_j)^β·e^{ℓ_ij}, no gate) and T2H with a cutoff (no
+    /// transfer from t_cut on): Σ p_sel(j|i) over the j that are another image and accepted.
     #[test]
     fn matches_the_direct_selection_probabilities() {
         let d = data();
@@ -190,15 +191,32 @@ mod tests {
         }
         let eps = rng::normal_vec(&mut rng::rng(st.seed, Stream::Analysis, 0), idx.len() * len);
         let q = class_q(&d);
-        for (i, t) in [(0, 300), (5, 600), (9, 900)] {
-            let s2 = sigma2(&s, t);
-            let c = noisy_anchor(&x0[i * len..(i + 1) * len], &eps[i * len..(i + 1) * len], s2.sqrt());
-            let row = selection_row(&c, &x0, len, s2, None);
-            let want: f64 = (0..idx.len()).filter(|&j| idx[j] != idx[i]).map(|j| row[j]).sum();
-            let mut got = 0.0;
-            accepted_mass(&b, i, t, &s, &st.gate, &q, |_, m| got += m);
-            assert!((got - want).abs() < 1e-6, "t {t}: {got} vs {want}");
+        let y: Vec<usize> = idx.iter().map(|&i| d.labels[i]).collect();
+        let log_prior: Vec<f64> = y.iter().map(|&c| 1.5 * q[c].ln()).collect();
+        let gates = [
+            Gate { mode: OcMode::Full, beta: None, cutoff: None },
+            Gate { mode: OcMode::Full, beta: Some(1.5), cutoff: None },
+            Gate { mode: OcMode::T2h, beta: None, cutoff: Some(800) },
+        ];
+        let mut nonzero = [0; 3];
+        for (g, gate) in gates.iter().enumerate() {
+            for (i, t) in [(0, 300), (5, 600), (9, 900), (3, 799), (4, 800)] {
+                let s2 = sigma2(&s, t);
+                let c = noisy_anchor(&x0[i * len..(i + 1) * len], &eps[i * len..(i + 1) * len], s2.sqrt());
+                let row = selection_row(&c, &x0, len, s2, gate.beta.map(|_| log_prior.as_slice()));
+                let other = |j: usize| j != i && x0[j * len..(j + 1) * len] != x0[i * len..(i + 1) * len];
+                let passes = |j: usize| match (gate.mode, gate.cutoff) {
+                    (OcMode::T2h, Some(cut)) => t < cut && q[y[j]] >= q[y[i]],
+                    _ => true,
+                };
+                let want: f64 = (0..idx.len()).filter(|&j| other(j) && passes(j)).map(|j| row[j]).sum();
+                let mut got = 0.0;
+                accepted_mass(&b, i, t, &s, gate, &q, |_, m| got += m);
+                assert!((got - want).abs() < 1e-6, "gate {g}, t {t}: {got} vs {want}");
+                nonzero[g] += usize::from(want > 1e-3);
+            }
         }
+        assert!(nonzero.iter().all(|&k| k >= 2), "each gate moves some mass: {nonzero:?}");
     }
 
     #[test]

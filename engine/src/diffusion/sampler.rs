@@ -255,12 +255,14 @@ mod tests {
         assert_ne!(run(true), run(false));
     }
 
-    /// ε̂ = 0: every DDPM step is x ← c_xt·x + σ·z, reproduced by hand with the same noise.
+    /// ε̂ = 0.5·x + 0.1: the DDPM loop against Ho et al.'s Algorithm 2, an independent form of
+    /// the step: x_{t−1} = (x_t − β_t/√(1−ᾱ_t)·ε̂)/√α_t + √β_t·z (no z at t = 0), ᾱ recomputed
+    /// from the betas; the "fixed large" σ_t = √β_t at every t > 0.
     #[test]
     fn ddpm_loop_by_hand() {
         let s = Schedule::linear(5, 0.1, 0.3);
         let dev = Default::default();
-        let r = req(SamplerKind::Ddpm { clip_x0: false });
+        let r = SampleRequest { channels: 1, size: 2, ..req(SamplerKind::Ddpm { clip_x0: false }) };
         let mut calls = 0;
         let out = sample_with::<B>(
             &s,
@@ -269,7 +271,7 @@ mod tests {
             |x, t, _| {
                 calls += 1;
                 assert!(t.iter().all(|&ti| ti == 5 - calls));
-                x.zeros_like()
+                x.mul_scalar(0.5).add_scalar(0.1)
             },
             &mut |_, _| true,
         )
@@ -277,17 +279,29 @@ mod tests {
         .unwrap();
         assert_eq!(calls, 5);
         let got: Vec<f32> = out.into_data().to_vec().unwrap();
-        for (k, &id) in r.ids.iter().enumerate() {
-            let mut x = initial_noise(11, id, 1)[0] as f64;
+        let betas: Vec<f64> = (0..5).map(|k| 0.1 + 0.05 * k as f64).collect();
+        let alpha_bar: Vec<f64> = betas
+            .iter()
+            .scan(1.0, |acc, b| {
+                *acc *= 1.0 - b;
+                Some(*acc)
+            })
+            .collect();
+        let mut inside = 0;
+        for k in 0..8 {
+            let (id, e) = (r.ids[k / 4], k % 4);
+            let mut x = initial_noise(11, id, 4)[e] as f64;
             for t in (0..5).rev() {
-                let c = s.ddpm_step_coefs(t);
-                x *= c.c_xt;
+                let eps = 0.5 * x + 0.1;
+                x = (x - betas[t] / (1.0 - alpha_bar[t]).sqrt() * eps) / (1.0 - betas[t]).sqrt();
                 if t > 0 {
-                    x += c.sigma * step_noise(11, id, t, 1)[0] as f64;
+                    x += betas[t].sqrt() * step_noise(11, id, t, 4)[e] as f64;
                 }
             }
-            assert!((got[k] as f64 - x.clamp(-1.0, 1.0)).abs() < 1e-5);
+            inside += usize::from(x.abs() < 1.0);
+            assert!((got[k] as f64 - x.clamp(-1.0, 1.0)).abs() < 1e-5, "element {k}: {} vs {x}", got[k]);
         }
+        assert!(inside > 0, "every value was clipped: the test would not see the loop");
     }
 
     /// A stand-in network whose ε depends on whether the class term is kept: ε = x + keep·10(y+1)

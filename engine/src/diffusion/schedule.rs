@@ -58,7 +58,8 @@ impl Schedule {
     /// Coefficients of one DDPM ancestral step from t: x_{t−1} = c_xt·x_t + c_eps·ε̂ + σ·z, where
     /// x̂₀ = √(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·ε̂ is put into the posterior mean
     /// μ = √ᾱ_{t−1} β_t/(1−ᾱ_t)·x̂₀ + √α_t (1−ᾱ_{t−1})/(1−ᾱ_t)·x_t, and σ² is the "fixed large"
-    /// variance (β_t, or the posterior variance at t = 1 for the step from t = 0).
+    /// variance β_t. (The reference's variance table holds the posterior variance at t = 1 in
+    /// the slot of t = 0, but no noise is added at t = 0, so it never matters.)
     pub fn ddpm_step_coefs(&self, t: usize) -> DdpmCoefs {
         let ab = self.alpha_bar[t];
         let ab_prev = self.alpha_bar_at(t as isize - 1);
@@ -66,12 +67,11 @@ impl Schedule {
         let c0 = ab_prev.sqrt() * beta / (1.0 - ab);
         let ct = (1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab);
         let (x0_xt, x0_eps) = ((1.0 / ab).sqrt(), -(1.0 / ab - 1.0).sqrt());
-        let var = if t == 0 { if self.len() > 1 { self.posterior_variance(1) } else { beta } } else { beta };
         DdpmCoefs {
             c_xt: c0 * x0_xt + ct,
             c_eps: c0 * x0_eps,
             // Noise only when t > 0.
-            sigma: if t > 0 { var.sqrt() } else { 0.0 },
+            sigma: if t > 0 { beta.sqrt() } else { 0.0 },
         }
     }
 
@@ -150,9 +150,9 @@ mod tests {
     }
 
     #[test]
-    fn fixed_large_variance_uses_posterior_at_one_for_last_step() {
+    fn posterior_variance_by_hand() {
         let s = Schedule::linear(3, 0.1, 0.3);
-        // posterior variance at t=1: 0.2·(1−0.9)/(1−0.72)
+        // β₁(1 − ᾱ₀)/(1 − ᾱ₁) = 0.2·(1 − 0.9)/(1 − 0.72)
         assert!((s.posterior_variance(1) - 0.2 * 0.1 / 0.28).abs() < 1e-12);
     }
 

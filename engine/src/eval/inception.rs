@@ -14,15 +14,24 @@ use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use burn_store::{ModuleSnapshot, PytorchStore};
+use burn_store::{ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 use std::path::Path;
 
-/// Reads a PyTorch `.pth` file (a zip of pickled tensors) into `module`, renaming the file's keys
-/// by `remap` (regex → replacement) first. Every tensor of `module` must be there; keys the
-/// module does not have are ignored. A file that is not such a weights file is an error naming it.
+/// Reads PyTorch weights into `module`: a `.pth` file (a zip of pickled tensors), or a
+/// `.safetensors` file of the same state dict (PyTorch's names and layouts, e.g. converted with
+/// `safetensors.torch.save_file`), renaming the file's keys by `remap` (regex → replacement)
+/// first. Every tensor of `module` must be there; keys the module does not have are ignored. A
+/// file that is not such a weights file is an error naming it.
 pub fn load_pth<B: Backend, M: Module<B>>(module: &mut M, path: &Path, remap: &[(&str, &str)]) -> Result<()> {
-    let mut store = remap.iter().fold(PytorchStore::from_file(path), |s, &(from, to)| s.with_key_remapping(from, to)).allow_partial(true);
-    let result = module.load_from(&mut store).map_err(|e| Error::data(path, format!("not a usable PyTorch weights file for the FID Inception: {e}")))?;
+    let loaded = if path.extension().is_some_and(|e| e == "safetensors") {
+        let store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter);
+        let mut store = remap.iter().fold(store, |s, &(from, to)| s.with_key_remapping(from, to)).allow_partial(true);
+        module.load_from(&mut store).map_err(|e| e.to_string())
+    } else {
+        let mut store = remap.iter().fold(PytorchStore::from_file(path), |s, &(from, to)| s.with_key_remapping(from, to)).allow_partial(true);
+        module.load_from(&mut store).map_err(|e| e.to_string())
+    };
+    let result = loaded.map_err(|e| Error::data(path, format!("not a usable PyTorch weights file for the FID Inception: {e}")))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         let missing: Vec<&str> = result.missing.iter().take(5).map(|m| m.0.as_str()).collect();
         let errors: Vec<String> = result.errors.iter().take(3).map(|e| format!("{e:?}")).collect();

@@ -392,14 +392,42 @@ pub fn kmeans(f: &Features, k: usize, iterations: usize, seed: u64) -> Vec<usize
     assign
 }
 
-/// PRD's (F₈, F₁/₈): the union of both sets clustered into `clusters` bins, histograms of
-/// each set over the bins, the PRD curve averaged over `runs` clusterings.
-pub fn prd(real: &Features, fake: &Features, clusters: usize, runs: usize, angles: usize, seed: u64) -> Result<(f64, f64)> {
+/// Σ‖x − c‖² of an assignment, c the mean of each cluster: k-means' objective (inertia).
+pub fn inertia(f: &Features, assign: &[usize], k: usize) -> f64 {
+    let mut sums = vec![vec![0.0f64; f.d]; k];
+    let mut counts = vec![0usize; k];
+    for (i, &a) in assign.iter().enumerate() {
+        counts[a] += 1;
+        for (s, &v) in sums[a].iter_mut().zip(f.row(i)) {
+            *s += v as f64;
+        }
+    }
+    assign.iter().enumerate().map(|(i, &a)| f.row(i).iter().zip(&sums[a]).map(|(&v, &s)| (v as f64 - s / counts[a] as f64).powi(2)).sum::<f64>()).sum()
+}
+
+/// The best of `inits` k-means runs (seeds `seed`, `seed + 1`, …): the assignment of lowest
+/// inertia, as scikit-learn's `n_init`.
+pub fn kmeans_best(f: &Features, k: usize, iterations: usize, inits: usize, seed: u64) -> Vec<usize> {
+    (0..inits.max(1) as u64)
+        .map(|i| {
+            let assign = kmeans(f, k, iterations, seed.wrapping_add(i));
+            (inertia(f, &assign, k.min(f.n)), assign)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .expect("at least one init")
+        .1
+}
+
+/// PRD's (F₈, F₁/₈): the union of both sets clustered into `clusters` bins (the best of `inits`
+/// k-means starts, Sajjadi et al.'s n_init = 10), histograms of each set over the bins, the PRD
+/// curve averaged over `runs` clusterings.
+pub fn prd(real: &Features, fake: &Features, clusters: usize, runs: usize, inits: usize, angles: usize, seed: u64) -> Result<(f64, f64)> {
     same_dim(real, fake)?;
     let both = Features::new(real.n + fake.n, real.d, real.data.iter().chain(&fake.data).copied().collect())?;
     let (mut p, mut r) = (vec![0.0; angles], vec![0.0; angles]);
+    let inits = inits.max(1);
     for run in 0..runs {
-        let assign = kmeans(&both, clusters, 100, seed.wrapping_add(run as u64));
+        let assign = kmeans_best(&both, clusters, 100, inits, seed.wrapping_add((run * inits) as u64));
         let mut hr = vec![0.0f64; clusters];
         let mut hf = vec![0.0f64; clusters];
         for (i, &c) in assign.iter().enumerate() {
@@ -534,17 +562,36 @@ mod tests {
         // On features: the same cloud twice gives F ≈ 1; far apart gives ≈ 0.
         let a = gaussian(300, &[0.0, 0.0], &[1.0, 1.0], 7);
         let b = gaussian(300, &[0.0, 0.0], &[1.0, 1.0], 8);
-        let (f8, f18) = prd(&a, &b, 20, 3, 1001, 0).unwrap();
+        let (f8, f18) = prd(&a, &b, 20, 3, 1, 1001, 0).unwrap();
         assert!(f8 > 0.8 && f18 > 0.8, "{f8} {f18}");
         let c = gaussian(300, &[50.0, 0.0], &[1.0, 1.0], 9);
-        let (f8, f18) = prd(&a, &c, 20, 3, 1001, 0).unwrap();
+        let (f8, f18) = prd(&a, &c, 20, 3, 1, 1001, 0).unwrap();
         assert!(f8 < 0.05 && f18 < 0.05, "{f8} {f18}");
         // Mode dropping on features: real in two far blobs, fake in one of them. Two clusters
         // split the blobs, so the histograms are the (1, 0) vs (½, ½) case above: high
         // precision, half the recall → F₁/₈ ≈ 65/66, F₈ ≈ 65/129.
         let real = Features::new(600, 2, a.data.iter().chain(&c.data).copied().collect()).unwrap();
-        let (f8, f18) = prd(&real, &b, 2, 3, 1001, 0).unwrap();
+        let (f8, f18) = prd(&real, &b, 2, 3, 2, 1001, 0).unwrap();
         assert!((f8 - 65.0 / 129.0).abs() < 1e-3 && (f18 - 65.0 / 66.0).abs() < 1e-3, "{f8} {f18}");
+    }
+
+    /// n_init: the best of several k-means starts is the one of lowest inertia (by hand on a
+    /// line of points), and over random starts it is never worse than the first.
+    #[test]
+    fn kmeans_best_keeps_the_start_of_lowest_inertia() {
+        // Points 0, 1, 10, 11 on a line, two clusters {0, 1} and {10, 11}: inertia 4·0.25 = 1.
+        let f = Features::new(4, 1, vec![0.0, 1.0, 10.0, 11.0]).unwrap();
+        assert_eq!(inertia(&f, &[0, 0, 1, 1], 2), 1.0);
+        // {0}, {1, 10, 11}: 0 + (1 − 22/3)² + (10 − 22/3)² + (11 − 22/3)² = (361 + 64 + 121)/9 = 182/3.
+        assert!((inertia(&f, &[0, 1, 1, 1], 2) - 182.0 / 3.0).abs() < 1e-12);
+        // Three blobs in 2-d, 6 clusters: single starts land in different optima.
+        let blobs = [gaussian(60, &[0.0, 0.0], &[1.0, 1.0], 1), gaussian(60, &[6.0, 0.0], &[1.0, 1.0], 2), gaussian(60, &[0.0, 6.0], &[1.0, 1.0], 3)];
+        let f = Features::new(180, 2, blobs.iter().flat_map(|b| b.data.clone()).collect()).unwrap();
+        let singles: Vec<f64> = (0..8).map(|s| inertia(&f, &kmeans(&f, 6, 100, 40 + s), 6)).collect();
+        let best = inertia(&f, &kmeans_best(&f, 6, 100, 8, 40), 6);
+        let lowest = singles.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert_eq!(best, lowest, "{singles:?}");
+        assert!(singles.iter().any(|&s| s > lowest * 1.001), "the starts differ: {singles:?}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct MetricOptions {
     /// PRD clusters per class (20·C in all).
     pub prd_clusters_per_class: usize,
     pub prd_runs: usize,
+    /// k-means starts per PRD clustering, the best kept (the reference's n_init = 10).
+    pub prd_inits: usize,
     pub prd_angles: usize,
     pub is_splits: usize,
     pub seed: u64,
@@ -27,7 +29,17 @@ pub struct MetricOptions {
 
 impl Default for MetricOptions {
     fn default() -> Self {
-        Self { kid_subsets: 100, kid_subset_size: None, pr_k: 3, prd_clusters_per_class: 20, prd_runs: 10, prd_angles: 1001, is_splits: 10, seed: 0 }
+        Self {
+            kid_subsets: 100,
+            kid_subset_size: None,
+            pr_k: 3,
+            prd_clusters_per_class: 20,
+            prd_runs: 10,
+            prd_inits: 10,
+            prd_angles: 1001,
+            is_splits: 10,
+            seed: 0,
+        }
     }
 }
 
@@ -261,7 +273,7 @@ pub fn evaluate(
     seconds.insert("precision_recall".into(), clock.elapsed().as_secs_f64());
     let clock = std::time::Instant::now();
     let clusters = (o.prd_clusters_per_class * classes.names.len().max(1)).min((real_sub.n + f.n) / 2).max(1);
-    let (f8, f1_8) = metrics::prd(&real_sub, f, clusters, o.prd_runs, o.prd_angles, o.seed)?;
+    let (f8, f1_8) = metrics::prd(&real_sub, f, clusters, o.prd_runs, o.prd_inits, o.prd_angles, o.seed)?;
     seconds.insert("prd".into(), clock.elapsed().as_secs_f64());
 
     let is = if f.n >= o.is_splits && logit_classes > 0 && fake_logits.len() == f.n * logit_classes {
@@ -444,5 +456,39 @@ mod tests {
             evaluate(&LabelledSet { features: &real, labels: None }, &LabelledSet { features: &bad, labels: None }, &FakeLogits::NONE, &info, false, "t", &o)
                 .unwrap_err();
         assert!(e.to_string().contains("dimensions differ"), "{e}");
+    }
+
+    /// The wiring of the overall scores: KID on subsets of min(1000, n/2) vectors (n the
+    /// smaller set) or min(m, n) when given; precision/recall and PRD on a seeded subset of the
+    /// real set as large as the generated one; PRD with min(20·C, (n_real + n_fake)/2) clusters.
+    /// Each against the metric called directly with the sizes worked out by hand.
+    #[test]
+    fn subset_sizes_and_cluster_count_by_hand() {
+        let o = MetricOptions { kid_subsets: 4, prd_runs: 2, prd_inits: 2, prd_angles: 101, is_splits: 1, ..Default::default() };
+        // 40 real vectors in two clouds, 12 generated in one of them.
+        let real = concat(&[&cloud(20, 0.0, 1), &cloud(20, 6.0, 2)]);
+        let fake = cloud(12, 0.0, 3);
+        let info = ClassInfo { names: vec!["a".into(), "b".into()], train_counts: None, resembles: vec![] };
+        let rep =
+            evaluate(&LabelledSet { features: &real, labels: None }, &LabelledSet { features: &fake, labels: None }, &FakeLogits::NONE, &info, false, "t", &o)
+                .unwrap();
+        // KID: n = 12, subsets of 6.
+        let (kid, _) = metrics::kid(&real, &fake, 4, 6, 0).unwrap();
+        assert_eq!(rep.overall.kid, kid);
+        assert_ne!(metrics::kid(&real, &fake, 4, 12, 0).unwrap().0, kid, "the size matters");
+        // Given m: min(m, n) = 12, the whole smaller set.
+        let whole = set_scores(&real, &fake, &MetricOptions { kid_subset_size: Some(100), ..o.clone() }).unwrap().unwrap();
+        assert_eq!(whole.kid, metrics::kid(&real, &fake, 4, 12, 0).unwrap().0);
+        // P/R and PRD on 12 of the 40 real vectors (stream Analysis/91, sorted indices).
+        let mut r = rng::rng(0, Stream::Analysis, 91);
+        let mut idx = rand::seq::index::sample(&mut r, 40, 12).into_vec();
+        idx.sort_unstable();
+        let sub = select(&real, &idx);
+        assert_eq!(sub.n, 12);
+        assert_eq!((rep.precision, rep.recall), metrics::precision_recall(&sub, &fake, 3).unwrap());
+        assert_ne!((rep.precision, rep.recall), metrics::precision_recall(&real, &fake, 3).unwrap(), "the whole real set would differ");
+        // Clusters: min(20·2, (12 + 12)/2) = 12.
+        assert_eq!((rep.f8, rep.f1_8), metrics::prd(&sub, &fake, 12, 2, 2, 101, 0).unwrap());
+        assert_ne!((rep.f8, rep.f1_8), metrics::prd(&sub, &fake, 40, 2, 2, 101, 0).unwrap(), "20·C clusters would differ");
     }
 }

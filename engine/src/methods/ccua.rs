@@ -257,4 +257,37 @@ mod tests {
         let got = vals(terms[0].1.clone())[0] as f64;
         assert!(close(got, want, 1e-5), "UCL {got} vs {want}");
     }
+
+    /// UCL's gradient flows into the unconditional pass: the parameters' gradient of the term
+    /// equals that of UCL on a plain unconditional forward kept in the graph, and differs from
+    /// the same with that forward detached.
+    #[test]
+    fn ucl_gradient_reaches_the_unconditional_pass() {
+        use crate::model::ClassCond;
+        let dev = Default::default();
+        let s = crate::diffusion::Schedule::ddpm();
+        let ctx = StepContext { schedule: &s, counts: &[1, 1, 1], q: &[1.0 / 3.0; 3], seed: 1, step: 0 };
+        let model = redrawn(crate::model::Preset::Tiny.config(1, 3, 8).unwrap().init(&dev), 6);
+        let h = random_batch(4, vec![100, 400, 700, 900], vec![0, 1, 2, 0], 3);
+        let batch = Batch::<AB>::upload(h.clone(), &s, &dev);
+        let cfg = CcuaConfig { alpha: 0.5, gamma: 2.0, temperature: 0.5, brs: None };
+        let mut m = Ccua::new(cfg.clone());
+        let mut fw = Forwards::new(&batch);
+        m.request(&batch, &ctx, &mut fw);
+        let out = fw.run(&model);
+        let terms = m.losses(&batch, &ctx, &out, &model);
+        assert_eq!(terms[0].0, "ccua_ucl");
+        let method = grad_sq(&model, terms[0].1.clone());
+        let tf: Vec<f32> = h.t.iter().map(|&t| t as f32 / 1000.0).collect();
+        let by_hand = |detach: bool| {
+            let mut b = model.forward(batch.x_t.clone(), &h.t, &ClassCond::Uncond, true).bottleneck.unwrap();
+            if detach {
+                b = b.detach();
+            }
+            (ucl_per_anchor(normalise_rows(b), cfg.temperature) * t1(&tf)).mean().mul_scalar(cfg.alpha)
+        };
+        let want = grad_sq(&model, by_hand(false));
+        assert!(want > 1e-12 && close(method, want, 1e-4), "{method} vs {want}");
+        assert_eq!(grad_sq(&model, by_hand(true)), 0.0, "detached, UCL would train nothing");
+    }
 }

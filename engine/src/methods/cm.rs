@@ -202,4 +202,80 @@ mod tests {
         assert_ne!(eps_a, eps_b, "dropout is on: two draws of the main pass differ");
         assert_eq!((loss_a, loss_b), (0.0, 0.0));
     }
+
+    /// With B ≠ 0 and dropout on, θ^g's pass replays the main pass's masks: it equals the
+    /// network without experts run from the same generator state (the same draws), in a kept
+    /// batch and in a label-dropped one (both passes unconditional there); L_CM by hand from
+    /// the two outputs and the true labels' weights.
+    #[test]
+    fn the_base_pass_replays_the_masks_with_experts_on_and_in_dropped_batches() {
+        use crate::diffusion::Schedule;
+        use crate::methods::{Forwards, HostBatch};
+        use crate::model::Preset;
+        use burn::tensor::backend::Backend as _;
+        let dev = Default::default();
+        let cfg = Preset::Tiny.config(1, 2, 8).unwrap().with_low_rank_expert(true).with_dropout(0.5);
+        let model = redrawn(cfg.init(&dev), 3);
+        let base_only = model.clone().without_experts();
+        let n = 4;
+        let mut r = crate::rng::rng(5, crate::rng::Stream::Noise, 0);
+        let schedule = Schedule::ddpm();
+        let (counts, q) = ([90usize, 10], [0.9, 0.1]);
+        let ctx = StepContext { schedule: &schedule, counts: &counts, q: &q, seed: 0, step: 0 };
+        let x0 = crate::rng::normal_vec(&mut r, n * 64);
+        let eps = crate::rng::normal_vec(&mut r, n * 64);
+        for uncond_batch in [false, true] {
+            let host = HostBatch {
+                shape: [n, 1, 8, 8],
+                x0: x0.clone(),
+                eps: eps.clone(),
+                target: eps.clone(),
+                t: vec![3, 300, 600, 900],
+                indices: vec![0, 1, 2, 3],
+                labels: vec![0, 1, 0, 1],
+                keep: vec![!uncond_batch; n],
+                uncond_batch,
+            };
+            let batch = Batch::<AB>::upload(host, &schedule, &dev);
+            let mut cm = Cm::new(CmConfig::default());
+            // Flex's generator is one per process, and not every test takes its lock before
+            // drawing: an interleaved draw elsewhere shows as a mismatch, so up to 5 tries.
+            let (mut loss, mut full, mut base, mut want_base) = (0.0, vec![], vec![], vec![]);
+            let mut worst = f32::INFINITY;
+            for _ in 0..5 {
+                let _draws = crate::rng::flex_draws();
+                AB::seed(&dev, 77);
+                let mut fw = Forwards::new(&batch);
+                cm.request(&batch, &ctx, &mut fw);
+                let out = fw.run(&model);
+                loss = vals(cm.losses(&batch, &ctx, &out, &model).remove(0).1)[0] as f64;
+                (full, base) = (vals(out.eps(MAIN)), vals(out.eps(cm.base.unwrap())));
+                // The same draws through θ^g alone: the main pass of the expert-free network.
+                AB::seed(&dev, 77);
+                want_base = vals(Forwards::new(&batch).run(&base_only).eps(MAIN));
+                worst = base.iter().zip(&want_base).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                if worst <= 1e-5 * want_base.iter().fold(0f32, |m, v| m.max(v.abs())) {
+                    break;
+                }
+            }
+            let scale = want_base.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(worst <= 1e-5 * scale, "dropped = {uncond_batch}: θ^g pass off by {worst} of {scale}");
+            // And the draws matter: another seed gives another θ^g output.
+            AB::seed(&dev, 78);
+            assert_ne!(vals(Forwards::new(&batch).run(&base_only).eps(MAIN)), want_base, "dropout is on");
+            // L_CM = λ·mean_i (ω_Con − ω_Div)(y_i)·mean‖ε_{g+e} − ε_g‖², true labels.
+            let w = cm_weights(&counts);
+            let want: f64 = (0..n)
+                .map(|i| {
+                    let y = [0, 1, 0, 1][i];
+                    let mse = (0..64).map(|k| (full[i * 64 + k] as f64 - base[i * 64 + k] as f64).powi(2)).sum::<f64>() / 64.0;
+                    (w[y].0 - w[y].1) * mse
+                })
+                .sum::<f64>()
+                / n as f64;
+            let gap = full.iter().zip(&base).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(gap > 1e-2 * scale && want != 0.0, "B ≠ 0: the two networks differ (gap {gap} of {scale})");
+            assert!((loss - want).abs() <= 1e-3 * want.abs(), "dropped = {uncond_batch}: {loss} vs {want}");
+        }
+    }
 }

@@ -2,8 +2,10 @@
 //!
 //! z = normalise(Linear(GAP(bottleneck))) from the conditional forward; SupCon with τ_SC over
 //! the batch; weighted by λ(t) = w·exp((1 − t/T)/τ_r), per sample (paper) or as the batch mean
-//! (reference code). The reference code also multiplies the term by τ_SC and skips it in
-//! label-dropped batches: both are options.
+//! (reference code). Defaults (SPEC §4.5): the paper's loss without the reference code's τ_SC
+//! factor, and no term in a label-dropped batch (per-batch drop: the batch carries no class
+//! signal, as for every extra loss); with per-sample drop every sample enters with its true
+//! label, the paper's Alg. 1.
 
 use crate::ops::FastBackend;
 use super::{Batch, MAIN, Method, MethodKind, MethodsConfig, ModelNeeds, Outputs, StepContext, Term, non_negative, positive};
@@ -33,10 +35,12 @@ pub struct CoralConfig {
     /// τ_r in λ(t).
     pub tau_r: f64,
     pub lambda: LambdaMode,
-    /// Multiply the term by τ_SC (reference code).
+    /// Multiply the term by τ_SC (reference code). Default off: the paper's loss.
     pub scale_by_temperature: bool,
-    /// Skip the term where labels were dropped (reference code); otherwise the true labels
-    /// are used with the unconditional bottleneck.
+    /// No term in a label-dropped batch (per-batch drop; the reference code, and SPEC §3's
+    /// rule for the extra losses). Off: such a batch enters with its true labels and the
+    /// unconditional bottleneck. Per-sample drop never filters: every sample enters with its
+    /// true label (the paper's Alg. 1).
     pub skip_dropped: bool,
     /// Width of the projection head.
     pub projection_dim: usize,
@@ -72,14 +76,14 @@ impl CoralConfig {
         self.weight * ((1.0 - t as f64 / t_total as f64) / self.tau_r).exp()
     }
 
-    /// The weight of each anchor in `kept`: λ(t_i) (paper) or the batch mean of λ(t) over the
-    /// whole batch `t` (reference code).
-    pub fn anchor_weights(&self, t: &[usize], kept: &[usize], t_total: usize) -> Vec<f32> {
+    /// The weight of each anchor of a batch at times `t`: λ(t_i) (paper) or the batch mean of
+    /// λ(t) (reference code).
+    pub fn anchor_weights(&self, t: &[usize], t_total: usize) -> Vec<f32> {
         match self.lambda {
-            LambdaMode::PerSample => kept.iter().map(|&i| self.lambda_at(t[i], t_total) as f32).collect(),
+            LambdaMode::PerSample => t.iter().map(|&t| self.lambda_at(t, t_total) as f32).collect(),
             LambdaMode::BatchMean => {
                 let mean = t.iter().map(|&t| self.lambda_at(t, t_total)).sum::<f64>() / t.len() as f64;
-                vec![mean as f32; kept.len()]
+                vec![mean as f32; t.len()]
             }
         }
     }
@@ -149,23 +153,13 @@ pub fn supcon<B: FastBackend>(z: Tensor<B, 2>, labels: &[usize], temperature: f6
 impl<B: TrainBackend> Method<B> for Coral {
     fn losses(&mut self, batch: &Batch<B>, ctx: &StepContext, out: &Outputs<B>, model: &UNet<B>) -> Vec<Term<B>> {
         let hb = &batch.host;
-        let kept: Vec<usize> = if self.cfg.skip_dropped {
-            if hb.uncond_batch {
-                return vec![];
-            }
-            (0..hb.len()).filter(|&i| hb.keep[i]).collect()
-        } else {
-            (0..hb.len()).collect()
-        };
-        if kept.len() < 2 {
+        if (hb.uncond_batch && self.cfg.skip_dropped) || hb.len() < 2 {
             return vec![];
         }
-        let device = batch.x0.device();
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(kept.iter().map(|&i| i as i64).collect::<Vec<_>>(), [kept.len()]), &device);
-        let z = model.project(out.bottleneck(MAIN).select(0, idx)).expect("CORAL's run builds the projection head");
-        let labels: Vec<usize> = kept.iter().map(|&i| hb.labels[i]).collect();
-        let lambda = self.cfg.anchor_weights(&hb.t, &kept, ctx.schedule.len());
-        let mut loss = supcon(z, &labels, self.cfg.temperature, &lambda);
+        let z = model.project(out.bottleneck(MAIN)).expect("CORAL's run builds the projection head");
+        let labels = &hb.labels;
+        let lambda = self.cfg.anchor_weights(&hb.t, ctx.schedule.len());
+        let mut loss = supcon(z, labels, self.cfg.temperature, &lambda);
         if self.cfg.scale_by_temperature {
             loss = loss.mul_scalar(self.cfg.temperature);
         }
@@ -233,11 +227,12 @@ mod tests {
     fn lambda_per_sample_and_batch_mean() {
         let per = CoralConfig::default();
         let t = [0, 500, 1000 - 1];
-        let w = per.anchor_weights(&t, &[0, 2], 1000);
-        assert!(close(w[0] as f64, 0.01 * 1.25f64.exp(), 1e-6) && close(w[1] as f64, 0.01 * (0.001f64 / 0.8).exp(), 1e-6));
+        let w = per.anchor_weights(&t, 1000);
+        assert!(close(w[0] as f64, 0.01 * 1.25f64.exp(), 1e-6) && close(w[2] as f64, 0.01 * (0.001f64 / 0.8).exp(), 1e-6));
         let mean = CoralConfig { lambda: LambdaMode::BatchMean, ..Default::default() };
         let want = (0.01 * 1.25f64.exp() + 0.01 * 0.625f64.exp() + 0.01 * (0.001f64 / 0.8).exp()) / 3.0;
-        let w = mean.anchor_weights(&t, &[0, 2], 1000);
+        let w = mean.anchor_weights(&t, 1000);
+        assert_eq!(w.len(), 3);
         assert!(w.iter().all(|&v| close(v as f64, want, 1e-6)), "{w:?}");
     }
 
@@ -267,10 +262,24 @@ mod tests {
         total / anchors as f64
     }
 
-    /// The wiring of `losses`: which samples enter (kept labels only, or every sample with its
-    /// true label), λ(t_i) per anchor, the τ_SC factor, and the skip in label-dropped batches.
+    /// CORAL's head by hand from its parameters: z = normalise(W·GAP(b) + bias), with Burn's
+    /// Linear weight laid out [in, out].
+    fn project_by_hand(model: &UNet<AB>, bottleneck: &[f32], ch: usize, hw: usize, dim: usize) -> Vec<f64> {
+        let params = crate::train::params::collect(model);
+        let get = |name: &str| vals(params.iter().find(|p| p.path == name).unwrap_or_else(|| panic!("{name}")).value.clone());
+        let (w, b) = (get("projection.weight"), get("projection.bias"));
+        assert_eq!(w.len(), ch * dim);
+        let pooled: Vec<f64> = (0..ch).map(|c| bottleneck[c * hw..(c + 1) * hw].iter().map(|&v| v as f64).sum::<f64>() / hw as f64).collect();
+        let z: Vec<f64> = (0..dim).map(|o| b[o] as f64 + (0..ch).map(|c| pooled[c] * w[c * dim + o] as f64).sum::<f64>()).collect();
+        let norm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+        z.into_iter().map(|v| v / norm).collect()
+    }
+
+    /// The wiring of `losses`: z from the head on the conditional forward's bottleneck (by
+    /// hand), every sample with its true label under per-sample drop (the paper's Alg. 1),
+    /// λ(t_i) per anchor, the τ_SC factor, and the skip in label-dropped batches.
     #[test]
-    fn losses_filter_kept_labels_and_scale_by_temperature() {
+    fn losses_use_every_sample_scale_by_temperature_and_skip_dropped_batches() {
         use crate::methods::HostBatch;
         let dev = Default::default();
         let s = crate::diffusion::Schedule::ddpm();
@@ -295,38 +304,33 @@ mod tests {
         let batch = Batch::<AB>::upload(host.clone(), &s, &dev);
         let mut r = crate::rng::rng(3, crate::rng::Stream::Noise, 0);
         let bn: Vec<f32> = crate::rng::normal_vec(&mut r, n * ch * 4);
-        let bottleneck = Tensor::<AB, 4>::from_data(TensorData::new(bn, [n, ch, 2, 2]), &dev);
-        // z_i from the head on row i alone (the head is per row; the filter is what is tested).
-        let z: Vec<Vec<f64>> = (0..n).map(|i| vals(model.project(bottleneck.clone().narrow(0, i, 1)).unwrap()).iter().map(|&v| v as f64).collect()).collect();
+        let bottleneck = Tensor::<AB, 4>::from_data(TensorData::new(bn.clone(), [n, ch, 2, 2]), &dev);
+        let z: Vec<Vec<f64>> = (0..n).map(|i| project_by_hand(&model, &bn[i * ch * 4..(i + 1) * ch * 4], ch, 4, 3)).collect();
         let out = Outputs { eps: vec![Tensor::zeros([n, 1, 1, 1], &dev)], bottleneck: vec![bottleneck] };
         let cfg = CoralConfig { weight: 0.5, projection_dim: 3, ..Default::default() };
         // λ(t) = 0.5·exp((1 − t/1000)/0.8), per sample.
         let lam: Vec<f64> = host.t.iter().map(|&t| 0.5 * ((1.0 - t as f64 / 1000.0) / 0.8).exp()).collect();
-        let kept = [0, 1, 2, 3];
-        let pick = |v: &[Vec<f64>]| kept.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
-        let want_kept = supcon_nd(&pick(&z), &[0, 0, 1, 1], 0.12, &lam[..4]);
-        let want_all = supcon_nd(&z, &host.labels, 0.12, &lam);
-        assert!((want_kept - want_all).abs() > 1e-3 * want_kept.abs(), "the dropped sample must matter");
+        let want = supcon_nd(&z, &host.labels, 0.12, &lam);
+        let without_dropped = supcon_nd(&z[..4], &host.labels[..4], 0.12, &lam[..4]);
+        assert!((want - without_dropped).abs() > 1e-3 * want.abs(), "the dropped sample must matter");
         let term = |cfg: &CoralConfig, b: &Batch<AB>| -> Option<f64> {
             let t = Coral::new(cfg.clone()).losses(b, &ctx, &out, &model);
             assert!(t.len() <= 1 && t.iter().all(|t| t.0 == "coral"));
             t.first().map(|t| vals(t.1.clone())[0] as f64)
         };
-        // Default (skip_dropped): the label-dropped sample 4 is left out.
+        // Per-sample drop: the label-dropped sample 4 enters with its true label.
         let got = term(&cfg, &batch).unwrap();
-        assert!(close(got, want_kept, 1e-4), "{got} vs {want_kept}");
+        assert!(close(got, want, 1e-4), "{got} vs {want}");
         // scale_by_temperature multiplies the same term by τ_SC = 0.12.
         let scaled = CoralConfig { scale_by_temperature: true, ..cfg.clone() };
         let got = term(&scaled, &batch).unwrap();
-        assert!(close(got, 0.12 * want_kept, 1e-4), "{got} vs {}", 0.12 * want_kept);
-        // skip_dropped = false: every sample with its true label.
-        let all = CoralConfig { skip_dropped: false, ..cfg.clone() };
-        let got = term(&all, &batch).unwrap();
-        assert!(close(got, want_all, 1e-4), "{got} vs {want_all}");
-        // A label-dropped batch: no term by default; every sample without the skip.
+        assert!(close(got, 0.12 * want, 1e-4), "{got} vs {}", 0.12 * want);
+        // A label-dropped batch (per-batch drop): no term by default; every sample without the
+        // skip.
         let dropped = Batch::<AB>::upload(HostBatch { uncond_batch: true, keep: vec![false; n], ..host }, &s, &dev);
         assert_eq!(term(&cfg, &dropped), None);
+        let all = CoralConfig { skip_dropped: false, ..cfg.clone() };
         let got = term(&all, &dropped).unwrap();
-        assert!(close(got, want_all, 1e-4), "{got} vs {want_all}");
+        assert!(close(got, want, 1e-4), "{got} vs {want}");
     }
 }

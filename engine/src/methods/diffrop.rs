@@ -388,4 +388,47 @@ mod tests {
         want /= 4.0;
         assert!(close(got, want, 1e-5), "{got} vs {want}");
     }
+
+    /// The term's gradient reaches the network through the partner pass (partner_grad: the
+    /// loss as written) or not (a constant pass): the parameters' gradient equals that of the
+    /// same loss built from two plain forwards, the partner's in the graph or detached.
+    #[test]
+    fn the_partner_pass_gets_the_gradient_as_configured() {
+        use crate::model::ClassCond;
+        let dev = Default::default();
+        let s = Schedule::ddpm();
+        let ctx = StepContext { schedule: &s, counts: &[2, 2], q: &[0.5, 0.5], seed: 5, step: 9 };
+        let model = redrawn(crate::model::Preset::Tiny.config(1, 2, 8).unwrap().init(&dev), 4);
+        let hb = random_batch(4, vec![50, 300, 600, 150], vec![0, 1, 0, 1], 2);
+        let batch = Batch::<AB>::upload(hb.clone(), &s, &dev);
+        let labels = |v: &[usize]| Tensor::<AB, 1, Int>::from_data(TensorData::new(v.iter().map(|&y| y as i64).collect::<Vec<_>>(), [v.len()]), &dev);
+        // Reciprocal h on the mean distance keeps d small, so h'(d) is far from 0.
+        let mut got = vec![];
+        for partner_grad in [true, false] {
+            let cfg = DiffRopConfig { form: Form::Reciprocal, distance: Distance::Mean, partners: Partners::All, partner_grad, ..Default::default() };
+            let mut m = DiffRop::<AB>::new(cfg.clone());
+            let mut fw = Forwards::new(&batch);
+            m.request(&batch, &ctx, &mut fw);
+            let out = fw.run(&model);
+            let method = grad_sq(&model, m.losses(&batch, &ctx, &out, &model).remove(0).1);
+            // By hand: the main pass and the partners' pass as two forwards.
+            let pairs = m.pairs.clone();
+            assert_eq!(pairs.len(), 8);
+            let eps_main = model.forward(batch.x_t.clone(), &hb.t, &ClassCond::Labels(labels(&hb.labels)), false).eps;
+            let (x_p, t_a, lab_p) = partner_inputs(&batch, &pairs, &s);
+            let mut eps_p = model.forward(x_p.clone(), &t_a, &ClassCond::Labels(labels(&lab_p)), false).eps;
+            if !partner_grad {
+                eps_p = eps_p.detach();
+            }
+            let ia = index::<AB>(pairs.iter().map(|p| p.0).collect(), &dev);
+            let mu_a = mu(batch.x_t.clone().select(0, ia.clone()), eps_main.select(0, ia), &t_a, &s);
+            let d = pair_distance(mu_a, mu(x_p, eps_p, &t_a, &s), cfg.distance);
+            let tau: Vec<f32> = t_a.iter().map(|&t| cfg.tau(t, 1000) as f32).collect();
+            let want = grad_sq(&model, (h(cfg.form, cfg.margin, d) * t1(&tau)).mean());
+            assert!(want > 1e-12, "a real gradient");
+            assert!(close(method, want, 1e-4), "partner_grad = {partner_grad}: {method} vs {want}");
+            got.push(method);
+        }
+        assert!((got[0] - got[1]).abs() > 1e-2 * got[0], "the partner's gradient matters: {got:?}");
+    }
 }

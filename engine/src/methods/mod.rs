@@ -578,6 +578,46 @@ pub(crate) mod test_util {
     pub fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol * (1.0 + b.abs())
     }
+
+    /// Every parameter redrawn N(0, 0.05²) from `seed`: the output layers that start near
+    /// zero, and CM's B = 0, would hide what a test looks for.
+    pub fn redrawn(model: crate::model::UNet<AB>, seed: u64) -> crate::model::UNet<AB> {
+        use crate::train::params::{self, NamedParam};
+        let dev = Default::default();
+        let mut r = crate::rng::rng(seed, crate::rng::Stream::Init, 0);
+        let values = params::collect(&model)
+            .into_iter()
+            .map(|p| {
+                let n = p.shape.iter().product::<usize>();
+                let v: Vec<f32> = crate::rng::normal_vec(&mut r, n).into_iter().map(|z| 0.05 * z).collect();
+                (p.path.clone(), NamedParam { value: Tensor::from_data(TensorData::new(v, [n]), &dev), ..p })
+            })
+            .collect();
+        params::load(model, values).unwrap()
+    }
+
+    /// A batch of `n` random 1×8×8 images at the given t and labels, every label kept.
+    pub fn random_batch(n: usize, t: Vec<usize>, labels: Vec<usize>, seed: u64) -> super::HostBatch {
+        let mut r = crate::rng::rng(seed, crate::rng::Stream::Noise, 0);
+        let eps = crate::rng::normal_vec(&mut r, n * 64);
+        super::HostBatch {
+            shape: [n, 1, 8, 8],
+            x0: crate::rng::normal_vec(&mut r, n * 64),
+            target: eps.clone(),
+            eps,
+            t,
+            indices: (0..n).collect(),
+            labels,
+            keep: vec![true; n],
+            uncond_batch: false,
+        }
+    }
+
+    /// Σ of the squared gradients of every parameter of `model` from `loss`.
+    pub fn grad_sq(model: &crate::model::UNet<AB>, loss: Tensor<AB, 1>) -> f64 {
+        let grads = loss.backward();
+        crate::train::optim::grad_squares::<AB, _>(model, &grads, &Default::default()).into_scalar() as f64
+    }
 }
 
 #[cfg(test)]

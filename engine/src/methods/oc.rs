@@ -168,9 +168,10 @@ pub fn apply(gate: &Gate, batch: &mut HostBatch, schedule: &Schedule, q: &[f64],
         let (yi, yj) = (batch.labels[i], batch.labels[j]);
         let k = t * T_BUCKETS / t_total;
         counts.samples_by_t[k] += 1;
-        // A repeat draw of the anchor's own image (samplers with replacement) changes nothing.
-        if batch.indices[j] != batch.indices[i] && gate.accepts(q[yi], q[yj], t) {
-            let (xi, ei) = (&batch.x0[i * len..(i + 1) * len], &batch.eps[i * len..(i + 1) * len]);
+        // Drawing the anchor itself, or an image equal to it (a sampler with replacement can
+        // put the same image twice; flipped the other way it is another x₀), changes nothing.
+        let (xi, ei) = (&batch.x0[i * len..(i + 1) * len], &batch.eps[i * len..(i + 1) * len]);
+        if j != i && batch.x0[j * len..(j + 1) * len] != *xi && gate.accepts(q[yi], q[yj], t) {
             let target = swapped_target(xi, &batch.x0[j * len..(j + 1) * len], ei, schedule.alpha_bar[t]);
             batch.target[i * len..(i + 1) * len].copy_from_slice(&target);
             counts.swaps_by_t[k] += 1;
@@ -317,6 +318,47 @@ mod tests {
         let mut b = batch(999);
         let c = apply(&Gate { mode: OcMode::Full, beta: None, cutoff: Some(500) }, &mut b, &s, &q, 1, 0);
         assert_eq!(c.swaps_by_t.iter().sum::<u32>(), 0);
+    }
+
+    /// The anchor is what it is, not where it came from: a second copy of the anchor's image
+    /// flipped the other way (same dataset index, another x₀) is a transfer; an equal copy is
+    /// not (its target would be ε itself). Swaps counted = targets changed, every step.
+    #[test]
+    fn a_flipped_copy_of_the_anchor_is_a_transfer_and_an_equal_copy_is_not() {
+        let s = Schedule::ddpm();
+        let q = [1.0];
+        let mut changed_total = 0;
+        for step in 0..40 {
+            // One image drawn three times (index 0): as is, flipped, as is.
+            let x0 = vec![0.0f32, 1.0, 1.0, 0.0, 0.0, 1.0];
+            let eps = vec![0.3f32, -0.2, 0.1, 0.4, -0.5, 0.2];
+            let mut b = HostBatch {
+                shape: [3, 1, 1, 2],
+                target: eps.clone(),
+                x0,
+                eps,
+                t: vec![999; 3],
+                indices: vec![0, 0, 0],
+                labels: vec![0, 0, 0],
+                keep: vec![true; 3],
+                uncond_batch: false,
+            };
+            let c = apply(&Gate { mode: OcMode::Full, beta: None, cutoff: None }, &mut b, &s, &q, 2, step);
+            let changed = (0..3).filter(|&i| b.target[i * 2..i * 2 + 2] != b.eps[i * 2..i * 2 + 2]).count();
+            assert_eq!(c.swaps_by_t[9] as usize, changed, "step {step}: counted swaps are the changed targets");
+            // Images 0 and 2 are equal: a changed target of either is the flipped image's.
+            for i in [0, 2] {
+                let got = &b.target[i * 2..i * 2 + 2];
+                if got != &b.eps[i * 2..i * 2 + 2] {
+                    let want = swapped_target(&b.x0[i * 2..i * 2 + 2], &b.x0[2..4], &b.eps[i * 2..i * 2 + 2], s.alpha_bar[999]);
+                    assert!(got.iter().zip(&want).all(|(a, w)| (a - w).abs() < 1e-5), "anchor {i}: {got:?} is not the flipped copy's {want:?}");
+                }
+            }
+            changed_total += changed;
+        }
+        // At t = 999 each anchor draws the flipped image (or, for it, one of the others) about
+        // a third to two thirds of the time.
+        assert!(changed_total > 20, "{changed_total}/120 anchors swapped with the flipped copy");
     }
 
     /// SPEC §4.2: the swap also runs in label-dropped batches. `transform` on a dropped batch

@@ -7,7 +7,7 @@ use crate::error::{Error, Result, write_atomic};
 use burn::module::Module;
 use burn::prelude::*;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub const FORMAT: &str = "ltlab-checkpoint-2";
@@ -31,6 +31,10 @@ pub struct Checkpoint {
     /// Tensors by key: `model.<path>`, `ema.<path>`, `adam_m.<path>`, `adam_v.<path>`,
     /// `fixed_noise`.
     pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// Adam's update count per parameter path (metadata `adam_steps`, JSON). `None` in files
+    /// written before the counts were kept: every parameter with moments then counts `step`
+    /// updates, which is what those runs used.
+    pub adam_steps: Option<BTreeMap<String, u64>>,
 }
 
 fn host<B: Backend>(prefix: &str, p: NamedParam<B>) -> (String, Vec<usize>, Vec<f32>) {
@@ -63,15 +67,19 @@ impl Checkpoint {
             }
         }
         tensors.push(("fixed_noise".into(), fixed_noise.0, fixed_noise.1));
-        Self { step, seed, tensors }
+        let adam_steps = Some(adam.steps.iter().map(|(k, &v)| (k.clone(), v)).collect());
+        Self { step, seed, tensors, adam_steps }
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let meta = HashMap::from([
+        let mut meta = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("step".to_string(), self.step.to_string()),
             ("seed".to_string(), self.seed.to_string()),
         ]);
+        if let Some(steps) = &self.adam_steps {
+            meta.insert("adam_steps".to_string(), serde_json::to_string(steps).expect("a map of counts serialises"));
+        }
         write_tensors(path, &self.tensors, meta)
     }
 
@@ -85,9 +93,15 @@ impl Checkpoint {
         let rename: fn(String) -> String = if format == Some(FORMAT_1) { migrate_from_1 } else { |n| n };
         let num = |k: &str| info.get(k).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| bad(format!("metadata `{k}` missing")));
         let (step, seed) = (num("step")?, num("seed")?);
+        let adam_steps = match info.get("adam_steps") {
+            Some(json) => {
+                Some(serde_json::from_str(json).map_err(|e| bad(format!("metadata `adam_steps`: {e}; expected a JSON map of parameter path → count")))?)
+            }
+            None => None,
+        };
         let mut tensors: Vec<_> = tensors.into_iter().map(|(k, s, d)| (rename(k), s, d)).collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Self { step, seed, tensors })
+        Ok(Self { step, seed, tensors, adam_steps })
     }
 
     /// The tensors under `prefix.` as parameters on `device`.
@@ -104,8 +118,13 @@ impl Checkpoint {
     }
 
     pub fn adam<B: Backend>(&self, device: &B::Device) -> AdamState<B> {
-        let take = |p: &str| self.params::<B>(p, device).into_iter().map(|(k, v)| (k, v.value)).collect();
-        AdamState { m: take("adam_m"), v: take("adam_v") }
+        let take = |p: &str| self.params::<B>(p, device).into_iter().map(|(k, v)| (k, v.value)).collect::<HashMap<_, _>>();
+        let m = take("adam_m");
+        let steps = match &self.adam_steps {
+            Some(steps) => steps.iter().map(|(k, &v)| (k.clone(), v)).collect(),
+            None => m.keys().map(|k| (k.clone(), self.step)).collect(),
+        };
+        AdamState { m, v: take("adam_v"), steps }
     }
 }
 
@@ -165,10 +184,38 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Adam's per-parameter counts survive a save and a read; a file without them (written
+    /// before they were kept) gives every parameter with moments the checkpoint's step.
+    #[test]
+    fn adam_counts_round_trip_and_older_files_count_the_step() {
+        type F = burn::backend::Flex;
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = vec![
+            ("adam_m.w".to_string(), vec![2], vec![0.1, 0.2]),
+            ("adam_v.w".to_string(), vec![2], vec![0.3, 0.4]),
+            ("adam_m.emb".to_string(), vec![1], vec![0.5]),
+            ("adam_v.emb".to_string(), vec![1], vec![0.6]),
+        ];
+        let counts = BTreeMap::from([("w".to_string(), 7), ("emb".to_string(), 5)]);
+        let c = Checkpoint { step: 7, seed: 1, tensors: tensors.clone(), adam_steps: Some(counts.clone()) };
+        let path = dir.path().join("a.safetensors");
+        c.save(&path).unwrap();
+        let back = Checkpoint::read(&path).unwrap();
+        assert_eq!(back.adam_steps.as_ref(), Some(&counts));
+        let state = back.adam::<F>(&Default::default());
+        assert_eq!((state.steps["w"], state.steps["emb"]), (7, 5));
+        let old = Checkpoint { adam_steps: None, ..c };
+        old.save(&path).unwrap();
+        let state = Checkpoint::read(&path).unwrap().adam::<F>(&Default::default());
+        assert_eq!((state.steps["w"], state.steps["emb"]), (7, 7));
+    }
+
     #[test]
     fn format_1_names_are_migrated() {
-        assert_eq!(super::migrate_from_1("model.up.3.Up.weight".into()), "model.up.3.Up.conv.weight");
-        assert_eq!(super::migrate_from_1("adam_m.up.3.Up.bias".into()), "adam_m.up.3.Up.conv.bias");
-        assert_eq!(super::migrate_from_1("model.up.2.Res.conv1.weight".into()), "model.up.2.Res.conv1.weight");
+        assert_eq!(migrate_from_1("model.up.3.Up.weight".into()), "model.up.3.Up.conv.weight");
+        assert_eq!(migrate_from_1("adam_m.up.3.Up.bias".into()), "adam_m.up.3.Up.conv.bias");
+        assert_eq!(migrate_from_1("model.up.2.Res.conv1.weight".into()), "model.up.2.Res.conv1.weight");
     }
 }

@@ -46,6 +46,9 @@ pub struct TrainConfig {
     pub methods: MethodsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// How `ltlab eval` samples this run unless told otherwise.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub eval: EvalConfig,
     /// Written by ltlab into a run's config.toml: what the run actually saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<RunRecord>,
@@ -122,6 +125,22 @@ pub struct LogConfig {
     /// early (the demo presets: within the first minute on two cores).
     #[serde(default)]
     pub early_marks: Vec<u64>,
+}
+
+/// The sampler and guidance ω a run is evaluated with by default: the ones its method's paper
+/// reports (SPEC §6: each paper tuned its own), so that a preset's numbers are the paper's
+/// setting. Unset, the grids' sampler and ω. The eval report names both and where they came
+/// from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<SamplerKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omega: Option<f64>,
+    /// Where the values come from (paper, table), for the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Facts about a run, recorded when it starts.
@@ -318,5 +337,43 @@ mod tests {
             assert_eq!(c.optim.ema_warmup, name.starts_with("demo-"), "{name}");
             assert_eq!(c.model.attn_out_init, AttnOutInit::Xavier, "{name}: the reference's effective init");
         }
+    }
+
+    /// Each CIFAR preset against its paper (the values and where they are written):
+    /// (preset, steps, batch, eval sampler, eval ω).
+    #[test]
+    fn cifar_presets_train_and_evaluate_as_their_papers() {
+        let ddpm = Some(SamplerKind::Ddpm { clip_x0: false });
+        let ddim = |steps| Some(SamplerKind::Ddim { steps, final_x0: true, clip_x0: false });
+        let table: &[(&str, u64, usize, Option<SamplerKind>, Option<f64>)] = &[
+            // CORAL Tab. 3 ω for DDPM and CBDM; DDPM-1000 as the CBDM reference code samples.
+            ("cifar10-lt-ddpm", 300_000, 128, ddpm, Some(0.8)),
+            ("cifar100-lt-ddpm", 300_000, 128, ddpm, Some(0.8)),
+            ("cifar10-lt-cbdm", 300_000, 128, ddpm, Some(1.0)),
+            ("cifar100-lt-cbdm", 300_000, 128, ddpm, Some(1.6)),
+            // OC: DDIM-100 (its §5); ω as CORAL's Tab. 3 ran T2H.
+            ("cifar10-lt-t2h", 300_000, 128, ddim(100), Some(1.0)),
+            ("cifar100-lt-t2h", 300_000, 128, ddim(100), Some(1.5)),
+            // CORAL: 150k steps (§5), ω 0.6 / 0.8 (Tab. 3).
+            ("cifar10-lt-coral", 150_000, 128, ddpm, Some(0.6)),
+            ("cifar100-lt-coral", 150_000, 128, ddpm, Some(0.8)),
+            // CCUA A.1: 200k steps, batch 64, DDIM-100 (Tab. 7), ω not reported.
+            ("cifar10-lt-ccua", 200_000, 64, ddim(100), None),
+            // CM appendix: 300k steps, batch 64, DDIM-50, no ω named.
+            ("cifar10-lt-cm", 300_000, 64, ddim(50), None),
+        ];
+        for &(name, steps, batch, sampler, omega) in table {
+            let c = TrainConfig::load(name).unwrap();
+            assert_eq!((c.steps, c.batch), (steps, batch), "{name}: steps and batch");
+            assert_eq!((c.eval.sampler, c.eval.omega), (sampler, omega), "{name}: eval sampler and ω");
+            assert!(c.eval.source.is_some(), "{name}: the eval setting names its source");
+        }
+        // CORAL's CIFAR-100-LT values (Tab. 3), not CIFAR-10's.
+        let coral = |name: &str| TrainConfig::load(name).unwrap().methods.coral.unwrap();
+        let (c10, c100) = (coral("cifar10-lt-coral"), coral("cifar100-lt-coral"));
+        assert_eq!((c10.temperature, c10.tau_r, c10.weight), (0.12, 0.8, 0.01));
+        assert_eq!((c100.temperature, c100.tau_r, c100.weight), (0.09, 1.0, 0.01));
+        // SPEC §4.5's defaults: the paper's loss (no τ_SC factor), skipped in dropped batches.
+        assert!(!c100.scale_by_temperature && c100.skip_dropped);
     }
 }

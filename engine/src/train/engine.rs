@@ -257,6 +257,7 @@ mod tests {
                 grid_sampler: SamplerKind::Ddim { steps: 2, final_x0: true, clip_x0: false },
                 ..Default::default()
             },
+            eval: Default::default(),
             record: None,
         }
     }

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 pub struct OptimConfig {
     #[serde(default = "d_lr")]
     pub lr: f64,
-    /// Linear warm-up: lr · min(step + 1, warmup) / warmup.
+    /// Linear warm-up: the update after `k` earlier ones uses lr · min(k, warmup) / warmup, as
+    /// the reference's `LambdaLR(min(step, W)/W)` stepped after `optim.step()` (its first
+    /// update has lr 0).
     #[serde(default = "d_warmup")]
     pub warmup: u64,
     /// Global gradient-norm clip (PyTorch's clip_grad_norm_); 0 disables.
@@ -68,8 +70,9 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
+    /// The learning rate of the update that follows `step` earlier ones.
     pub fn lr_at(&self, step: u64) -> f64 {
-        if self.warmup == 0 { self.lr } else { self.lr * ((step + 1).min(self.warmup) as f64 / self.warmup as f64) }
+        if self.warmup == 0 { self.lr } else { self.lr * (step.min(self.warmup) as f64 / self.warmup as f64) }
     }
 
     /// The EMA decay of the update that follows `updates` earlier ones.
@@ -110,51 +113,47 @@ pub fn grad_norm<B: TrainBackend, M: Module<B>>(module: &M, grads: &B::Gradients
     v.total.map(|t| t.into_scalar().elem::<f64>().sqrt()).unwrap_or(0.0)
 }
 
-/// Adam moments by parameter path (what a checkpoint holds of Adam).
+/// Adam's state by parameter path (what a checkpoint holds of Adam): the moments and, as
+/// PyTorch keeps them, each parameter's own count of updates for the bias corrections (a
+/// parameter without a gradient in a step is skipped entirely, count included).
 pub struct AdamState<B: Backend> {
     pub m: HashMap<String, Tensor<B, 1>>,
     pub v: HashMap<String, Tensor<B, 1>>,
+    pub steps: HashMap<String, u64>,
 }
 
 impl<B: FastBackend> Default for AdamState<B> {
     fn default() -> Self {
-        Self { m: HashMap::new(), v: HashMap::new() }
+        Self { m: HashMap::new(), v: HashMap::new(), steps: HashMap::new() }
     }
 }
 
-/// Adam with PyTorch's update rule. It counts its updates for the bias correction; a resumed
-/// run hands back the count with the moments.
+/// Adam with PyTorch's update rule.
 pub struct Adam<B: TrainBackend> {
     beta1: f64,
     beta2: f64,
     eps: f64,
-    /// Updates done: the next is Adam's t = updates + 1.
-    updates: u64,
     pub state: AdamState<B::InnerBackend>,
 }
 
 impl<B: TrainBackend> Adam<B> {
     pub fn new(cfg: &OptimConfig) -> Self {
-        Self::resume(cfg, AdamState::default(), 0)
+        Self::resume(cfg, AdamState::default())
     }
 
-    /// Continues after `updates` updates with their moments (from a checkpoint).
-    pub fn resume(cfg: &OptimConfig, state: AdamState<B::InnerBackend>, updates: u64) -> Self {
-        Self { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, updates, state }
+    /// Continues from a checkpoint's moments and counts.
+    pub fn resume(cfg: &OptimConfig, state: AdamState<B::InnerBackend>) -> Self {
+        Self { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, state }
     }
 
     /// One update of `module` at learning rate `lr`, the gradients scaled by `grad_scale` (the
     /// clip). Returns the module and every parameter's value after the update, by path.
     pub fn step<M: Module<B>>(&mut self, module: M, grads: &B::Gradients, lr: f64, grad_scale: f64) -> (M, HashMap<String, Tensor<B::InnerBackend, 1>>) {
-        self.updates += 1;
-        let t = self.updates as i32;
         let mut mapper = AdamMapper::<B> {
             grads,
             state: &mut self.state,
             path: Vec::new(),
             lr,
-            bc1: 1.0 - self.beta1.powi(t),
-            bc2: 1.0 - self.beta2.powi(t),
             beta1: self.beta1,
             beta2: self.beta2,
             eps: self.eps,
@@ -170,10 +169,7 @@ struct AdamMapper<'a, B: TrainBackend> {
     grads: &'a B::Gradients,
     state: &'a mut AdamState<B::InnerBackend>,
     path: Vec<String>,
-    /// lr, bias corrections and the clip factor folded into scalars.
     lr: f64,
-    bc1: f64,
-    bc2: f64,
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -200,6 +196,9 @@ impl<B: TrainBackend> ModuleMapper<B> for AdamMapper<'_, B> {
             self.values.insert(path, tensor.clone().inner().reshape([n]));
             return Param::from_mapped_value(id, tensor, mapper);
         };
+        // This parameter's own update count t (PyTorch's per-parameter `step`).
+        let t = self.state.steps.get(&path).copied().unwrap_or(0) + 1;
+        let (bc1, bc2) = (1.0 - self.beta1.powi(t as i32), 1.0 - self.beta2.powi(t as i32));
         let g = grad.reshape([n]).mul_scalar(self.grad_scale);
         let p = tensor.inner().reshape([n]);
         let m = match self.state.m.remove(&path) {
@@ -211,8 +210,9 @@ impl<B: TrainBackend> ModuleMapper<B> for AdamMapper<'_, B> {
             None => g.powi_scalar(2).mul_scalar(1.0 - self.beta2),
         };
         // PyTorch: p -= lr · (m / bc1) / (√(v / bc2) + eps)
-        let denom = v.clone().div_scalar(self.bc2).sqrt().add_scalar(self.eps);
-        let new = p - m.clone().div(denom).mul_scalar(self.lr / self.bc1);
+        let denom = v.clone().div_scalar(bc2).sqrt().add_scalar(self.eps);
+        let new = p - m.clone().div(denom).mul_scalar(self.lr / bc1);
+        self.state.steps.insert(path.clone(), t);
         self.state.m.insert(path.clone(), m);
         self.state.v.insert(path.clone(), v);
         self.values.insert(path, new.clone());
@@ -281,6 +281,25 @@ mod tests {
         assert_eq!(clip_scale(5.0, 0.0), 1.0);
     }
 
+    /// loss = f·(Σ c ⊙ w + 2·b): ∇w = f·c and ∇b = 2f.
+    fn scaled_loss(m: &Toy<B>, f: f64, dev: &burn::tensor::Device<B>) -> Tensor<B, 1> {
+        loss(m, dev).mul_scalar(f)
+    }
+
+    /// PyTorch's rule in f64, for one parameter's elements: moments, bias corrections from the
+    /// parameter's own count, and eps outside the square root.
+    fn adam_by_hand(p: &mut [f64], m: &mut [f64], v: &mut [f64], g: &[f64], t: i32, lr: f64, eps: f64) {
+        for k in 0..p.len() {
+            m[k] = 0.9 * m[k] + 0.1 * g[k];
+            v[k] = 0.999 * v[k] + 0.001 * g[k] * g[k];
+            let mhat = m[k] / (1.0 - 0.9f64.powi(t));
+            let vhat = v[k] / (1.0 - 0.999f64.powi(t));
+            p[k] -= lr * mhat / (vhat.sqrt() + eps);
+        }
+    }
+
+    /// Gradients of 1e−8…1e−7, changing every step: here eps (1e−8) and the clip factor both
+    /// change the update (with constant gradients, m̂/√v̂ would hide them).
     #[test]
     fn adam_matches_pytorch_rule_by_hand() {
         let dev = Default::default();
@@ -288,31 +307,56 @@ mod tests {
         let mut m = toy(&dev);
         let mut adam = Adam::<B>::new(&cfg);
         let scale = 0.5;
-        // Reference in f64: the gradient is constant, so moments are closed-form.
-        let g0 = [3.0, -4.0, 0.0, 12.0].map(|g| g * scale);
-        let mut p = [1.0, -2.0, 0.5, 3.0];
-        let (mut mm, mut vv) = ([0.0f64; 4], [0.0f64; 4]);
-        for step in 1..=3u64 {
-            let grads = loss(&m, &dev).backward();
+        let c = [3.0, -4.0, 0.0, 12.0];
+        let factors = [1e-8, -3e-8, 2e-9];
+        let run_by_hand = |eps: f64, scale: f64| {
+            let (mut p, mut mm, mut vv) = ([1.0, -2.0, 0.5, 3.0], [0.0f64; 4], [0.0f64; 4]);
+            for (k, f) in factors.iter().enumerate() {
+                let g = c.map(|c| c * f * scale);
+                adam_by_hand(&mut p, &mut mm, &mut vv, &g, k as i32 + 1, 0.1, eps);
+            }
+            p
+        };
+        for &f in &factors {
+            let grads = scaled_loss(&m, f, &dev).backward();
             let (next, updated) = adam.step(m, &grads, cfg.lr, scale);
             m = next;
             assert_eq!(updated.len(), 2);
-            for k in 0..4 {
-                mm[k] = 0.9 * mm[k] + 0.1 * g0[k];
-                vv[k] = 0.999 * vv[k] + 0.001 * g0[k] * g0[k];
-                let mhat = mm[k] / (1.0 - 0.9f64.powi(step as i32));
-                let vhat = vv[k] / (1.0 - 0.999f64.powi(step as i32));
-                p[k] -= 0.1 * mhat / (vhat.sqrt() + 1e-8);
-            }
         }
         let got: Vec<f32> = m.w.val().into_data().to_vec().unwrap();
-        for (a, b) in got.iter().zip(p) {
-            assert!((*a as f64 - b).abs() < 1e-5, "{got:?} vs {p:?}");
+        let want = run_by_hand(1e-8, scale);
+        for (a, b) in got.iter().zip(want) {
+            assert!((*a as f64 - b).abs() < 1e-5, "{got:?} vs {want:?}");
         }
-        // b: constant gradient 2·0.5 = 1 → each step moves by lr (Adam's sign-like first steps).
-        let b: f32 = m.b.val().into_scalar();
-        assert!((b as f64 - (0.25 - 0.3)).abs() < 1e-5, "{b}");
+        // The test can tell: Burn's eps (1e−5), or the clip factor left out, lands elsewhere.
+        for (other, what) in [(run_by_hand(1e-5, scale), "eps 1e-5"), (run_by_hand(1e-8, 1.0), "no clip factor")] {
+            let gap = got.iter().zip(other).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+            assert!(gap > 1e-3, "{what} would pass too ({gap})");
+        }
         assert!(m.w.val().is_require_grad(), "parameters stay trainable");
+    }
+
+    /// PyTorch counts updates per parameter: b, without a gradient in the first step (a
+    /// label-dropped batch for the class embedding), gets its first update with t = 1.
+    #[test]
+    fn adam_counts_updates_per_parameter() {
+        let dev = Default::default();
+        let cfg = OptimConfig { lr: 0.1, ..Default::default() };
+        let m = toy(&dev);
+        let mut adam = Adam::<B>::new(&cfg);
+        let only_w = (m.w.val() * Tensor::<B, 2>::ones([2, 2], &dev)).sum().backward();
+        let (m, _) = adam.step(m, &only_w, cfg.lr, 1.0);
+        assert_eq!(adam.state.steps.get("w"), Some(&1));
+        assert_eq!(adam.state.steps.get("b"), None, "b is skipped entirely");
+        let grads = scaled_loss(&m, 1.0, &dev).backward();
+        let (m, _) = adam.step(m, &grads, cfg.lr, 1.0);
+        assert_eq!((adam.state.steps["w"], adam.state.steps["b"]), (2, 1));
+        // b's first update: m̂ = g, v̂ = g², so it moves by lr·g/(|g| + eps) ≈ lr (a global
+        // count t = 2 would move it by 0.744·lr).
+        let (mut p, mut mm, mut vv) = ([0.25], [0.0], [0.0]);
+        adam_by_hand(&mut p, &mut mm, &mut vv, &[2.0], 1, 0.1, 1e-8);
+        let b = m.b.val().into_scalar() as f64;
+        assert!((b - p[0]).abs() < 1e-6 && (b - 0.15).abs() < 1e-6, "{b} vs {}", p[0]);
     }
 
     #[test]
@@ -361,11 +405,13 @@ mod tests {
         assert_eq!(warm.ema_decay_at(100_000), 0.99);
     }
 
+    /// The reference: `LambdaLR(lambda s: min(s, W)/W)`, `sched.step()` after each
+    /// `optim.step()`, so update k (0-based) runs at lr·min(k, W)/W and the first at 0.
     #[test]
-    fn warmup_is_linear() {
+    fn warmup_is_the_references_lambda_lr() {
         let c = OptimConfig { lr: 2e-4, warmup: 4, ..Default::default() };
-        assert_eq!(c.lr_at(0), 0.5e-4);
-        assert_eq!(c.lr_at(3), 2e-4);
-        assert_eq!(c.lr_at(100), 2e-4);
+        let lr: Vec<f64> = (0..6).map(|k| c.lr_at(k)).collect();
+        assert_eq!(lr, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0].map(|f| 2e-4 * f).to_vec());
+        assert_eq!(OptimConfig { warmup: 0, ..c }.lr_at(0), 2e-4, "no warm-up");
     }
 }
