@@ -8,6 +8,7 @@ use ltlab_engine::analysis::latents::LatentSetup;
 use ltlab_engine::analysis::overlap::pair_overlap;
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
 use ltlab_engine::backend::{WithBackend, dispatch};
+use ltlab_engine::burn::module::AutodiffModule;
 use ltlab_engine::data::sampler::BatchSampler;
 use ltlab_engine::diffusion::Schedule;
 use ltlab_engine::error::write_atomic;
@@ -44,6 +45,9 @@ pub struct DiffropArgs {
     /// Checkpoint step (default: the newest).
     #[arg(long)]
     step: Option<u64>,
+    /// ema or raw (the trained weights: a young run's EMA is mostly its initial network).
+    #[arg(long, default_value = "ema", value_parser = ["ema", "raw"])]
+    weights: String,
     #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Batches averaged over (one pair per image of each).
@@ -65,10 +69,10 @@ impl WithBackend for DiffropJob {
             bail!("options --batch (≥ 2) and --batches (≥ 1) must be positive");
         }
         let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device.clone())?;
-        let model = trainer.ema.clone().merge_experts();
+        let model = if a.weights == "raw" { trainer.model.valid() } else { trainer.ema.clone() }.merge_experts();
         let rows = pair_overlap(&model, &trainer.schedule, &trainer.data, a.batch, a.batches, a.seed, &device);
         if a.json {
-            let v = serde_json::json!({ "run": a.run, "step": step, "methods": trainer.cfg.methods.label(), "rows": rows });
+            let v = serde_json::json!({ "run": a.run, "step": step, "weights": a.weights, "methods": trainer.cfg.methods.label(), "rows": rows });
             println!("{}", serde_json::to_string_pretty(&v)?);
             return Ok(());
         }
