@@ -865,7 +865,7 @@ fn closed_form_weight(name: &str, shape: &[usize]) -> Vec<f32> {
         .map(|k| {
             let mut x = (k + h) & MASK;
             for _ in 0..2 {
-                x = (((x >> 16) ^ x) * 0x45D_9F3B) & MASK;
+                x = (((x >> 16) ^ x) * 0x045D_9F3B) & MASK;
             }
             let u = ((x >> 16) ^ x) as f64 / 4_294_967_296.0;
             let v = if name.starts_with("fc.") {

@@ -77,8 +77,9 @@ impl WithBackend for DiffropJob {
             return Ok(());
         }
         println!(
-            "{} (step {step}): pairs with e^-d > 0.01, d = ‖μ_a − μ_p‖² summed (the paper) or averaged over {} elements",
+            "{} (step {step}, {} weights): pairs with e^-d > 0.01, d = ‖μ_a − μ_p‖² summed (the paper) or averaged over {} elements",
             a.run.display(),
+            a.weights,
             trainer.data.image_len()
         );
         println!("{:>9} {:>6} {:>10} {:>12} {:>10} {:>12}", "t", "pairs", "alive sum", "median sum", "alive mean", "median mean");

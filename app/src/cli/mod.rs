@@ -29,7 +29,7 @@ pub enum Command {
     /// Sample-quality metrics (FID, KID, IS, precision/recall, PRD; per class and Many/Medium/
     /// Few) of a run, two image folders or two feature files; `eval train-features` makes the
     /// domain network.
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
     /// Analyses: OC's transfer probability, per-class loss and purity, latent maps.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCommand),
@@ -48,7 +48,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Model(c) => model::run(c),
         Command::Train(a) => train::run(a),
         Command::Sample(a) => sample::run(a),
-        Command::Eval(a) => eval::run(a),
+        Command::Eval(a) => eval::run(*a),
         Command::Analyze(c) => analyze::run(c),
         Command::Backends(a) => backends::run(a),
         Command::Bench(c) => bench::run(c),

@@ -288,7 +288,7 @@ mod tests {
             })
             .collect();
         let mut inside = 0;
-        for k in 0..8 {
+        for (k, &value) in got.iter().enumerate() {
             let (id, e) = (r.ids[k / 4], k % 4);
             let mut x = initial_noise(11, id, 4)[e] as f64;
             for t in (0..5).rev() {
@@ -299,7 +299,7 @@ mod tests {
                 }
             }
             inside += usize::from(x.abs() < 1.0);
-            assert!((got[k] as f64 - x.clamp(-1.0, 1.0)).abs() < 1e-5, "element {k}: {} vs {x}", got[k]);
+            assert!((value as f64 - x.clamp(-1.0, 1.0)).abs() < 1e-5, "element {k}: {value} vs {x}");
         }
         assert!(inside > 0, "every value was clipped: the test would not see the loop");
     }

@@ -345,7 +345,8 @@ mod tests {
     fn cifar_presets_train_and_evaluate_as_their_papers() {
         let ddpm = Some(SamplerKind::Ddpm { clip_x0: false });
         let ddim = |steps| Some(SamplerKind::Ddim { steps, final_x0: true, clip_x0: false });
-        let table: &[(&str, u64, usize, Option<SamplerKind>, Option<f64>)] = &[
+        type Row = (&'static str, u64, usize, Option<SamplerKind>, Option<f64>);
+        let table: &[Row] = &[
             // CORAL Tab. 3 ω for DDPM and CBDM; DDPM-1000 as the CBDM reference code samples.
             ("cifar10-lt-ddpm", 300_000, 128, ddpm, Some(0.8)),
             ("cifar100-lt-ddpm", 300_000, 128, ddpm, Some(0.8)),
