@@ -223,3 +223,42 @@ fn off_loopback_every_request_needs_the_token_and_read_only_refuses_commands() {
     assert_eq!(m.text().lines().count(), 3);
     assert_eq!(ro.get("/files/done/config.toml").status, 200);
 }
+
+/// What any web page the user visits could send to a loopback server without a token: a
+/// cross-site "simple" POST (text/plain), a JSON POST from a foreign Origin, a POST that only
+/// says Sec-Fetch-Site: cross-site, and any request naming a foreign Host (DNS rebinding). All
+/// refused with a JSON error before they reach a handler; the page's own requests still work.
+#[test]
+fn cross_site_requests_and_foreign_hosts_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("runs"), &["--allow-host", "gpu-box"]);
+    let (addr, own) = (s.addr, format!("http://{}", s.addr));
+    let foreign_host = format!("evil.example:{}", addr.port());
+    let pause = br#"{"Pause": 1}"#;
+    let refused: [(&str, &str, Vec<(&str, &str)>); 5] = [
+        ("POST", "/api/command", vec![("content-type", "text/plain"), ("origin", "http://evil.example")]),
+        ("POST", "/api/command", vec![("content-type", "text/plain")]),
+        ("POST", "/api/command", vec![("content-type", "application/json"), ("origin", "http://evil.example")]),
+        ("POST", "/api/command", vec![("content-type", "application/json"), ("sec-fetch-site", "cross-site")]),
+        ("GET", "/api/hello", vec![("host", foreign_host.as_str())]),
+    ];
+    for (method, path, headers) in &refused {
+        let r = request(addr, method, path, headers, pause);
+        assert_eq!(r.status, 403, "{method} {path} {headers:?}");
+        assert!(!r.error().is_empty(), "a JSON error says why");
+    }
+    assert!(request(addr, "GET", "/", &[("host", &foreign_host)], b"").error().contains("--allow-host evil.example"));
+    // The page's own: same origin (also through a tunnel's other port), JSON. Run 1 does not
+    // exist, so the command gets as far as the handler: 404, not 403.
+    let tunnel = "localhost:59999".to_string();
+    let tunnel_origin = format!("http://{tunnel}");
+    for headers in [
+        vec![("content-type", "application/json"), ("origin", own.as_str())],
+        vec![("content-type", "application/json"), ("host", tunnel.as_str()), ("origin", tunnel_origin.as_str())],
+        vec![("content-type", "application/json"), ("sec-fetch-site", "same-origin")],
+    ] {
+        assert_eq!(request(addr, "POST", "/api/command", &headers, pause).status, 404, "{headers:?}");
+    }
+    assert_eq!(request(addr, "GET", "/api/hello", &[("host", "gpu-box")], b"").status, 200, "--allow-host");
+    assert_eq!(request(addr, "GET", "/api/hello", &[], b"").status, 200);
+}

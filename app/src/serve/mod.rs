@@ -4,6 +4,7 @@
 
 mod bundle;
 mod files;
+mod guard;
 mod hub;
 mod routes;
 
@@ -26,6 +27,11 @@ pub struct ServeArgs {
     /// and printed when the address is not loopback and the server is not read-only.
     #[arg(long)]
     pub token: Option<String>,
+    /// Another name the server is reached by (the `Host` header; repeatable). localhost,
+    /// 127.0.0.1, [::1] and the bound address always are; any other name is refused (403), so
+    /// that a site which re-points its own name to this machine (DNS rebinding) reads nothing.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
 }
 
 /// The token every request must carry, if any.
@@ -54,7 +60,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| anyhow::anyhow!("option `--addr`: cannot listen on {}: {e}", args.addr))?;
         let bound = listener.local_addr()?;
         let shared = hub::start(root.clone(), args.read_only);
-        let app = routes::router(shared, token.clone());
+        let app = routes::router(shared, token.clone(), guard::AllowedHosts::new(bound, &args.allow_hosts));
         let query = token.as_ref().map(|t| format!("?token={t}")).unwrap_or_default();
         let host = if bound.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), bound.port()) } else { bound };
         println!("ltlab serve: http://{host}/{query}");

@@ -3,6 +3,7 @@
 
 use super::bundle;
 use super::files::{Refused, content_type, resolve};
+use super::guard::{AllowedHosts, refusal};
 use super::hub::Shared;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -51,7 +52,7 @@ fn missing(what: impl Into<String>) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, what.into())
 }
 
-pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
+pub fn router(shared: Arc<Shared>, token: Option<String>, allowed: AllowedHosts) -> Router {
     let state = AppState { shared, token: token.map(Arc::from) };
     Router::new()
         .route("/", get(page))
@@ -68,6 +69,7 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .fallback(|| async { missing("no such route") })
         .method_not_allowed_fallback(|| async { ApiError(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(Arc::new(allowed), guard))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(log_request))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -119,6 +121,14 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
         }
     }
     resp
+}
+
+/// Foreign `Host` names and cross-site commands stop here (see `guard`).
+async fn guard(State(allowed): State<Arc<AllowedHosts>>, req: Request, next: Next) -> Response {
+    match refusal(req.method(), req.headers(), &allowed) {
+        Some(why) => ApiError(StatusCode::FORBIDDEN, why).into_response(),
+        None => next.run(req).await,
+    }
 }
 
 /// Errors axum's extractors make (a path or query that does not parse) come as plain text;
