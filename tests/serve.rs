@@ -235,7 +235,8 @@ fn cross_site_requests_and_foreign_hosts_are_refused() {
     let (addr, own) = (s.addr, format!("http://{}", s.addr));
     let foreign_host = format!("evil.example:{}", addr.port());
     let pause = br#"{"Pause": 1}"#;
-    let refused: [(&str, &str, Vec<(&str, &str)>); 5] = [
+    type Request<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let refused: [Request; 5] = [
         ("POST", "/api/command", vec![("content-type", "text/plain"), ("origin", "http://evil.example")]),
         ("POST", "/api/command", vec![("content-type", "text/plain")]),
         ("POST", "/api/command", vec![("content-type", "application/json"), ("origin", "http://evil.example")]),
