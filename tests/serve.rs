@@ -263,3 +263,33 @@ fn cross_site_requests_and_foreign_hosts_are_refused() {
     assert_eq!(request(addr, "GET", "/api/hello", &[("host", "gpu-box")], b"").status, 200, "--allow-host");
     assert_eq!(request(addr, "GET", "/api/hello", &[], b"").status, 200);
 }
+
+/// A page's Start stays inside what the server was given: `--root /etc` (the file-system probe
+/// a page could make), a config file by path, `--out`, a run name with `..`: 403 naming the
+/// option, and nothing is written. A folder under `--data-root` is taken.
+#[test]
+fn a_pages_start_reads_only_the_data_roots_and_writes_only_the_runs_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (runs, data) = (tmp.path().join("runs"), tmp.path().join("data"));
+    std::fs::create_dir_all(data.join("shapes")).unwrap();
+    let s = Server::start(&runs, &["--data-root", data.to_str().unwrap()]);
+    let start = |extra: &[&str]| -> common::Reply {
+        let args: Vec<&str> = ["ltlab", "train", "--config", "demo-synthetic", "--steps", "1"].iter().copied().chain(extra.iter().copied()).collect();
+        s.post("/api/command", &json!({ "Start": args }).to_string())
+    };
+    for (extra, option) in [
+        (&["--dataset", "folder", "--root", "/etc"][..], "--root"),
+        (&["--set", "data.root=\"/etc\"", "--dataset", "folder"][..], "--root"),
+        (&["--config", "/etc/passwd"][..], "--config"),
+        (&["--out", "/tmp/elsewhere"][..], "--out"),
+        (&["--set", "name=\"../outside\""][..], "name"),
+    ] {
+        let r = start(extra);
+        assert_eq!(r.status, 403, "{extra:?}");
+        assert!(r.error().contains(option), "{extra:?}: {}", r.error());
+    }
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0, "nothing written for a refused Start");
+    assert!(!tmp.path().join("outside").exists());
+    let inside = data.join("shapes").display().to_string();
+    assert_eq!(start(&["--dataset", "folder", "--root", &inside]).status, 202, "a folder under --data-root is taken");
+}

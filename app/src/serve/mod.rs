@@ -7,6 +7,7 @@ mod files;
 mod guard;
 mod hub;
 mod routes;
+mod start;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,10 @@ pub struct ServeArgs {
     /// that a site which re-points its own name to this machine (DNS rebinding) reads nothing.
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
+    /// A folder a page's Start may read datasets from (repeatable; Debian's dataset packages
+    /// under /usr/share/datasets always). Any other `--root` is refused (403).
+    #[arg(long = "data-root", value_name = "DIR")]
+    pub data_roots: Vec<PathBuf>,
 }
 
 /// The token every request must carry, if any.
@@ -54,13 +59,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.runs).map_err(|e| anyhow::anyhow!("option `--runs`: cannot create {}: {e}", args.runs.display()))?;
     let root = args.runs.canonicalize().map_err(|e| anyhow::anyhow!("option `--runs`: {}: {e}", args.runs.display()))?;
     let token = token_for(&args)?;
+    let data_roots = start::DataRoots::new(&args.data_roots)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| anyhow::anyhow!("the server's runtime: {e}"))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| anyhow::anyhow!("option `--addr`: cannot listen on {}: {e}", args.addr))?;
         let bound = listener.local_addr()?;
         let shared = hub::start(root.clone(), args.read_only);
-        let app = routes::router(shared, token.clone(), guard::AllowedHosts::new(bound, &args.allow_hosts));
+        let app = routes::router(shared, token.clone(), guard::AllowedHosts::new(bound, &args.allow_hosts), data_roots);
         let query = token.as_ref().map(|t| format!("?token={t}")).unwrap_or_default();
         let host = if bound.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), bound.port()) } else { bound };
         println!("ltlab serve: http://{host}/{query}");

@@ -5,6 +5,7 @@ use super::bundle;
 use super::files::{Refused, content_type, resolve};
 use super::guard::{AllowedHosts, refusal};
 use super::hub::Shared;
+use super::start::DataRoots;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -32,6 +33,7 @@ const TOKEN_COOKIE: &str = "ltlab_token";
 struct AppState {
     shared: Arc<Shared>,
     token: Option<Arc<str>>,
+    data_roots: Arc<DataRoots>,
 }
 
 /// A refused request: its status and what was wrong.
@@ -52,8 +54,8 @@ fn missing(what: impl Into<String>) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, what.into())
 }
 
-pub fn router(shared: Arc<Shared>, token: Option<String>, allowed: AllowedHosts) -> Router {
-    let state = AppState { shared, token: token.map(Arc::from) };
+pub fn router(shared: Arc<Shared>, token: Option<String>, allowed: AllowedHosts, data_roots: DataRoots) -> Router {
+    let state = AppState { shared, token: token.map(Arc::from), data_roots: Arc::new(data_roots) };
     Router::new()
         .route("/", get(page))
         .route("/ltlab_web.js", get(|| async { asset(bundle::JS, "text/javascript") }))
@@ -197,9 +199,14 @@ async fn command(State(st): State<AppState>, body: Result<Bytes, BytesRejection>
     Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "accepted": true }))).into_response())
 }
 
-/// A command as the host may carry it out: its run exists, and a folder to open is a run inside
-/// the runs folder.
+/// A command as the host may carry it out: its run exists, a folder to open is a run inside
+/// the runs folder, and a Start stays inside what the server was allowed (`start`).
 fn checked(st: &AppState, cmd: HostCommand) -> Result<HostCommand, ApiError> {
+    if let HostCommand::Start(args) = &cmd
+        && let Some(why) = super::start::refusal(args, &st.data_roots)
+    {
+        return Err(ApiError(StatusCode::FORBIDDEN, format!("start: {why}")));
+    }
     let run = match &cmd {
         HostCommand::Pause(r) | HostCommand::Resume(r) | HostCommand::Stop(r) | HostCommand::SampleNow(r) => Some(*r),
         HostCommand::LatentMap { run, .. } | HostCommand::Entanglement { run, .. } | HostCommand::Transfer { run, .. } | HostCommand::Sample { run, .. } => {
