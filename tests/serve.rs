@@ -292,4 +292,12 @@ fn a_pages_start_reads_only_the_data_roots_and_writes_only_the_runs_folder() {
     assert!(!tmp.path().join("outside").exists());
     let inside = data.join("shapes").display().to_string();
     assert_eq!(start(&["--dataset", "folder", "--root", &inside]).status, 202, "a folder under --data-root is taken");
+    // That folder holds no images: the run fails, says why in its status, and leaves no half
+    // run directory behind.
+    let why = wait(60, "the start to fail", || {
+        let hello = s.hello().to_string();
+        hello.contains("Failed").then_some(hello)
+    });
+    assert!(why.contains("shapes"), "the error names the folder: {why}");
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0, "a failed Start leaves nothing behind");
 }

@@ -57,6 +57,24 @@ pub fn spawn(launch: Launch) -> EngineHandle {
 }
 
 fn run(launch: Launch, commands: &Receiver<Command>, events: &Sender<Event>, last_checkpoint: &mut Option<u64>) -> Result<()> {
+    // A new run's folder that this start made is removed again if the run fails before it holds
+    // a config (data that does not load, a backend that cannot start): a failed Start leaves no
+    // half run behind in the runs folder. A folder that was there before is left as it was.
+    let fresh = match &launch {
+        Launch::New { out, .. } if !out.exists() => Some(out.clone()),
+        _ => None,
+    };
+    let result = run_in_dir(launch, commands, events, last_checkpoint);
+    if result.is_err()
+        && let Some(out) = fresh
+        && !out.join("config.toml").exists()
+    {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    result
+}
+
+fn run_in_dir(launch: Launch, commands: &Receiver<Command>, events: &Sender<Event>, last_checkpoint: &mut Option<u64>) -> Result<()> {
     let (config, dir, resume) = match launch {
         Launch::New { config, out } => {
             config.validate()?;
@@ -367,6 +385,26 @@ mod tests {
         let last = events.iter().last().unwrap();
         assert!(matches!(last, Event::Finished { stopped: true, .. }), "{last:?}");
         thread.unwrap().join().unwrap();
+    }
+
+    /// A run that fails before it starts (here: a dataset folder without images) removes the
+    /// folder it made; a folder that existed before is left.
+    #[test]
+    fn a_failed_start_leaves_no_half_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("empty/a")).unwrap();
+        let mut c = config();
+        c.data = crate::data::DataConfig::new(crate::data::DatasetKind::Folder, 1.0);
+        c.data.root = Some(tmp.path().join("empty"));
+        for (out, existed) in [(tmp.path().join("new-run"), false), (tmp.path().join("kept"), true)] {
+            if existed {
+                std::fs::create_dir_all(&out).unwrap();
+            }
+            let h = spawn(Launch::New { config: c.clone(), out: out.clone() });
+            assert!(matches!(next(&h), Event::Failed { .. }));
+            h.join();
+            assert_eq!(out.exists(), existed, "{}", out.display());
+        }
     }
 
     #[test]
