@@ -218,24 +218,12 @@ mod tests {
         let model = redrawn(cfg.init(&dev), 3);
         let base_only = model.clone().without_experts();
         let n = 4;
-        let mut r = crate::rng::rng(5, crate::rng::Stream::Noise, 0);
+        let template = random_batch(n, vec![3, 300, 600, 900], vec![0, 1, 0, 1], 5);
         let schedule = Schedule::ddpm();
         let (counts, q) = ([90usize, 10], [0.9, 0.1]);
         let ctx = StepContext { schedule: &schedule, counts: &counts, q: &q, seed: 0, step: 0 };
-        let x0 = crate::rng::normal_vec(&mut r, n * 64);
-        let eps = crate::rng::normal_vec(&mut r, n * 64);
         for uncond_batch in [false, true] {
-            let host = HostBatch {
-                shape: [n, 1, 8, 8],
-                x0: x0.clone(),
-                eps: eps.clone(),
-                target: eps.clone(),
-                t: vec![3, 300, 600, 900],
-                indices: vec![0, 1, 2, 3],
-                labels: vec![0, 1, 0, 1],
-                keep: vec![!uncond_batch; n],
-                uncond_batch,
-            };
+            let host = HostBatch { keep: vec![!uncond_batch; n], uncond_batch, ..template.clone() };
             let batch = Batch::<AB>::upload(host, &schedule, &dev);
             let mut cm = Cm::new(CmConfig::default());
             // Flex's generator is one per process, and not every test takes its lock before
