@@ -47,6 +47,9 @@ fn serve_lists_streams_and_steers_a_live_run() {
     }
     let seqs: Vec<u64> = got.iter().map(|(_, m)| m["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "live messages are numbered one by one: {seqs:?}");
+    // The channel began with the server's state, and the numbered messages go on from it.
+    let hello_seq = live.hellos.lock().unwrap().first().expect("a hello first on the channel")["seq"].as_u64().unwrap();
+    assert_eq!(seqs.iter().find(|&&s| s > hello_seq), Some(&(hello_seq + 1)), "no gap after the hello at {hello_seq}: {seqs:?}");
 
     // Metrics by byte offset: the second read has only what is new, byte for byte.
     let first = server.get(&format!("/api/runs/{id}/metrics?from=0"));
@@ -66,6 +69,23 @@ fn serve_lists_streams_and_steers_a_live_run() {
     let past = server.get(&format!("/api/runs/{id}/metrics?from={}", file.len() as u64 + 1_000_000));
     assert_eq!(past.status, 409, "{}", past.text());
     assert!(past.error().contains("read it from 0"));
+
+    // The page's columns hold every logged value of the file's lines as f32.
+    let cols = server.get(&format!("/api/runs/{id}/columns"));
+    assert_eq!((cols.status, cols.header("content-type")), (200, Some("application/octet-stream")));
+    let m = ltlab_ui::Metrics::decode_columns(&cols.body).unwrap();
+    for line in first.text().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let row = m.steps().iter().position(|&s| s == r["step"].as_u64().unwrap()).expect("every step of the file is in the columns");
+        for (term, v) in r["losses"].as_object().unwrap() {
+            assert_eq!(m.term(term).unwrap()[row], v.as_f64().unwrap() as f32, "{term} at step {}", r["step"]);
+        }
+        assert_eq!(m.images_per_s()[row], r["images_per_s"].as_f64().unwrap() as f32);
+    }
+    assert_eq!(server.get("/api/runs/99/columns").status, 404);
+    let curves = ltlab_ui::Metrics::decode_columns(&server.get(&format!("/api/runs/{id}/columns?detail=0")).body).unwrap();
+    assert!(curves.steps().starts_with(&m.steps()[..8]) && curves.loss_by_t(0).iter().all(|v| v.is_nan()), "the curves without the loss by t");
+    assert_eq!(server.get(&format!("/api/runs/{id}/columns?detail=2")).status, 400);
 
     // Steering from the page: pause, resume, sample now, stop — through the live channel.
     server.command(json!({ "Pause": id }));

@@ -131,7 +131,7 @@ fn the_page_shows_a_live_run_from_ltlab_serve_in_chromium() {
         .count();
     assert!(in_plot > 100, "the loss curve's colour in the plot area: {in_plot} pixels ({})", out.display());
 
-    assert!(server.logged(&format!("GET /api/runs/{id}/metrics?from=0 200")), "the page read the metrics: {:?}", server.log.lock().unwrap());
+    assert!(server.logged(&format!("GET /api/runs/{id}/columns 200")), "the page read the metrics: {:?}", server.log.lock().unwrap());
     assert!(server.logged("GET /api/events 200"), "the page opened the live channel");
     assert!(server.logged("GET /api/hello 200"));
 }

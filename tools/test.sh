@@ -2,7 +2,8 @@
 # The project's test command (README, CI): installs what the UI tests need (Mesa's lavapipe
 # Vulkan driver for egui_kittest snapshots, Xvfb + ImageMagick for the window smoke test, Chromium
 # and chromedriver for the web lab's browser test), checks
-# formatting, runs every test on the CPU backend, clippy with warnings as errors, the binary's
+# formatting, runs every test on the CPU backend, a short soak of the web lab's server, clippy
+# with warnings as errors, the binary's
 # module graph, type-checks the GPU backends (no GPU or CUDA toolkit needed) and
 # the web lab for wasm32, opens the real lab window under Xvfb, then prints one summary line.
 set -euo pipefail
@@ -34,6 +35,9 @@ if [ "$status" -ne 0 ]; then
   echo "tests: $passed passed, $failed failed"
   exit "$status"
 fi
+# The web lab's server under load: pages with live channels, runs training, a page that stops
+# reading, pages reloading (the long version's figures are in the README).
+python3 tools/soak.py --ltlab target/debug/ltlab --short
 cargo clippy --workspace --all-targets --locked -- -D warnings
 bash tools/module_deps.sh >/dev/null
 cargo check -p ltlab --locked --features wgpu,cuda

@@ -124,45 +124,47 @@ def main():
     ap.add_argument("--latent-run", help="a run directory whose analysis/ holds the latent map to draw")
     ap.add_argument("--steps", type=int, default=20, help="steps of the live run to time")
     ap.add_argument("--shots", default="", help="folder for screenshots")
+    ap.add_argument("--no-live", action="store_true", help="skip the live run (only the stored runs and the bundle)")
     a = ap.parse_args()
     out = {}
     tmp = tempfile.mkdtemp()
     browser = Browser(os.path.join(tmp, "profile"))
     try:
         # 1. A live tiny run, started through the page's command route.
-        runs = os.path.join(tmp, "runs")
-        server, url = serve(a.ltlab, runs)
-        args = ["ltlab", "train", "--config", "demo-synthetic", "--steps", "100000", "--set", 'name="live"']
-        command(url, {"Start": args})
-        metrics = os.path.join(runs, "live", "metrics.jsonl")
-        while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
-            time.sleep(0.01)
-        browser.go(url)
-        m = browser.wait_line(r"first-curve ms=(\d+)", 60)
-        out["live_first_curve_ms"] = int(m.group(1))
-        appeared, pos = {}, 0
-        end = time.time() + 600
-        while len(appeared) < a.steps and time.time() < end:
-            with open(metrics, "rb") as f:
-                f.seek(pos)
-                chunk = f.read()
-            now = time.time()
-            whole = chunk.rfind(b"\n") + 1
-            for line in chunk[:whole].splitlines():
-                appeared[json.loads(line)["step"]] = now
-            pos += whole
-            time.sleep(0.002)
-        time.sleep(1.5)
-        drawn = {}
-        for _, l in browser.console():
-            mm = re.search(r"drawn run=live step=(\d+) epoch_ms=(\d+)", l)
-            if mm:
-                drawn.setdefault(int(mm.group(1)), int(mm.group(2)) / 1000.0)
-        lat = [1000 * (drawn[s] - t) for s, t in appeared.items() if s in drawn]
-        out["step_to_drawn_ms"] = {"steps": len(lat), "p50": round(statistics.median(lat), 1), "p95": round(percentile(lat, 0.95), 1), "max": round(max(lat), 1)} if lat else None
-        if a.shots:
-            browser.screenshot(os.path.join(a.shots, "web-lab-live.png"))
-        server.kill()
+        if not a.no_live:
+            runs = os.path.join(tmp, "runs")
+            server, url = serve(a.ltlab, runs)
+            args = ["ltlab", "train", "--config", "demo-synthetic", "--steps", "100000", "--set", 'name="live"']
+            command(url, {"Start": args})
+            metrics = os.path.join(runs, "live", "metrics.jsonl")
+            while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+                time.sleep(0.01)
+            browser.go(url)
+            m = browser.wait_line(r"first-curve ms=(\d+)", 60)
+            out["live_first_curve_ms"] = int(m.group(1))
+            appeared, pos = {}, 0
+            end = time.time() + 600
+            while len(appeared) < a.steps and time.time() < end:
+                with open(metrics, "rb") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                now = time.time()
+                whole = chunk.rfind(b"\n") + 1
+                for line in chunk[:whole].splitlines():
+                    appeared[json.loads(line)["step"]] = now
+                pos += whole
+                time.sleep(0.002)
+            time.sleep(1.5)
+            drawn = {}
+            for _, l in browser.console():
+                mm = re.search(r"drawn run=live step=(\d+) epoch_ms=(\d+)", l)
+                if mm:
+                    drawn.setdefault(int(mm.group(1)), int(mm.group(2)) / 1000.0)
+            lat = [1000 * (drawn[s] - t) for s, t in appeared.items() if s in drawn]
+            out["step_to_drawn_ms"] = {"steps": len(lat), "p50": round(statistics.median(lat), 1), "p95": round(percentile(lat, 0.95), 1), "max": round(max(lat), 1)} if lat else None
+            if a.shots:
+                browser.screenshot(os.path.join(a.shots, "web-lab-live.png"))
+            server.kill()
 
         # 2. Stored long runs: page load → first curve.
         if a.long:
@@ -179,6 +181,16 @@ def main():
             browser.go(url)
             m = browser.wait_line(r"first-curve ms=(\d+) run=\S+ points=(\d+)", 300)
             out["long_first_curve_ms"] = {"ms": int(m.group(1)), "points": int(m.group(2)), "runs": len(a.long)}
+            # Every run's curve: a stored run logs one "drawn" line (its step never changes; names
+            # may repeat), so the last of N lines, against the page's time origin.
+            end = time.time() + 300
+            while time.time() < end:
+                drawn = [int(mm.group(1)) for _, l in browser.console() for mm in [re.search(r"drawn run=\S+ step=\d+ epoch_ms=(\d+)", l)] if mm]
+                if len(drawn) >= len(a.long):
+                    break
+                time.sleep(0.1)
+            origin = browser.call("POST", "/execute/sync", {"script": "return performance.timeOrigin;", "args": []})
+            out["long_all_curves_ms"] = {"ms": round(max(drawn[:len(a.long)]) - origin), "runs_drawn": len(drawn)}
             server.kill()
 
         # 3. Frame times with the latent map.

@@ -180,7 +180,10 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 /// The live channel, read on a thread: every message with the moment it arrived.
 pub struct LiveChannel {
+    /// The numbered messages.
     pub messages: Arc<Mutex<Vec<(Instant, serde_json::Value)>>>,
+    /// The `hello` events (the first thing on the channel).
+    pub hellos: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl LiveChannel {
@@ -196,18 +199,23 @@ impl LiveChannel {
         let mut status = String::new();
         reader.read_line(&mut status).unwrap();
         assert!(status.contains(" 200 "), "live channel: {status}");
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let sink = messages.clone();
+        let (messages, hellos) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        let (sink, hello_sink) = (messages.clone(), hellos.clone());
         std::thread::spawn(move || {
+            let mut event = String::new();
             for line in reader.lines().map_while(Result::ok) {
-                if let Some(data) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:"))
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_string();
+                } else if let Some(data) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:"))
                     && let Ok(v) = serde_json::from_str(data)
                 {
-                    sink.lock().unwrap().push((Instant::now(), v));
+                    if event == "hello" { hello_sink.lock().unwrap().push(v) } else { sink.lock().unwrap().push((Instant::now(), v)) }
+                } else if line.is_empty() {
+                    event.clear();
                 }
             }
         });
-        LiveChannel { messages }
+        LiveChannel { messages, hellos }
     }
 
     /// The first engine event of `kind` (`Step`, `Paused`, …) after `from` messages.

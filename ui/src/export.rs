@@ -3,7 +3,7 @@
 //! register it, so the file holds exactly what is on screen.
 
 use egui::Color32;
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, PlotUi, Points, VLine};
+use egui_plot::{HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, PlotUi, Points, VLine};
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,11 +48,29 @@ pub struct Figure {
     pub marker_x: Option<f64>,
     /// Points always in view (a NaN coordinate includes nothing on that axis).
     pub include: Vec<[f64; 2]>,
+    /// The y values are log10 of what they show: axes, hover and files say the values
+    /// themselves (0.01, not −2).
+    pub log_y: bool,
 }
 
 impl Figure {
     pub fn new(name: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
-        Self { name: name.into(), x_label: x_label.into(), y_label: y_label.into(), series: Vec::new(), marker_x: None, include: Vec::new() }
+        Self { name: name.into(), x_label: x_label.into(), y_label: y_label.into(), series: Vec::new(), marker_x: None, include: Vec::new(), log_y: false }
+    }
+
+    /// The y values are log10 of what they show.
+    pub fn log_y(mut self, log: bool) -> Self {
+        self.log_y = log;
+        self
+    }
+
+    /// A y as the reader sees it (the value itself on a log axis).
+    fn shown_y(&self, y: f64) -> f64 {
+        if self.log_y { 10f64.powf(y) } else { y }
+    }
+
+    fn y_label_shown(&self) -> String {
+        if self.log_y { format!("{} (log scale)", self.y_label) } else { self.y_label.clone() }
     }
 
     /// The egui plot of this figure (legend, labels, scrub marker); `plot` adjusts the `Plot`.
@@ -63,7 +81,16 @@ impl Figure {
         plot: impl FnOnce(Plot<'_>) -> Plot<'_>,
         extra: impl FnOnce(&mut PlotUi<'_>) -> R,
     ) -> egui_plot::PlotResponse<R> {
-        let mut p = Plot::new(id).legend(Legend::default()).x_axis_label(self.x_label.clone()).y_axis_label(self.y_label.clone());
+        let mut p = Plot::new(id).legend(Legend::default()).x_axis_label(self.x_label.clone()).y_axis_label(self.y_label_shown());
+        if self.log_y {
+            p = p.y_grid_spacer(log_grid).y_axis_formatter(|mark, _| significant(10f64.powf(mark.value))).label_formatter(|pos| {
+                let (name, at) = match pos {
+                    HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, position),
+                    HoverPosition::Elsewhere { position } => ("", position),
+                };
+                Some(format!("{name}\nx = {:.0}\ny = {}", at.x, significant(10f64.powf(at.y))).trim_start().to_string())
+            });
+        }
         for &[x, y] in &self.include {
             if x.is_finite() {
                 p = p.include_x(x);
@@ -96,7 +123,7 @@ impl Figure {
         for s in &self.series {
             let name = if s.name.is_empty() { "raw" } else { s.name.as_str() };
             for [x, y] in &s.points {
-                out.push_str(&format!("{},{x},{y}\n", csv_field(name)));
+                out.push_str(&format!("{},{x},{}\n", csv_field(name), self.shown_y(*y)));
             }
         }
         out
@@ -139,18 +166,19 @@ impl Figure {
                 tick_label(t)
             ));
         }
-        for t in ticks(y0, y1) {
+        let y_ticks = if self.log_y { log_ticks(y0, y1) } else { ticks(y0, y1) };
+        for t in y_ticks {
             let y = sy(t);
             o.push_str(&format!(
                 r##"<line x1="{left}" y1="{y:.2}" x2="{}" y2="{y:.2}" stroke="#ddd"/><text x="{}" y="{:.2}" text-anchor="end">{}</text>"##,
                 left + pw,
                 left - 6.0,
                 y + 4.0,
-                tick_label(t)
+                if self.log_y { significant(10f64.powf(t)) } else { tick_label(t) }
             ));
         }
         o.push_str(&format!(r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 12.0, xml(&self.x_label)));
-        o.push_str(&format!(r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, xml(&self.y_label)));
+        o.push_str(&format!(r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, xml(&self.y_label_shown())));
         if let Some(m) = self.marker_x.filter(|m| (x0..=x1).contains(m)) {
             o.push_str(&format!(r##"<line x1="{0:.2}" y1="{top}" x2="{0:.2}" y2="{1}" stroke="#888" stroke-dasharray="2 3"/>"##, sx(m), top + ph));
         }
@@ -248,6 +276,49 @@ fn xml(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// Ticks of a log10 axis over [a, b] (log10 values) at round values: whole decades over a wide
+/// range, 1-2-5 × 10^k over a few decades, evenly spaced values when zoomed into one.
+fn log_ticks(a: f64, b: f64) -> Vec<f64> {
+    if !(a.is_finite() && b.is_finite() && b > a) {
+        return Vec::new();
+    }
+    if b - a > 3.0 {
+        let step = ((b - a) / 6.0).ceil();
+        return ((a / step).ceil() as i64..=(b / step).floor() as i64).map(|k| k as f64 * step).collect();
+    }
+    let round: Vec<f64> = (a.floor() as i64..=b.ceil() as i64)
+        .flat_map(|k| [1.0, 2.0, 5.0].map(|m: f64| m.log10() + k as f64))
+        .filter(|v| (a - 1e-9..=b + 1e-9).contains(v))
+        .collect();
+    if round.len() >= 3 {
+        return round;
+    }
+    ticks(10f64.powf(a), 10f64.powf(b)).into_iter().filter(|v| *v > 0.0).map(f64::log10).collect()
+}
+
+/// egui_plot's grid on a log10 axis: the marks of `log_ticks`.
+fn log_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    let (a, b) = input.bounds;
+    let values = log_ticks(a, b);
+    // Marks are not evenly spaced: all drawn alike, at the mean spacing.
+    let step_size = (b - a) / values.len().max(1) as f64;
+    values.into_iter().map(|value| egui_plot::GridMark { value, step_size }).collect()
+}
+
+/// A value with three significant digits, without an exponent for 1e-4 ≤ |v| < 1e6.
+pub fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let mag = v.abs().log10().floor();
+    if !(-4.0..6.0).contains(&mag) {
+        return format!("{v:.2e}");
+    }
+    let decimals = (2.0 - mag).max(0.0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
+}
+
 /// About five round ticks (1, 2 or 5 × 10^k apart) inside [a, b].
 fn ticks(a: f64, b: f64) -> Vec<f64> {
     let raw = (b - a) / 5.0;
@@ -301,6 +372,22 @@ mod tests {
         assert_eq!(labels, ["0.2", "0.3", "0.4", "0.5", "0.6"]);
         assert_eq!(tick_label(0.30000000000000004), "0.3");
         assert_eq!(tick_label(-0.0), "0");
+    }
+
+    /// A log axis says the values: 0.01, not −2, on screen, in the SVG and in the CSV.
+    #[test]
+    fn a_log_axis_shows_values_not_exponents() {
+        let label = |a: f64, b: f64| log_ticks(a, b).into_iter().map(|t| significant(10f64.powf(t))).collect::<Vec<_>>();
+        assert_eq!(label(-2.0, 0.0), ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"]);
+        assert_eq!(label(-6.5, 0.5), ["1.00e-6", "0.0001", "0.01", "1"]);
+        assert_eq!(label(-1.3, -0.9), ["0.06", "0.08", "0.1", "0.12"]);
+        assert_eq!((significant(0.031622), significant(1234.6), significant(2.0)), ("0.0316".into(), "1235".into(), "2".into()));
+        let mut f = Figure::new("loss", "step", "loss").log_y(true);
+        f.series.push(Series::line("mse", Color32::RED, vec![[0.0, -2.0], [10.0, 0.0]]));
+        assert_eq!(f.csv(), "series,step,loss\nmse,0,0.01\nmse,10,1\n");
+        let svg = f.svg();
+        assert!(svg.contains(">0.01</text>") && svg.contains(">0.1</text>") && svg.contains(">loss (log scale)</text>"), "{svg}");
+        assert!(!svg.contains(">-2</text>") && !svg.contains(">-1</text>"), "{svg}");
     }
 
     #[test]

@@ -187,6 +187,11 @@ impl Lab {
                     r.apply(&ev);
                 }
             }
+            Intake::Metrics(id, m) => {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                    r.metrics = *m;
+                }
+            }
             Intake::Grid(id, step, img) => {
                 if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
                     r.grids.insert(step, img);

@@ -178,6 +178,34 @@ fn controls_show_the_class_counts_and_images_of_the_dataset() {
     h.get_by_label("start: no config named demo-x");
 }
 
+/// Ten classes (the demos) are all in view above what follows the list; a hundred scroll, and
+/// the list says so.
+#[test]
+fn the_class_list_shows_all_ten_classes_and_says_when_it_scrolls() {
+    let preview = |classes: usize| ltlab_ui::DataPreview {
+        config: "demo-synthetic".into(),
+        imbalance: 0.01,
+        dataset: "synthetic".into(),
+        class_names: (0..classes).map(|c| format!("class-{c}")).collect(),
+        counts: (0..classes).map(|c| 500 >> (c / 2).min(8)).collect(),
+        images: (0..classes).map(|_| vec![128; 3 * 16 * 16 * 4]).collect(),
+        channels: 3,
+        size: 16,
+    };
+    let mut h = harness(lab_with_a_run());
+    h.state_mut().0.intake(Intake::DataPreview(preview(10)));
+    h.run();
+    let below = h.get_by_label("methods (stacked on the config's):").rect().min.y;
+    for c in 0..10 {
+        let r = h.get_by_label(&format!("class-{c}")).rect();
+        assert!(r.max.y <= below, "class-{c} ends at {} under the list's end {below}", r.max.y);
+    }
+    assert!(h.query_by_label_contains("scroll the list").is_none());
+    h.state_mut().0.intake(Intake::DataPreview(preview(100)));
+    h.run();
+    h.get_by_label("showing 10 of 100 classes: scroll the list for the rest");
+}
+
 #[test]
 fn two_runs_side_by_side_and_state_round_trips() {
     let mut lab = lab_with_a_run();
@@ -370,6 +398,9 @@ fn transfer_view_asks_for_p_of_t_and_shows_the_swaps_made() {
     h.get_by_label("Recompute");
     h.get_by_label_contains("class -> class at t = 300");
     h.get_by_label_contains("swaps made by demo-synthetic up to step 601");
+    // Both matrices have their colour scale.
+    h.get_by_label("predicted: colour = share of the row's targets, from 0 to 1 (grey: none)");
+    h.get_by_label("realised: colour = share of the row's targets, from 0 to 1 (grey: none)");
     h.snapshot("lab-transfer");
 }
 
@@ -449,7 +480,9 @@ fn export_menu_writes_the_plots_and_tables_on_screen() {
     };
     assert_eq!(path, "exports/training-loss-curves-step600.csv");
     // Header, then the raw and smoothed series of both terms: 4 × 600 points.
-    assert!(text.starts_with("series,step,log10 loss\n"), "{}", &text[..60]);
+    // The log axis is for the eye: the file holds the losses themselves (1/2 at step 2).
+    assert!(text.starts_with("series,step,loss\n"), "{}", &text[..60]);
+    assert!(text.contains("\nraw,2,0.5\n"), "{}", &text[..80]);
     assert_eq!(text.lines().count(), 1 + 4 * 600);
     assert!(text.contains("\ndemo-synthetic · mse,600,"));
     // The host reports the file written.

@@ -2,10 +2,12 @@
 //! and fetched files into the lab's `Intake`, and says what to fetch next. The browser shell
 //! (`web.rs`) only moves bytes; everything here is tested natively.
 //!
-//! Order: the live channel opens first, then the hello (the server's state as of message `seq`).
-//! Live messages up to `seq` are already in the hello and are dropped; later ones are applied.
-//! A run is handed to the lab once its metrics are read; live messages for it wait until then,
-//! and steps the metrics file already had are not added twice.
+//! Order: the live channel's first event is the hello (the server's state as of message `seq`);
+//! messages up to `seq` are already in it and are dropped, later ones are applied. A new hello
+//! (the channel reconnected, or this page fell behind) starts the state afresh.
+//! A run is handed to the lab once its metrics are read (the server's columns, which may already
+//! hold steps that came live); live messages for it wait until then, and steps the columns
+//! already had are not added twice.
 
 use ltlab_types::{BackendChoice, Event, LatentMap, StepRecord, Thumbnails};
 use ltlab_ui::remote::{ErrorBody, Hello, HostCommand, Live, LiveMsg, RunSnapshot, ThumbnailShape};
@@ -15,10 +17,11 @@ use std::collections::HashMap;
 /// What the page is fetching; the answer comes back with it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetch {
-    Hello,
-    Metrics {
+    /// The run's log in compact columns: first without the detail (the loss curves), then
+    /// whole.
+    Columns {
         run: RunId,
-        from: u64,
+        detail: bool,
     },
     Grid {
         run: RunId,
@@ -53,10 +56,6 @@ pub struct Request {
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
-    /// `x-next-offset` (metrics).
-    pub next_offset: Option<u64>,
-    /// `x-more: 1` (metrics: more whole lines past this chunk).
-    pub more: bool,
 }
 
 /// What the page's lab gets.
@@ -90,11 +89,12 @@ struct Loading {
 pub struct Client {
     /// The hello's `seq`, once it came.
     seq: Option<u64>,
-    /// Live messages that came before the hello.
-    early: Vec<Live>,
     loading: HashMap<RunId, Loading>,
     /// The newest step each handed-over run has.
     last_step: HashMap<RunId, u64>,
+    /// Runs handed over with their curves only, and the steps that came live since: they are
+    /// applied again to the whole log when it comes.
+    refining: HashMap<RunId, Vec<StepRecord>>,
     /// Commands given before the hello.
     waiting: Vec<HostCommand>,
     /// The dataset preview this page asked for last (other pages' previews are not for it).
@@ -106,27 +106,37 @@ pub struct Client {
 }
 
 impl Client {
-    /// The live channel is open (again): read the state afresh.
-    pub fn connected(&mut self) {
+    /// The live channel's hello: the server's state, read afresh.
+    pub fn hello(&mut self, text: &str) {
+        let h: Hello = match serde_json::from_str(text) {
+            Ok(h) => h,
+            Err(e) => return self.error(format!("the server's hello is unreadable: {e}")),
+        };
         let waiting = std::mem::take(&mut self.waiting);
         *self = Self { waiting, ..Self::default() };
         self.out.push(ToLab::Reset);
-        self.get("/api/hello".into(), Fetch::Hello);
+        self.out.push(ToLab::Offer(Box::new(Offer { configs: h.configs, method_params: h.method_params, backends: h.backends, read_only: h.read_only })));
+        for j in h.jobs {
+            self.out.push(ToLab::Intake(Intake::Job(j)));
+        }
+        for snap in h.runs {
+            self.load(snap);
+        }
+        self.seq = Some(h.seq);
+        for c in std::mem::take(&mut self.waiting) {
+            self.command(&c);
+        }
     }
 
-    /// One message of the live channel.
+    /// One message of the live channel (after its hello).
     pub fn live(&mut self, text: &str) {
         let live: Live = match serde_json::from_str(text) {
             Ok(l) => l,
             Err(e) => return self.error(format!("the live channel sent something unreadable: {e}")),
         };
-        match self.seq {
-            None => self.early.push(live),
-            Some(seq) if live.seq <= seq => {}
-            Some(_) => {
-                self.seq = Some(live.seq);
-                self.apply(live.msg);
-            }
+        if self.seq.is_some_and(|seq| live.seq > seq) {
+            self.seq = Some(live.seq);
+            self.apply(live.msg);
         }
     }
 
@@ -154,11 +164,8 @@ impl Client {
             Err(e) => return self.failed(fetch, e),
         };
         match fetch {
-            Fetch::Hello => match serde_json::from_slice::<Hello>(&answer.body) {
-                Ok(h) => self.hello(h),
-                Err(e) => self.error(format!("the server's hello is unreadable: {e}")),
-            },
-            Fetch::Metrics { run, .. } => self.metrics(run, &answer),
+            Fetch::Columns { run, detail: false } => self.curves(run, &answer.body),
+            Fetch::Columns { run, detail: true } => self.whole(run, &answer.body),
             Fetch::Grid { run, step } => match decode_png(&answer.body) {
                 Ok(img) => self.grid(run, step, img),
                 Err(e) => self.error(format!("grid of run {} at step {step}: {e}", run.0)),
@@ -192,11 +199,14 @@ impl Client {
 
     fn failed(&mut self, fetch: Fetch, why: String) {
         match fetch {
-            Fetch::Hello => self.error(format!("the server's state: {why}")),
-            Fetch::Metrics { run, from } => {
-                self.error(format!("metrics of run {} from byte {from}: {why}", run.0));
+            Fetch::Columns { run, detail } => {
+                self.error(format!("metrics of run {}: {why}", run.0));
                 // Hand the run over with what it has, rather than never.
-                self.hand_over(run);
+                if detail {
+                    self.refining.remove(&run);
+                } else {
+                    self.hand_over(run);
+                }
             }
             Fetch::Thumbnails { run, index, .. } => {
                 if let Some(map) = self.maps.remove(&(run, index)) {
@@ -208,31 +218,7 @@ impl Client {
         }
     }
 
-    fn hello(&mut self, h: Hello) {
-        self.out.push(ToLab::Offer(Box::new(Offer { configs: h.configs, method_params: h.method_params, backends: h.backends, read_only: h.read_only })));
-        for j in h.jobs {
-            self.out.push(ToLab::Intake(Intake::Job(j)));
-        }
-        for snap in h.runs {
-            self.load(snap);
-        }
-        self.seq = Some(h.seq);
-        for live in std::mem::take(&mut self.early) {
-            self.live_after_hello(live);
-        }
-        for c in std::mem::take(&mut self.waiting) {
-            self.command(&c);
-        }
-    }
-
-    fn live_after_hello(&mut self, live: Live) {
-        if live.seq > self.seq.unwrap_or(0) {
-            self.seq = Some(live.seq);
-            self.apply(live.msg);
-        }
-    }
-
-    /// Starts reading a run: its metrics from byte 0, and its images.
+    /// Starts reading a run: its metrics and its images.
     fn load(&mut self, snap: RunSnapshot) {
         let id = snap.id;
         for &step in &snap.grid_steps {
@@ -249,22 +235,35 @@ impl Client {
         }
         self.last_step.remove(&id);
         self.loading.insert(id, Loading { run: snap.into_run(), held: Vec::new() });
-        self.get(format!("/api/runs/{}/metrics?from=0", id.0), Fetch::Metrics { run: id, from: 0 });
+        self.get(format!("/api/runs/{}/columns?detail=0", id.0), Fetch::Columns { run: id, detail: false });
     }
 
-    fn metrics(&mut self, run: RunId, a: &Answer) {
+    /// The loss curves: the run goes to the lab now, its whole log is asked for next.
+    fn curves(&mut self, run: RunId, bytes: &[u8]) {
         let Some(loading) = self.loading.get_mut(&run) else { return };
-        for line in a.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            // A line that does not parse is skipped, as the desktop's reader does.
-            if let Ok(r) = serde_json::from_slice::<StepRecord>(line)
-                && loading.run.metrics.last_step().is_none_or(|s| r.step > s)
-            {
-                loading.run.metrics.push(&r);
+        match ltlab_ui::Metrics::decode_columns(bytes) {
+            Ok(m) => {
+                loading.run.metrics = m;
+                self.refining.insert(run, Vec::new());
+                self.get(format!("/api/runs/{}/columns", run.0), Fetch::Columns { run, detail: true });
             }
+            Err(e) => self.error(format!("metrics of run {}: {e}", run.0)),
         }
-        match a.next_offset {
-            Some(next) if a.more => self.get(format!("/api/runs/{}/metrics?from={next}", run.0), Fetch::Metrics { run, from: next }),
-            _ => self.hand_over(run),
+        self.hand_over(run);
+    }
+
+    /// The whole log, in place of the curves; the steps that came live meanwhile after it.
+    fn whole(&mut self, run: RunId, bytes: &[u8]) {
+        let Some(since) = self.refining.remove(&run) else { return };
+        match ltlab_ui::Metrics::decode_columns(bytes) {
+            Ok(m) => {
+                let last = m.last_step().unwrap_or(0);
+                self.out.push(ToLab::Intake(Intake::Metrics(run, Box::new(m))));
+                for r in since.into_iter().filter(|r| r.step > last) {
+                    self.out.push(ToLab::Intake(Intake::Engine(run, Event::Step(r))));
+                }
+            }
+            Err(e) => self.error(format!("metrics of run {}: {e}", run.0)),
         }
     }
 
@@ -297,7 +296,12 @@ impl Client {
                 let last = self.last_step.entry(id).or_insert(0);
                 match &ev {
                     Event::Step(r) if r.step <= *last => return,
-                    Event::Step(r) => *last = r.step,
+                    Event::Step(r) => {
+                        *last = r.step;
+                        if let Some(since) = self.refining.get_mut(&id) {
+                            since.push(r.clone());
+                        }
+                    }
                     Event::Started { first_step, .. } => *last = (*last).min(*first_step),
                     _ => {}
                 }
@@ -368,7 +372,7 @@ pub fn decode_png(bytes: &[u8]) -> Result<GridImage, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ltlab_types::{BackendKind, DeviceClass, Event};
+    use ltlab_types::{BackendKind, DeviceClass};
     use ltlab_ui::RunStatus;
     use std::collections::BTreeMap;
 
@@ -386,12 +390,15 @@ mod tests {
         }
     }
 
-    fn lines(records: &[StepRecord]) -> Vec<u8> {
-        records.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect::<String>().into_bytes()
+    /// The server's columns of these records.
+    fn columns(records: &[StepRecord], detail: bool) -> Vec<u8> {
+        let mut m = ltlab_ui::Metrics::default();
+        records.iter().for_each(|r| m.push(r));
+        m.encode_columns(detail)
     }
 
-    fn ok(body: Vec<u8>, next_offset: Option<u64>, more: bool) -> Result<Answer, String> {
-        Ok(Answer { status: 200, body, next_offset, more })
+    fn ok(body: Vec<u8>) -> Result<Answer, String> {
+        Ok(Answer { status: 200, body })
     }
 
     fn snapshot(id: u64) -> RunSnapshot {
@@ -400,8 +407,8 @@ mod tests {
         RunSnapshot::of(&run)
     }
 
-    fn hello(seq: u64, runs: Vec<RunSnapshot>) -> Vec<u8> {
-        serde_json::to_vec(&Hello {
+    fn hello(seq: u64, runs: Vec<RunSnapshot>) -> String {
+        serde_json::to_string(&Hello {
             seq,
             configs: vec!["demo".into()],
             method_params: vec![],
@@ -434,31 +441,27 @@ mod tests {
     #[test]
     fn a_page_sees_each_step_once_whatever_order_the_hello_metrics_and_live_messages_come_in() {
         let mut c = Client::default();
-        c.connected();
-        assert!(matches!(c.take_out()[..], [ToLab::Reset]));
-        assert_eq!(c.take_requests().iter().map(|r| r.url.as_str()).collect::<Vec<_>>(), ["/api/hello"]);
-
-        // Live messages before the hello: seq 4 is already in it, 5 and 6 are not.
+        // Nothing before the hello counts (the channel's first event is its hello).
+        c.live(&live(1, LiveMsg::Engine(RunId(1), Event::Step(record(1, 0.9)))));
+        c.hello(&hello(4, vec![snapshot(1)]));
+        assert!(matches!(c.take_out()[..2], [ToLab::Reset, ToLab::Offer { .. }]));
+        // Messages the server sent between subscribing and reading its state: seq 4 is already
+        // in the hello, 5 is not.
         c.live(&live(4, LiveMsg::Engine(RunId(1), Event::Step(record(2, 0.5)))));
         c.live(&live(5, LiveMsg::Engine(RunId(1), Event::Step(record(3, 0.4)))));
-        c.fetched(Fetch::Hello, ok(hello(4, vec![snapshot(1)]), None, false));
-        assert!(matches!(c.take_out()[0], ToLab::Offer { .. }));
         let reqs = c.take_requests();
         assert_eq!(reqs.len(), 1);
-        assert_eq!(reqs[0].url, "/api/runs/1/metrics?from=0");
+        assert_eq!(reqs[0].url, "/api/runs/1/columns?detail=0");
         c.live(&live(6, LiveMsg::Engine(RunId(1), Event::Step(record(4, 0.3)))));
         assert!(intakes(&mut c).is_empty(), "nothing of run 1 before its metrics are read");
 
-        // The metrics file had steps 1–3 (3 also came live) in two chunks.
-        let first = lines(&[record(1, 0.6), record(2, 0.5)]);
-        c.fetched(Fetch::Metrics { run: RunId(1), from: 0 }, ok(first.clone(), Some(first.len() as u64), true));
-        let reqs = c.take_requests();
-        assert_eq!(reqs[0].url, format!("/api/runs/1/metrics?from={}", first.len()));
-        assert!(intakes(&mut c).is_empty());
-        c.fetched(reqs[0].fetch.clone(), ok(lines(&[record(3, 0.4)]), Some(999), false));
+        // The server's curves had steps 1–3 (3 also came live).
+        c.fetched(reqs[0].fetch.clone(), ok(columns(&[record(1, 0.6), record(2, 0.5), record(3, 0.4)], false)));
         let got = intakes(&mut c);
         assert!(matches!(&got[0], Intake::Opened(r) if r.status == RunStatus::Training));
         assert_eq!(steps(&got), [1, 2, 3, 4], "step 3 once, the held step 4 after the run");
+        let whole = c.take_requests();
+        assert_eq!(whole.iter().map(|r| r.url.as_str()).collect::<Vec<_>>(), ["/api/runs/1/columns"], "then the whole log");
 
         // Later messages: a repeated one is dropped, a new step is applied, an old step is not.
         c.live(&live(6, LiveMsg::Engine(RunId(1), Event::Step(record(9, 0.1)))));
@@ -466,36 +469,52 @@ mod tests {
         c.live(&live(8, LiveMsg::Engine(RunId(1), Event::Step(record(5, 0.2)))));
         assert_eq!(steps(&intakes(&mut c)), [5]);
 
+        // The whole log (read on the server when it had step 4) replaces the curves; step 5,
+        // which came live since, follows it.
+        let mut with_t = record(4, 0.3);
+        with_t.loss_by_t = vec![Some(0.7); 10];
+        c.fetched(whole[0].fetch.clone(), ok(columns(&[record(1, 0.6), record(2, 0.5), record(3, 0.4), with_t], true)));
+        let got = intakes(&mut c);
+        let [Intake::Metrics(RunId(1), m), Intake::Engine(RunId(1), Event::Step(r))] = &got[..] else { panic!("{got:?}") };
+        assert_eq!((m.steps(), m.loss_by_t(3)[0], r.step), (&[1, 2, 3, 4][..], 0.7, 5));
+
         // A resume goes back to its checkpoint: the steps after it come again and are taken.
         c.live(&live(9, LiveMsg::Engine(RunId(1), Event::Started { run_dir: "x".into(), first_step: 3, total_steps: 10 })));
         c.live(&live(10, LiveMsg::Engine(RunId(1), Event::Step(record(4, 0.25)))));
         assert_eq!(steps(&intakes(&mut c)), [4]);
+
+        // A page that fell behind gets a fresh hello: it starts afresh and reads the runs again;
+        // what the channel still had from before that hello is dropped.
+        c.hello(&hello(40, vec![snapshot(1)]));
+        assert!(matches!(c.take_out()[..2], [ToLab::Reset, ToLab::Offer { .. }]));
+        assert_eq!(c.take_requests()[0].url, "/api/runs/1/columns?detail=0");
+        c.live(&live(11, LiveMsg::Engine(RunId(1), Event::Step(record(5, 0.2)))));
+        assert!(c.take_out().is_empty());
     }
 
     #[test]
     fn images_are_fetched_by_url_and_arrive_decoded() {
         let mut c = Client::default();
-        c.connected();
-        c.take_requests();
         let mut snap = snapshot(2);
         snap.grid_steps = vec![10];
-        c.fetched(Fetch::Hello, ok(hello(0, vec![snap]), None, false));
+        c.hello(&hello(0, vec![snap]));
         let reqs = c.take_requests();
         let urls: Vec<&str> = reqs.iter().map(|r| r.url.as_str()).collect();
-        assert_eq!(urls, ["/api/runs/2/grids/10", "/api/runs/2/metrics?from=0"]);
+        assert_eq!(urls, ["/api/runs/2/grids/10", "/api/runs/2/columns?detail=0"]);
         let png = crate::download::download("g.png", ltlab_ui::ExportData::Image { width: 1, height: 1, rgba: vec![9, 8, 7, 255] }).unwrap().bytes;
         // The grid comes before the metrics: it goes into the run handed over.
-        c.fetched(reqs[0].fetch.clone(), ok(png.clone(), None, false));
-        c.fetched(reqs[1].fetch.clone(), ok(vec![], Some(0), false));
+        c.fetched(reqs[0].fetch.clone(), ok(png.clone()));
+        c.fetched(reqs[1].fetch.clone(), ok(columns(&[], false)));
         let got = intakes(&mut c);
         let Intake::Opened(run) = &got[0] else { panic!("{got:?}") };
         assert_eq!(run.grids[&10].rgba, [9, 8, 7, 255]);
+        assert_eq!(c.take_requests()[0].url, "/api/runs/2/columns", "the whole log next");
 
         // A grid written later comes live, then by URL.
         c.live(&live(1, LiveMsg::Grid(RunId(2), 20)));
         let reqs = c.take_requests();
         assert_eq!(reqs[0].url, "/api/runs/2/grids/20");
-        c.fetched(reqs[0].fetch.clone(), ok(png, None, false));
+        c.fetched(reqs[0].fetch.clone(), ok(png));
         assert!(matches!(&intakes(&mut c)[..], [Intake::Grid(RunId(2), 20, g)] if g.width == 1));
 
         // A latent map with thumbnails waits for them.
@@ -518,7 +537,7 @@ mod tests {
         assert!(intakes(&mut c).is_empty());
         let reqs = c.take_requests();
         assert_eq!(reqs[0].url, "/api/runs/2/latents/0");
-        c.fetched(reqs[0].fetch.clone(), ok(vec![1, 2, 3, 4], None, false));
+        c.fetched(reqs[0].fetch.clone(), ok(vec![1, 2, 3, 4]));
         let got = intakes(&mut c);
         let [Intake::Latent(RunId(2), m)] = &got[..] else { panic!("{got:?}") };
         assert_eq!(m.images.as_ref().map(|t| (t.size, t.pixels.clone())), Some((2, vec![1, 2, 3, 4])));
@@ -527,14 +546,13 @@ mod tests {
     #[test]
     fn a_refused_command_shows_the_servers_reason() {
         let mut c = Client::default();
-        c.connected();
         c.command(&HostCommand::Pause(RunId(3)));
-        assert_eq!(c.take_requests().len(), 1, "only the hello before it");
-        c.fetched(Fetch::Hello, ok(hello(0, vec![]), None, false));
+        assert!(c.take_requests().is_empty(), "a command waits for the hello");
+        c.hello(&hello(0, vec![]));
         let reqs = c.take_requests();
         assert_eq!((reqs[0].url.as_str(), reqs[0].body.as_deref()), ("/api/command", Some(r#"{"Pause":3}"#)));
         let body = serde_json::to_vec(&ErrorBody { error: "this server is read-only".into() }).unwrap();
-        c.fetched(Fetch::Command, Ok(Answer { status: 403, body, next_offset: None, more: false }));
+        c.fetched(Fetch::Command, Ok(Answer { status: 403, body }));
         let got = intakes(&mut c);
         assert!(matches!(&got[..], [Intake::Error(e)] if e.contains("403") && e.contains("read-only")), "{got:?}");
 

@@ -19,9 +19,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 enum Net {
-    Open,
+    Hello(String),
     Live(String),
-    Resync,
     Answer(Fetch, Result<Answer, String>),
 }
 
@@ -82,9 +81,9 @@ impl WebApp {
             handlers.push(c);
             Ok(())
         };
-        on("open", Box::new(|_| Some(Net::Open)), &mut handlers)?;
-        on("message", Box::new(|e| e.dyn_ref::<web_sys::MessageEvent>().and_then(|m| m.data().as_string()).map(Net::Live)), &mut handlers)?;
-        on("resync", Box::new(|_| Some(Net::Resync)), &mut handlers)?;
+        let data = |e: web_sys::Event| e.dyn_ref::<web_sys::MessageEvent>().and_then(|m| m.data().as_string());
+        on("hello", Box::new(move |e| data(e).map(Net::Hello)), &mut handlers)?;
+        on("message", Box::new(move |e| data(e).map(Net::Live)), &mut handlers)?;
         Ok(Self {
             lab,
             client: Client::default(),
@@ -104,7 +103,7 @@ impl WebApp {
         let msgs: Vec<Net> = std::mem::take(&mut *self.inbox.borrow_mut());
         for m in msgs {
             match m {
-                Net::Open | Net::Resync => self.client.connected(),
+                Net::Hello(text) => self.client.hello(&text),
                 Net::Live(text) => self.client.live(&text),
                 Net::Answer(fetch, a) => self.client.fetched(fetch, a),
             }
@@ -210,11 +209,8 @@ async fn fetch(url: &str, body: Option<&str>) -> Result<Answer, JsValue> {
     let request = web_sys::Request::new_with_str_and_init(url, &init)?;
     let window = web_sys::window().ok_or("no window")?;
     let resp: web_sys::Response = JsFuture::from(window.fetch_with_request(&request)).await?.dyn_into()?;
-    let header = |name: &str| resp.headers().get(name).ok().flatten();
-    let next_offset = header("x-next-offset").and_then(|v| v.parse().ok());
-    let more = header("x-more").as_deref() == Some("1");
     let buf = JsFuture::from(resp.array_buffer()?).await?;
-    Ok(Answer { status: resp.status(), body: js_sys::Uint8Array::new(&buf).to_vec(), next_offset, more })
+    Ok(Answer { status: resp.status(), body: js_sys::Uint8Array::new(&buf).to_vec() })
 }
 
 /// Hands the file to the browser as a download; its name.

@@ -54,7 +54,8 @@ impl Mirror {
             Intake::JobEnded(id) => LiveMsg::JobEnded(*id),
             // Errors go to the pages only: the mirror has no one to show them to.
             Intake::Error(e) => return Some(LiveMsg::Error(e.clone())),
-            Intake::Exported(_) => return None,
+            // Neither comes from the host: exports are the desktop's, whole logs the page's.
+            Intake::Exported(_) | Intake::Metrics(..) => return None,
         };
         self.lab.intake(m);
         Some(msg)

@@ -15,6 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use ltlab_ui::remote::{ErrorBody, HostCommand};
 use ltlab_ui::{GridImage, RunId};
 use std::collections::HashMap;
@@ -64,6 +65,7 @@ pub fn router(shared: Arc<Shared>, token: Option<String>, allowed: AllowedHosts,
         .route("/api/events", get(events))
         .route("/api/command", post(command))
         .route("/api/runs/{id}/metrics", get(metrics))
+        .route("/api/runs/{id}/columns", get(columns))
         .route("/api/runs/{id}/grids/{step}", get(grid))
         .route("/api/runs/{id}/view-grids/{index}", get(view_grid))
         .route("/api/runs/{id}/latents/{index}", get(thumbnails))
@@ -167,17 +169,31 @@ async fn hello(State(st): State<AppState>) -> Response {
     axum::Json(hello).into_response()
 }
 
+/// The live channel: first a `hello` event (the server's state as of message `seq`), then every
+/// numbered message. Subscribed before the state is read, so nothing after `seq` is missed (and
+/// what is not after it, the page drops). A page that falls behind the channel's buffer (it
+/// stopped reading) gets a fresh hello in place of what it missed: its memory on the server is
+/// the shared buffer's, never a queue of its own.
 async fn events(State(st): State<AppState>) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = st.shared.live.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        match rx.recv().await {
-            Ok(text) => Some((Ok(SseEvent::default().data(&*text)), rx)),
-            // This page fell behind: it reloads the state instead of missing messages.
-            Err(RecvError::Lagged(n)) => Some((Ok(SseEvent::default().event("resync").data(n.to_string())), rx)),
-            Err(RecvError::Closed) => None,
+    let first = hello_event(&st.shared);
+    let shared = st.shared.clone();
+    let live = futures_util::stream::unfold(rx, move |mut rx| {
+        let shared = shared.clone();
+        async move {
+            match rx.recv().await {
+                Ok(text) => Some((Ok(SseEvent::default().data(&*text)), rx)),
+                Err(RecvError::Lagged(_)) => Some((Ok(hello_event(&shared)), rx)),
+                Err(RecvError::Closed) => None,
+            }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(futures_util::stream::once(async move { Ok(first) }).chain(live)).keep_alive(KeepAlive::default())
+}
+
+fn hello_event(shared: &Shared) -> SseEvent {
+    let hello = shared.read().hello(shared.read_only);
+    SseEvent::default().event("hello").data(serde_json::to_string(&hello).expect("the hello serialises"))
 }
 
 fn run_id(text: &str) -> Result<RunId, ApiError> {
@@ -245,6 +261,24 @@ async fn metrics(State(st): State<AppState>, Path(id): Path<String>, Query(q): Q
     headers.insert("x-next-offset", HeaderValue::from(next));
     headers.insert("x-more", HeaderValue::from_static(if more { "1" } else { "0" }));
     Ok((headers, bytes).into_response())
+}
+
+/// The run's log as the server holds it, in compact columns (`Metrics::encode_columns`): what a
+/// page draws, without parsing JSON lines; `?detail=0` leaves out the loss by t and OC's
+/// transfers (the loss curves first, the rest after).
+async fn columns(State(st): State<AppState>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    let id = run_id(&id)?;
+    let detail = match q.get("detail").map(String::as_str) {
+        None | Some("1") => true,
+        Some("0") => false,
+        Some(other) => return Err(bad(format!("option `detail` `{other}`: expected 0 or 1"))),
+    };
+    let shared = st.shared.clone();
+    let bytes = tokio::task::spawn_blocking(move || shared.read().run(id).map(|r| r.metrics.encode_columns(detail)))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .ok_or_else(|| missing(format!("no run {}", id.0)))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 fn read_lines_from(path: &std::path::Path, from: u64) -> Result<(Vec<u8>, u64, bool), ApiError> {

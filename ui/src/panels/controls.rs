@@ -301,8 +301,17 @@ fn data_view(p: &DataPreview, stale: bool, textures: &mut HashMap<usize, egui::T
     ui.label(format!("{} · {} classes · {total} images · head/tail {max}/{min}{}", p.dataset, p.counts.len(), if stale { " (updating...)" } else { "" }));
     let mut order: Vec<usize> = (0..p.counts.len()).collect();
     order.sort_by(|&a, &b| p.counts[b].cmp(&p.counts[a]).then(a.cmp(&b)));
-    let thumb = (p.size as f32 * (20.0 / p.size.max(1) as f32).ceil()).min(40.0);
-    egui::ScrollArea::vertical().id_salt("data-preview").max_height(260.0).show(ui, |ui| {
+    // Small enough that ten classes fit without scrolling; a longer list (CIFAR-100) scrolls,
+    // with its bar always shown and the hint saying so.
+    let thumb = (p.size as f32 * (20.0 / p.size.max(1) as f32).ceil()).min(22.0);
+    const SHOWN: usize = 10;
+    let row = thumb.max(ui.text_style_height(&egui::TextStyle::Small)) + 2.0;
+    let scrolls = p.counts.len() > SHOWN;
+    if scrolls {
+        ui.small(format!("showing {SHOWN} of {} classes: scroll the list for the rest", p.counts.len()));
+    }
+    let bar = if scrolls { egui::scroll_area::ScrollBarVisibility::AlwaysVisible } else { egui::scroll_area::ScrollBarVisibility::AlwaysHidden };
+    egui::ScrollArea::vertical().id_salt("data-preview").max_height(row * SHOWN as f32 + 4.0).scroll_bar_visibility(bar).show(ui, |ui| {
         egui::Grid::new("class-counts").num_columns(4).spacing([6.0, 2.0]).show(ui, |ui| {
             for c in order {
                 let name = p.class_names.get(c).cloned().unwrap_or_else(|| c.to_string());

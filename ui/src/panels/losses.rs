@@ -67,7 +67,7 @@ pub(crate) fn losses(s: &mut LossSettings, state: &mut LossCurves, ctx: &ViewCtx
     ui.horizontal(|ui| {
         ui.strong("loss");
         ui.add(egui::Slider::new(&mut s.smoothing, 0.0..=0.999).text("smoothing"));
-        ui.checkbox(&mut s.log_y, "log10 y");
+        ui.checkbox(&mut s.log_y, "log y");
         ui.checkbox(&mut s.show_raw, "raw");
         ui.checkbox(&mut s.by_method, "legend by method")
             .on_hover_text("one entry and colour per method stack and term; click an entry to hide or show the group");
@@ -138,7 +138,7 @@ fn hover_readout(s: &LossSettings, state: &LossCurves, ctx: &ViewCtx, terms: &[S
 /// Every visible term of every selected run: smoothed, and raw (faint) if asked, decimated to
 /// last frame's view (the whole run on the first frame).
 fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[String], y: &dyn Fn(f64) -> f64) -> Figure {
-    let mut f = Figure::new("loss-curves", "step", if s.log_y { "log10 loss" } else { "loss" });
+    let mut f = Figure::new("loss-curves", "step", "loss").log_y(s.log_y);
     f.marker_x = Some(ctx.scrub as f64);
     let last = ctx.selected_runs().map(|r| r.last_step()).max().unwrap_or(1) as f64;
     let (range, width) = state.view.unwrap_or(([0.0, last], 600.0));
@@ -189,7 +189,7 @@ fn by_t(s: &LossSettings, ctx: &ViewCtx, y: &dyn Fn(f64) -> f64) -> Figure {
     let step = ctx.scrub;
     let window = s.t_window.max(1);
     let x = |k: usize| (k as f64 + 0.5) / T_BUCKETS as f64;
-    let mut f = Figure::new("loss-by-t", "t / T", if s.log_y { "log10 loss by t" } else { "loss by t" });
+    let mut f = Figure::new("loss-by-t", "t / T", "loss by t").log_y(s.log_y);
     f.include = vec![[0.0, f64::NAN], [1.0, f64::NAN]];
     let profile = |v: Vec<Option<f64>>| v.iter().enumerate().filter_map(|(b, v)| v.map(|v| [x(b), y(v)])).collect();
     for (k, r) in ctx.selected_runs().enumerate() {

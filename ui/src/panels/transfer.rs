@@ -160,6 +160,7 @@ fn heatmap(ui: &mut egui::Ui, id: &str, m: &[Vec<Option<f64>>], names: &[String]
             p.rect_filled(r.shrink(0.5), 0.0, heat(row.get(j).copied().flatten()));
         }
     }
+    colour_scale(ui, id, 24.0, cell * c as f32);
     if let Some(pos) = resp.hover_pos() {
         let (j, i) = (((pos.x - origin.x) / cell).floor(), ((pos.y - origin.y) / cell).floor());
         if i >= 0.0 && j >= 0.0 && (i as usize) < c && (j as usize) < c {
@@ -169,6 +170,28 @@ fn heatmap(ui: &mut egui::Ui, id: &str, m: &[Vec<Option<f64>>], names: &[String]
             resp.on_hover_text(format!("{id}: {} -> {}: {v}", name(i), name(j)));
         }
     }
+}
+
+/// The heatmaps' colour scale under the matrix (`indent` px in, `width` wide): the ramp from 0 to
+/// 1 with its values, and grey's meaning.
+fn colour_scale(ui: &mut egui::Ui, id: &str, indent: f32, width: f32) {
+    let width = width.max(120.0);
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(indent + width, 24.0), egui::Sense::hover());
+    let p = ui.painter_at(rect);
+    let bar = egui::Rect::from_min_size(rect.min + egui::vec2(indent, 2.0), egui::vec2(width, 8.0));
+    const SLICES: usize = 64;
+    for k in 0..SLICES {
+        let x = bar.min.x + bar.width() * k as f32 / SLICES as f32;
+        let slice = egui::Rect::from_min_max(egui::pos2(x, bar.min.y), egui::pos2(x + bar.width() / SLICES as f32 + 0.5, bar.max.y));
+        p.rect_filled(slice, 0.0, heat(Some(k as f64 / (SLICES - 1) as f64)));
+    }
+    let font = egui::FontId::proportional(10.0);
+    for v in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let x = bar.min.x + bar.width() * v as f32;
+        p.line_segment([egui::pos2(x, bar.max.y), egui::pos2(x, bar.max.y + 3.0)], (1.0, ui.visuals().text_color()));
+        p.text(egui::pos2(x, bar.max.y + 3.0), egui::Align2::CENTER_TOP, crate::export::significant(v), font.clone(), ui.visuals().text_color());
+    }
+    ui.small(format!("{id}: colour = share of the row's targets, from 0 to 1 (grey: none)"));
 }
 
 /// Viridis-like ramp from dark blue (0) through teal to yellow (1).

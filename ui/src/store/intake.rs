@@ -2,6 +2,7 @@
 //! decoded grids, analysis results, the background jobs computing them, and the new run's
 //! dataset preview.
 
+use super::metrics::Metrics;
 use super::run::{GridImage, RunData, RunId, ViewGrid};
 use ltlab_types::{Entanglement, Event, LatentMap, TransferAnalysis};
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,9 @@ pub enum Intake {
     /// A run read from its directory (or just created); boxed, the largest message by far.
     Opened(Box<RunData>),
     Engine(RunId, Event),
+    /// A run's whole log read afresh, in place of the one it has (the web page draws the loss
+    /// curves first and fills in the rest after).
+    Metrics(RunId, Box<Metrics>),
     /// A sample grid decoded from the PNG the engine wrote.
     Grid(RunId, u64, GridImage),
     Latent(RunId, LatentMap),

@@ -253,12 +253,12 @@ impl RunData {
         let mut out = RealisedSwaps { samples_by_t: vec![0; T_BUCKETS], swaps_by_t: vec![0; T_BUCKETS], pairs: BTreeMap::new() };
         let any = self.metrics.has_transfers();
         for tr in self.metrics.transfers_until(step) {
-            for (k, (&n, &s)) in tr.samples_by_t.iter().zip(&tr.swaps_by_t).enumerate().take(T_BUCKETS) {
+            for (k, (&n, &s)) in tr.samples_by_t.iter().zip(tr.swaps_by_t).enumerate() {
                 out.samples_by_t[k] += n as u64;
                 out.swaps_by_t[k] += s as u64;
             }
-            for &(a, b, n) in &tr.pairs {
-                *out.pairs.entry((a, b)).or_default() += n as u64;
+            for &[a, b, n] in tr.pairs {
+                *out.pairs.entry((a as usize, b as usize)).or_default() += n as u64;
             }
         }
         any.then_some(out)
