@@ -140,10 +140,11 @@ class Stalled(threading.Thread):
         self.sock = None
 
     def run(self):
-        # A small receive buffer (set before connecting, so that TCP's window is sized by it):
-        # the server's writes back up soon and its channel buffer runs past this page.
+        # A small receive buffer (set before connecting, so that TCP's window is sized by it;
+        # STALL_RCVBUF overrides it): the server's writes back up soon, and its channel buffer
+        # runs past this page once the kernel's buffers are full.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(os.environ.get("STALL_RCVBUF", 256 * 1024)))
         self.sock.connect((self.server.host, self.server.port))
         self.sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: {self.server.host}:{self.server.port}\r\nAccept: text/event-stream\r\n\r\n".encode())
 
@@ -192,15 +193,15 @@ def main():
     ap.add_argument("--reload-every", type=float, default=3.0, help="seconds")
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=600)
-    ap.add_argument("--warmup", type=float, default=30,
+    ap.add_argument("--warmup", type=float, default=60,
                     help="seconds before the first RSS figure and the delivery count (the runs' first grids and checkpoints allocate what they keep)")
     ap.add_argument("--tiny", action="store_true", help="tiny runs (8×8 images, batch 4) instead of the demo preset")
-    ap.add_argument("--short", action="store_true", help="the test command's: 5 pages (2 reloading), 2 tiny runs, 50 s")
+    ap.add_argument("--short", action="store_true", help="the test command's: 5 pages (2 reloading), 2 tiny runs, 75 s")
     ap.add_argument("--max-delay", type=float, default=1.0)
     ap.add_argument("--max-rss-growth-mb", type=float, default=64)
     a = ap.parse_args()
     if a.short:
-        a.pages, a.reloading, a.runs, a.seconds, a.warmup, a.tiny = 5, 2, 2, 50, 20, True
+        a.pages, a.reloading, a.runs, a.seconds, a.warmup, a.tiny = 5, 2, 2, 75, 45, True
 
     tmp = tempfile.mkdtemp()
     runs_dir = os.path.join(tmp, "runs")

@@ -60,8 +60,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let root = args.runs.canonicalize().map_err(|e| anyhow::anyhow!("option `--runs`: {}: {e}", args.runs.display()))?;
     let token = token_for(&args)?;
     let data_roots = start::DataRoots::new(&args.data_roots)?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| anyhow::anyhow!("the server's runtime: {e}"))?;
+    // A few blocking threads (PNG and column encodes), kept for the server's life: the allocator
+    // keeps what each thread ever held (main.rs), so threads that came and went with every
+    // burst of requests grew the server's memory with no end.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("the server's runtime: {e}"))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| anyhow::anyhow!("option `--addr`: cannot listen on {}: {e}", args.addr))?;
         let bound = listener.local_addr()?;
