@@ -207,16 +207,10 @@ impl Metrics {
             return Err("not ltlab's metric columns of this version (wrong magic)".into());
         }
         let (rows, terms, buckets, transfers, pairs) = (r.u32("rows")?, r.u32("terms")?, r.u32("buckets")?, r.u32("transfers")?, r.u32("pairs")?);
-        let detail = match r.u32("detail")? {
-            0 if transfers == 0 && pairs == 0 => false,
-            1 => true,
-            d => return Err(format!("detail {d} with {transfers} transfers: expected 1, or 0 without transfers")),
-        };
-        let consecutive = match r.u32("consecutive")? {
-            0 => false,
-            1 => true,
-            c => return Err(format!("consecutive {c}: expected 0 or 1")),
-        };
+        let (detail, consecutive) = (r.flag("detail")?, r.flag("consecutive")?);
+        if !detail && transfers + pairs > 0 {
+            return Err(format!("{transfers} transfers without the detail"));
+        }
         // Every row has at least its images/s: nothing is sized by a count the bytes cannot hold.
         if rows.saturating_mul(4) > bytes.len() {
             return Err(format!("{rows} rows: only {} bytes there (cut short?)", bytes.len()));
@@ -289,6 +283,15 @@ impl<'a> Reader<'a> {
 
     fn u32(&mut self, what: &str) -> Result<usize, String> {
         Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")) as usize)
+    }
+
+    /// A `u32` that must be 0 or 1.
+    fn flag(&mut self, what: &str) -> Result<bool, String> {
+        match self.u32(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(format!("{what} {v}: expected 0 or 1")),
+        }
     }
 
     /// `count` values of `width` bytes.
