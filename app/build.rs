@@ -11,9 +11,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().expect("app/ is inside the workspace").to_path_buf();
-    for p in
-        ["web/src", "web/Cargo.toml", "web/index.html", "ui/src", "ui/Cargo.toml", "engine/types/src", "engine/types/Cargo.toml", "Cargo.lock", "Cargo.toml"]
-    {
+    for p in ["web/src", "web/Cargo.toml", "web/index.html", "ui/src", "ui/Cargo.toml", "types/src", "types/Cargo.toml", "Cargo.lock", "Cargo.toml"] {
         println!("cargo::rerun-if-changed={}", workspace.join(p).display());
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("web");

@@ -1,36 +1,73 @@
 #!/usr/bin/env bash
-# The binary's module graph (app/src): which top-level module imports which, from `crate::`
-# paths. Fails if a module imports one that imports it back (main → {cli, lab} → host is the
-# intended shape). Part of the test command.
+# Every crate's module graph: which top-level module imports which (`crate::` paths and, in
+# lib.rs/main.rs, bare module paths), test code left out (whatever follows `#[cfg(test)]` in a
+# file, and test_util.rs files). Prints each crate's layer order (lowest first) and fails on any
+# loop. Part of the test command.
 set -euo pipefail
-cd "$(dirname "$0")/../app/src"
-edges=$(for f in $(find . -name '*.rs' | sort); do
-  from=$(echo "$f" | sed -E 's#^\./##; s#/.*##; s#\.rs$##')
-  { grep -oE 'crate::[a-z_]+' "$f" || true; } | sed 's/crate:://' | sort -u | while read -r to; do
-    if [ "$to" != "$from" ]; then echo "$from -> $to"; fi
-  done
-done | sort -u)
-echo "$edges"
-status=0
-while read -r a _ b; do
-  [ -z "$a" ] && continue
-  if echo "$edges" | grep -qx "$b -> $a"; then
-    echo "loop: $a <-> $b" >&2
-    status=1
-  fi
-done <<< "$edges"
-# Longer loops: a module reachable from itself.
-for m in $(echo "$edges" | awk '{print $1; print $3}' | sort -u); do
-  seen=" "; frontier="$m"
-  while [ -n "$frontier" ]; do
-    next=""
-    for n in $frontier; do
-      for t in $(echo "$edges" | awk -v n="$n" '$1 == n {print $3}'); do
-        if [ "$t" = "$m" ]; then echo "loop through $m" >&2; status=1; fi
-        case "$seen" in *" $t "*) ;; *) seen="$seen$t "; next="$next $t";; esac
-      done
-    done
-    frontier="$next"
-  done
-done
-exit $status
+cd "$(dirname "$0")/.."
+exec python3 - "$@" <<'EOF'
+import pathlib, re, sys
+
+CRATES = [("types", "types/src"), ("engine", "engine/src"), ("ui", "ui/src"), ("app", "app/src"), ("web", "web/src")]
+
+def top_module(root, path):
+    rel = path.relative_to(root).parts
+    name = rel[0]
+    return name[:-3] if name.endswith(".rs") else name
+
+def graph(root):
+    root = pathlib.Path(root)
+    modules, edges = set(), {}
+    for f in sorted(root.rglob("*.rs")):
+        if f.name == "test_util.rs":
+            continue
+        m = top_module(root, f)
+        if m in ("lib", "main"):
+            continue
+        modules.add(m)
+        text = f.read_text()
+        cut = text.find("#[cfg(test)]")
+        if cut >= 0:
+            text = text[:cut]
+        for to in set(re.findall(r"crate::([a-z_][a-z0-9_]*)", text)):
+            if to != m:
+                edges.setdefault(m, set()).add(to)
+    modules |= {t for ts in edges.values() for t in ts}
+    return modules, edges
+
+def layers(modules, edges):
+    """Modules by layer: a module's layer is one above the highest it imports; None on a loop."""
+    level, visiting = {}, set()
+    def depth(m, path):
+        if m in level:
+            return level[m]
+        if m in visiting:
+            raise ValueError(" -> ".join(path[path.index(m):]))
+        visiting.add(m)
+        d = 1 + max((depth(t, path + [t]) for t in edges.get(m, ())), default=-1)
+        visiting.discard(m)
+        level[m] = d
+        return d
+    for m in sorted(modules):
+        depth(m, [m])
+    return level
+
+status = 0
+for crate, root in CRATES:
+    modules, edges = graph(root)
+    try:
+        level = layers(modules, edges)
+    except ValueError as loop:
+        print(f"{crate}: loop {loop}", file=sys.stderr)
+        for m in sorted(edges):
+            print(f"  {m} -> {', '.join(sorted(edges[m]))}", file=sys.stderr)
+        status = 1
+        continue
+    by = {}
+    for m, d in level.items():
+        by.setdefault(d, []).append(m)
+    print(f"{crate}: " + " < ".join("{" + ", ".join(sorted(by[d])) + "}" for d in sorted(by)))
+    for m in sorted(edges):
+        print(f"  {m} -> {', '.join(sorted(edges[m]))}")
+sys.exit(status)
+EOF

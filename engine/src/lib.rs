@@ -7,12 +7,14 @@ pub mod data;
 pub mod diffusion;
 pub mod error;
 pub mod eval;
+pub mod geometry;
 pub mod grid;
 pub mod methods;
 pub mod model;
 pub mod ops;
 pub mod rng;
 pub mod train;
+pub mod weights;
 
 pub use error::{Error, Result};
 

@@ -2,7 +2,7 @@ use super::DataArgs;
 use crate::host::latents::{compute_latent_map, entanglement_sweep};
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use ltlab_engine::analysis::classes::{class_report, splits};
+use ltlab_engine::analysis::classes::class_report;
 use ltlab_engine::analysis::embed::EmbedMethod;
 use ltlab_engine::analysis::latents::LatentSetup;
 use ltlab_engine::analysis::overlap::pair_overlap;
@@ -15,6 +15,7 @@ use ltlab_engine::error::write_atomic;
 use ltlab_engine::methods::oc::{Gate, OcMode};
 use ltlab_engine::ops::TrainBackend;
 use ltlab_engine::train::run_dir::RunDir;
+use ltlab_types::class_splits;
 use ltlab_types::{LatentMap, class_colour};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -182,7 +183,7 @@ impl WithBackend for LatentsJob {
         for (c, name) in map.class_names.iter().enumerate() {
             println!("{c:<5} {name:<w$} {:>6} {:>8.3} {:>11.3}", map.train_counts[c], e.purity[c], e.silhouette[c]);
         }
-        for (cls, name) in splits(&map.train_counts).iter().zip(["many", "medium", "few"]) {
+        for (cls, name) in class_splits(&map.train_counts).iter().zip(["many", "medium", "few"]) {
             let mean = |v: &[f64]| cls.iter().map(|&c| v[c]).sum::<f64>() / cls.len().max(1) as f64;
             println!("{name:<width$} {:>6} {:>8.3} {:>11.3}", "", mean(&e.purity), mean(&e.silhouette), width = w + 6);
         }

@@ -410,7 +410,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 let secs = t0.elapsed().as_secs_f64();
                 let kept = knn_preservation(&f, &xy, k)?;
                 if let Some(dir) = &out {
-                    let layout = ltlab_engine::eval::metrics::Features::new(f.n, 2, xy)?;
+                    let layout = ltlab_engine::geometry::Features::new(f.n, 2, xy)?;
                     ltlab_engine::eval::feature_file::write_features(&dir.join(format!("{}.npy", m.name())), &layout)?;
                 }
                 if !json {
@@ -503,8 +503,8 @@ impl WithBackend for EvalBench {
         use ltlab_engine::eval::domain::{Domain, DomainInfo, DomainNetConfig};
         use ltlab_engine::eval::features::{Extractor, Images};
         use ltlab_engine::eval::inception::FidInception;
-        use ltlab_engine::eval::metrics::Features;
         use ltlab_engine::eval::report::{ClassInfo, FakeLogits, LabelledSet, MetricOptions, evaluate};
+        use ltlab_engine::geometry::Features;
         use ltlab_engine::rng::{self, Stream};
         type I<B> = <B as AutodiffBackend>::InnerBackend;
 

@@ -1,7 +1,7 @@
 use clap::Subcommand;
 use ltlab_engine::backend::Flex;
 use ltlab_engine::model::{Preset, UNet};
-use ltlab_engine::train::params;
+use ltlab_engine::weights;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
@@ -29,7 +29,7 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
     }
     let cfg = Preset::parse(&preset)?.config(channels, classes, image_size)?;
     let model: UNet<Flex> = cfg.init(&Default::default());
-    let total = params::count(&model);
+    let total = weights::count(&model);
     let class_emb = classes * cfg.time_dim();
     // The sinusoidal time table is computed, not stored: it is not a parameter.
     let table = 1000 * cfg.base_channels;

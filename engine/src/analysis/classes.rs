@@ -36,7 +36,7 @@ pub struct ClassReport {
     pub splits: Vec<(String, Vec<usize>, f64, f64, f64)>,
 }
 
-pub use ltlab_types::class_splits as splits;
+use ltlab_types::class_splits;
 
 /// Mean over points of each class of the fraction of its k nearest neighbours (Euclidean,
 /// itself excluded) that share its class. `sq_dist(i, j)` gives squared distances.
@@ -122,7 +122,7 @@ pub fn class_report<B: FastBackend>(
         })
         .collect();
     let mean = |cls: &[usize], f: &dyn Fn(&ClassRow) -> f64| cls.iter().map(|&i| f(&rows[i])).sum::<f64>() / cls.len().max(1) as f64;
-    let splits = splits(train_counts)
+    let splits = class_splits(train_counts)
         .into_iter()
         .zip(["many", "medium", "few"])
         .map(|(cls, name)| {
@@ -140,15 +140,15 @@ mod tests {
     #[test]
     fn split_sizes_for_10_and_100_classes() {
         let c10: Vec<usize> = (0..10).map(|i| 1000 - i).collect();
-        let s = splits(&c10);
+        let s = class_splits(&c10);
         assert_eq!((s[0].len(), s[1].len(), s[2].len()), (3, 3, 4));
         assert_eq!(s[0], vec![0, 1, 2]);
         assert_eq!(s[2], vec![6, 7, 8, 9]);
         let c100: Vec<usize> = (0..100).map(|i| 500 - i).collect();
-        let s = splits(&c100);
+        let s = class_splits(&c100);
         assert_eq!((s[0].len(), s[1].len(), s[2].len()), (33, 33, 34));
         // Sorted by count, not by index.
-        let s = splits(&[5, 50, 10]);
+        let s = class_splits(&[5, 50, 10]);
         assert_eq!(s, [vec![1], vec![2], vec![0]]);
     }
 

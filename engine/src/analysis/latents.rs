@@ -6,7 +6,7 @@ use super::embed::{EmbedMethod, Progress, embed};
 use crate::data::Dataset;
 use crate::diffusion::Schedule;
 use crate::error::{Error, Result};
-use crate::eval::metrics::{Features, knn, silhouette};
+use crate::geometry::{Features, knn, silhouette};
 use crate::model::{ClassCond, UNet};
 use crate::ops::FastBackend;
 use crate::rng::{self, Stream};

@@ -61,10 +61,11 @@ impl DatasetKind {
 }
 
 /// The long-tail profile of SPEC §1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
     /// n_i = floor(N_max · ρ^(i/(C−1))).
+    #[default]
     Exp,
     /// First half of the classes at N_max, the rest at floor(N_max · ρ).
     Step,
@@ -91,7 +92,7 @@ pub struct DataConfig {
     pub root: Option<PathBuf>,
     /// ρ = 1/IR, in (0, 1]; 1 keeps the balanced set.
     pub imbalance: f64,
-    #[serde(default = "default_profile")]
+    #[serde(default)]
     pub profile: Profile,
     /// Seed of the per-class selection (kept separate from the training seed so that runs
     /// with different training seeds see the same images).
@@ -108,9 +109,6 @@ pub struct DataConfig {
     pub synthetic_per_class: usize,
 }
 
-fn default_profile() -> Profile {
-    Profile::Exp
-}
 fn default_synthetic_per_class() -> usize {
     1000
 }
@@ -121,7 +119,7 @@ impl DataConfig {
             dataset,
             root: None,
             imbalance,
-            profile: Profile::Exp,
+            profile: Profile::default(),
             seed: 0,
             image_size: None,
             hflip: false,

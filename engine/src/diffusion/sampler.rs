@@ -352,13 +352,13 @@ mod tests {
     #[test]
     fn guidance_with_the_unet_matches_separate_calls() {
         let dev = Default::default();
-        use crate::train::params::{self, NamedParam};
+        use crate::weights::{self, NamedParam};
         let model: UNet<B> = crate::model::Preset::Tiny.config(1, 3, 8).unwrap().init(&dev);
         // At init the class term barely reaches ε (each ResBlock's last conv and the tail start
         // near zero), so every parameter is redrawn, N(0, 0.05²), the class embedding N(0, 1)
         // to make the class term as large as the time term.
         let mut r = rng::rng(5, Stream::Init, 0);
-        let values = params::collect(&model)
+        let values = weights::collect(&model)
             .into_iter()
             .map(|p| {
                 let n = p.shape.iter().product::<usize>();
@@ -367,7 +367,7 @@ mod tests {
                 (p.path.clone(), NamedParam { value: Tensor::from_data(TensorData::new(v, [n]), &dev), ..p })
             })
             .collect();
-        let model = params::load(model, values).unwrap();
+        let model = weights::load(model, values).unwrap();
         let x = Tensor::<B, 4>::from_data(TensorData::new(rng::normal_vec(&mut rng::rng(5, Stream::Analysis, 0), 2 * 64), [2, 1, 8, 8]), &dev);
         let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &dev);
         let t = [900usize, 10];

@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::ops::FastBackend;
 use crate::ops::TrainBackend;
 use crate::rng::{self, Stream};
-use crate::train::checkpoint::{read_tensors, write_tensors};
-use crate::train::params;
+use crate::weights;
+use crate::weights::file::{read_tensors, write_tensors};
 use burn::module::AutodiffModule;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -240,7 +240,7 @@ pub fn train<B: TrainBackend>(
 impl<B: FastBackend> Domain<B> {
     pub fn save(&self, path: &Path) -> crate::Result<()> {
         let tensors: Vec<_> =
-            params::collect(&self.net).into_iter().map(|p| (p.path, p.shape, p.value.into_data().convert::<f32>().to_vec::<f32>().expect("f32"))).collect();
+            weights::collect(&self.net).into_iter().map(|p| (p.path, p.shape, p.value.into_data().convert::<f32>().to_vec::<f32>().expect("f32"))).collect();
         let info = serde_json::to_string(&self.info).map_err(|e| Error::Other(e.to_string()))?;
         write_tensors(path, &tensors, HashMap::from([("format".into(), FORMAT.into()), ("info".into(), info)]))
     }
@@ -260,10 +260,10 @@ impl<B: FastBackend> Domain<B> {
             .into_iter()
             .map(|(k, s, d)| {
                 let value = Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
-                (k.clone(), params::NamedParam { path: k, shape: s, value })
+                (k.clone(), weights::NamedParam { path: k, shape: s, value })
             })
             .collect();
-        let net = params::load(net, values).map_err(|e| Error::data(path, e.to_string()))?;
+        let net = weights::load(net, values).map_err(|e| Error::data(path, e.to_string()))?;
         Ok(Self { net, info })
     }
 

@@ -1,8 +1,8 @@
 //! Feature vectors as `.npy` files (numpy's format), so that features made elsewhere can be
 //! scored by ltlab and ltlab's features checked elsewhere.
 
-use super::metrics::Features;
 use crate::error::{Error, Result, write_atomic};
+use crate::geometry::Features;
 use npyz::{DType, Order, WriterBuilder};
 use std::path::Path;
 

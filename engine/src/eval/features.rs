@@ -3,9 +3,9 @@
 
 use super::domain::{self, Domain};
 use super::inception::FidInception;
-use super::metrics::Features;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::geometry::Features;
 use crate::ops::FastBackend;
 use burn::prelude::*;
 use burn::tensor::module::interpolate;

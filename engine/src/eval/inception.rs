@@ -372,7 +372,7 @@ impl<B: FastBackend> FidInception<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::params;
+    use crate::weights;
     type F = burn::backend::Flex;
 
     /// The folded BatchNorm equals Burn's conv → BatchNorm (running statistics) → ReLU, with
@@ -452,8 +452,8 @@ mod tests {
         assert_eq!(count_by_formula(1000), 23_834_568);
         let net: FidInception<F> = FidInception::new(&Default::default());
         // BatchNorm's running mean and variance are buffers, not parameters.
-        let all = params::collect(&net);
-        let size = |p: &params::NamedParam<F>| p.shape.iter().product::<usize>();
+        let all = weights::collect(&net);
+        let size = |p: &weights::NamedParam<F>| p.shape.iter().product::<usize>();
         let learned: usize = all.iter().filter(|p| !p.path.contains("running_")).map(size).sum();
         let buffers: usize = all.iter().filter(|p| p.path.contains("running_")).map(size).sum();
         assert_eq!(learned, count_by_formula(1008));

@@ -2,11 +2,11 @@
 //! and cached by the dataset's fingerprint and the network file's digest.
 
 use super::features::{Extractor, Images};
-use super::metrics::Features;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::geometry::Features;
 use crate::ops::FastBackend;
-use crate::train::checkpoint::{read_tensors, write_tensors};
+use crate::weights::file::{read_tensors, write_tensors};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;

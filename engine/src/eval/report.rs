@@ -2,10 +2,11 @@
 //! per-class FID/KID, Many/Medium/Few and tail splits, and with the domain network the
 //! per-class accuracy of generated samples and the borrowing matrix.
 
-use super::metrics::{self, Features, GaussianStats};
-use crate::analysis::classes::splits;
+use super::metrics::{self, GaussianStats};
 use crate::error::{Error, Result};
+use crate::geometry::Features;
 use ltlab_types::Resemblance;
+use ltlab_types::class_splits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -300,7 +301,7 @@ pub fn evaluate(
         };
         let clock = std::time::Instant::now();
         let split_of = classes.train_counts.as_ref().map(|counts| {
-            let s = splits(counts);
+            let s = class_splits(counts);
             let mut of = vec![""; c];
             for (name, cls) in ["Many", "Medium", "Few"].iter().zip(&s) {
                 for &k in cls {
@@ -342,7 +343,7 @@ pub fn evaluate(
         seconds.insert("per_class".into(), clock.elapsed().as_secs_f64());
     }
     let borrowing = conf.map(|matrix| Borrowing {
-        tail_classes: classes.train_counts.as_ref().map(|t| splits(t)[2].clone()).unwrap_or_else(|| (0..c).collect()),
+        tail_classes: classes.train_counts.as_ref().map(|t| class_splits(t)[2].clone()).unwrap_or_else(|| (0..c).collect()),
         ground_truth: check_borrowing(&matrix, &classes.resembles),
         matrix,
     });

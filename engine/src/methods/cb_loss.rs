@@ -90,18 +90,8 @@ mod tests {
     #[test]
     fn term_by_hand() {
         let dev = Default::default();
-        let host = HostBatch {
-            shape: [2, 1, 1, 1],
-            x0: vec![0.0, 0.0],
-            eps: vec![0.0, 0.0],
-            target: vec![1.0, -1.0],
-            t: vec![10, 20],
-            indices: vec![0, 1],
-            labels: vec![1, 0],
-            keep: vec![true, true],
-            uncond_batch: false,
-        };
-        let batch = Batch::<AB>::upload(host, &Schedule::ddpm(), &dev);
+        let host = HostBatch { target: vec![1.0, -1.0], ..host_batch([2, 1, 1, 1], vec![0.0, 0.0], vec![0.0, 0.0], vec![10, 20], vec![1, 0]) };
+        let batch = upload(host, &Schedule::ddpm());
         // ε_θ = [3, 1] against targets [1, −1]: per-sample errors [4, 4].
         let eps = Tensor::<AB, 4>::from_floats([[[[3.0]]], [[[1.0]]]], &dev);
         let out = Outputs { eps: vec![eps], bottleneck: vec![Tensor::zeros([2, 1, 1, 1], &dev)] };

@@ -176,18 +176,8 @@ mod tests {
         let q = [0.5, 0.3, 0.2];
         let ctx = StepContext { schedule: &s, counts: &[5, 3, 2], q: &q, seed: 7, step: 3 };
         // Three 2-pixel samples; sample 1's label was dropped (per-sample CFG drop).
-        let host = HostBatch {
-            shape: [3, 1, 1, 2],
-            x0: vec![0.1, -0.2, 0.3, 0.4, -0.5, 0.6],
-            eps: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
-            target: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
-            t: vec![250, 500, 750],
-            indices: vec![0, 1, 2],
-            labels: vec![0, 1, 2],
-            keep: vec![true, false, true],
-            uncond_batch: false,
-        };
-        let batch = Batch::<AB>::upload(host.clone(), &s, &dev);
+        let host = HostBatch { keep: vec![true, false, true], ..small_batch(vec![250, 500, 750]) };
+        let batch = upload(host.clone(), &s);
         let mut m = Cbdm::new(CbdmConfig { tau: 2.0, gamma: 0.3, y_prime: ClassDraw::Prior });
         let mut fw = Forwards::new(&batch);
         m.request(&batch, &ctx, &mut fw);
@@ -213,7 +203,7 @@ mod tests {
         assert!(close(com, 0.3 * 4.25 / 3.0, 1e-6), "{com}");
 
         // A label-dropped batch asks for no pass and has no term.
-        let dropped = Batch::<AB>::upload(HostBatch { uncond_batch: true, ..host }, &s, &dev);
+        let dropped = upload(HostBatch { uncond_batch: true, ..host }, &s);
         let mut fw = Forwards::new(&dropped);
         m.request(&dropped, &ctx, &mut fw);
         assert_eq!((m.slot, fw.parts.len()), (None, 1));

@@ -199,18 +199,8 @@ mod tests {
         let dev = Default::default();
         let s = crate::diffusion::Schedule::ddpm();
         let ctx = StepContext { schedule: &s, counts: &[1, 1, 1], q: &[1.0 / 3.0; 3], seed: 1, step: 0 };
-        let host = crate::methods::HostBatch {
-            shape: [3, 1, 1, 2],
-            x0: vec![0.1, -0.2, 0.3, 0.4, -0.5, 0.6],
-            eps: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
-            target: vec![0.7, 0.8, -0.9, 1.0, 0.2, -0.3],
-            t: vec![200, 500, 800],
-            indices: vec![0, 1, 2],
-            labels: vec![0, 1, 2],
-            keep: vec![true; 3],
-            uncond_batch: false,
-        };
-        let batch = Batch::<AB>::upload(host.clone(), &s, &dev);
+        let host = small_batch(vec![200, 500, 800]);
+        let batch = upload(host.clone(), &s);
         let cfg = CcuaConfig { alpha: 0.5, gamma: 2.0, temperature: 0.5, brs: None };
         let mut m = Ccua::new(cfg.clone());
         let mut fw = Forwards::new(&batch);
@@ -247,7 +237,7 @@ mod tests {
         assert!(close(al, 1.0, 1e-6), "AL {al}");
 
         // A label-dropped batch: no extra pass, the main pass is the unconditional one; no AL.
-        let dropped = Batch::<AB>::upload(crate::methods::HostBatch { uncond_batch: true, ..host }, &s, &dev);
+        let dropped = upload(crate::methods::HostBatch { uncond_batch: true, ..host }, &s);
         let mut fw = Forwards::new(&dropped);
         m.request(&dropped, &ctx, &mut fw);
         assert_eq!((m.uncond, fw.parts.len()), (None, 1));
@@ -269,7 +259,7 @@ mod tests {
         let ctx = StepContext { schedule: &s, counts: &[1, 1, 1], q: &[1.0 / 3.0; 3], seed: 1, step: 0 };
         let model = redrawn(crate::model::Preset::Tiny.config(1, 3, 8).unwrap().init(&dev), 6);
         let h = random_batch(4, vec![100, 400, 700, 900], vec![0, 1, 2, 0], 3);
-        let batch = Batch::<AB>::upload(h.clone(), &s, &dev);
+        let batch = upload(h.clone(), &s);
         let cfg = CcuaConfig { alpha: 0.5, gamma: 2.0, temperature: 0.5, brs: None };
         let mut m = Ccua::new(cfg.clone());
         let mut fw = Forwards::new(&batch);

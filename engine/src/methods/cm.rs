@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn loss_is_exactly_zero_at_init_with_dropout_on() {
         use crate::diffusion::Schedule;
-        use crate::methods::{Forwards, HostBatch};
+        use crate::methods::Forwards;
         use crate::model::Preset;
         let dev = Default::default();
         let cfg = Preset::Tiny.config(1, 2, 8).unwrap().with_low_rank_expert(true).with_dropout(0.5);
@@ -172,19 +172,8 @@ mod tests {
         // Layers that start near zero would hide dropout's effect on ε.
         let model = model.with_unit_gain_outputs(&dev);
         let n = 4;
-        let mut r = crate::rng::rng(5, crate::rng::Stream::Noise, 0);
-        let host = HostBatch {
-            shape: [n, 1, 8, 8],
-            x0: crate::rng::normal_vec(&mut r, n * 64),
-            eps: crate::rng::normal_vec(&mut r, n * 64),
-            target: vec![0.0; n * 64],
-            t: vec![3, 300, 600, 900],
-            indices: vec![0, 1, 2, 3],
-            labels: vec![0, 1, 0, 1],
-            keep: vec![true; n],
-            uncond_batch: false,
-        };
-        let batch = Batch::<AB>::upload(host, &Schedule::ddpm(), &dev);
+        let host = random_batch(n, vec![3, 300, 600, 900], vec![0, 1, 0, 1], 9);
+        let batch = upload(host, &Schedule::ddpm());
         let counts = [90, 10];
         let q = [0.9, 0.1];
         let schedule = Schedule::ddpm();
@@ -224,7 +213,7 @@ mod tests {
         let ctx = StepContext { schedule: &schedule, counts: &counts, q: &q, seed: 0, step: 0 };
         for uncond_batch in [false, true] {
             let host = HostBatch { keep: vec![!uncond_batch; n], uncond_batch, ..template.clone() };
-            let batch = Batch::<AB>::upload(host, &schedule, &dev);
+            let batch = upload(host, &schedule);
             let mut cm = Cm::new(CmConfig::default());
             // Flex's generator is one per process, and not every test takes its lock before
             // drawing: an interleaved draw elsewhere shows as a mismatch, so up to 5 tries.

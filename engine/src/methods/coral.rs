@@ -265,7 +265,7 @@ mod tests {
     /// CORAL's head by hand from its parameters: z = normalise(W·GAP(b) + bias), with Burn's
     /// Linear weight laid out [in, out].
     fn project_by_hand(model: &UNet<AB>, bottleneck: &[f32], ch: usize, hw: usize, dim: usize) -> Vec<f64> {
-        let params = crate::train::params::collect(model);
+        let params = crate::weights::collect(model);
         let get = |name: &str| vals(params.iter().find(|p| p.path == name).unwrap_or_else(|| panic!("{name}")).value.clone());
         let (w, b) = (get("projection.weight"), get("projection.bias"));
         assert_eq!(w.len(), ch * dim);
@@ -301,7 +301,7 @@ mod tests {
             keep: vec![true, true, true, true, false],
             uncond_batch: false,
         };
-        let batch = Batch::<AB>::upload(host.clone(), &s, &dev);
+        let batch = upload(host.clone(), &s);
         let mut r = crate::rng::rng(3, crate::rng::Stream::Noise, 0);
         let bn: Vec<f32> = crate::rng::normal_vec(&mut r, n * ch * 4);
         let bottleneck = Tensor::<AB, 4>::from_data(TensorData::new(bn.clone(), [n, ch, 2, 2]), &dev);
@@ -327,7 +327,7 @@ mod tests {
         assert!(close(got, 0.12 * want, 1e-4), "{got} vs {}", 0.12 * want);
         // A label-dropped batch (per-batch drop): no term by default; every sample without the
         // skip.
-        let dropped = Batch::<AB>::upload(HostBatch { uncond_batch: true, keep: vec![false; n], ..host }, &s, &dev);
+        let dropped = upload(HostBatch { uncond_batch: true, keep: vec![false; n], ..host }, &s);
         assert_eq!(term(&cfg, &dropped), None);
         let all = CoralConfig { skip_dropped: false, ..cfg.clone() };
         let got = term(&all, &dropped).unwrap();

@@ -308,11 +308,10 @@ mod tests {
     /// the partner's label; trained or constant as `partner_grad` says.
     #[test]
     fn partners_are_noised_with_the_anchors_t_and_eps() {
-        let dev = Default::default();
         let s = Schedule::ddpm();
         let ctx = StepContext { schedule: &s, counts: &[1, 2], q: &[1.0 / 3.0, 2.0 / 3.0], seed: 5, step: 9 };
         let h = host(false);
-        let batch = Batch::<AB>::upload(h.clone(), &s, &dev);
+        let batch = upload(h.clone(), &s);
         for (partners, grad) in [(Partners::All, true), (Partners::Random, false)] {
             let mut m = DiffRop::<AB>::new(DiffRopConfig { partners, partner_grad: grad, ..Default::default() });
             let mut fw = Forwards::new(&batch);
@@ -324,7 +323,7 @@ mod tests {
             assert_eq!(m.pairs, pairs);
             assert_eq!(fw.parts.len(), 2);
             let p = &fw.parts[1];
-            assert_eq!(p.kind, if grad { crate::methods::PassKind::Trained } else { crate::methods::PassKind::Constant });
+            assert_eq!(p.kind, if grad { crate::methods::forwards::PassKind::Trained } else { crate::methods::forwards::PassKind::Constant });
             assert_eq!(p.t, pairs.iter().map(|&(a, _)| h.t[a]).collect::<Vec<_>>(), "the anchors' t");
             assert_eq!(p.labels, pairs.iter().map(|&(_, j)| h.labels[j]).collect::<Vec<_>>(), "the partners' labels");
             assert_eq!(p.keep, vec![1.0; pairs.len()]);
@@ -340,7 +339,7 @@ mod tests {
             }
         }
         // A label-dropped batch has no pairs and asks for no pass.
-        let dropped = Batch::<AB>::upload(host(true), &s, &dev);
+        let dropped = upload(host(true), &s);
         let mut m = DiffRop::<AB>::new(DiffRopConfig::default());
         let mut fw = Forwards::new(&dropped);
         m.request(&dropped, &ctx, &mut fw);
@@ -355,7 +354,7 @@ mod tests {
         let s = Schedule::ddpm();
         let ctx = StepContext { schedule: &s, counts: &[1, 2], q: &[1.0 / 3.0, 2.0 / 3.0], seed: 5, step: 9 };
         let h = host(false);
-        let batch = Batch::<AB>::upload(h.clone(), &s, &dev);
+        let batch = upload(h.clone(), &s);
         let cfg = DiffRopConfig { form: Form::Reciprocal, partners: Partners::All, weight: 2.0, tau_r: 0.5, ..Default::default() };
         let mut m = DiffRop::<AB>::new(cfg.clone());
         let mut fw = Forwards::new(&batch);
@@ -400,7 +399,7 @@ mod tests {
         let ctx = StepContext { schedule: &s, counts: &[2, 2], q: &[0.5, 0.5], seed: 5, step: 9 };
         let model = redrawn(crate::model::Preset::Tiny.config(1, 2, 8).unwrap().init(&dev), 4);
         let hb = random_batch(4, vec![50, 300, 600, 150], vec![0, 1, 0, 1], 2);
-        let batch = Batch::<AB>::upload(hb.clone(), &s, &dev);
+        let batch = upload(hb.clone(), &s);
         let labels = |v: &[usize]| Tensor::<AB, 1, Int>::from_data(TensorData::new(v.iter().map(|&y| y as i64).collect::<Vec<_>>(), [v.len()]), &dev);
         // Reciprocal h on the mean distance keeps d small, so h'(d) is far from 0.
         let mut got = vec![];

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::UNet;
 use crate::rng::{self, Stream};
 use crate::ops::TrainBackend;
-use ltlab_types::{T_BUCKETS, TransferCounts};
+use ltlab_types::{StepRecord, T_BUCKETS, TransferCounts};
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -129,11 +129,13 @@ pub fn swapped_target(x0_i: &[f32], x0_j: &[f32], eps_i: &[f32], alpha_bar: f64)
 
 pub struct Oc {
     cfg: OcConfig,
+    /// The swaps of the step under way, for its record.
+    swaps: Option<TransferCounts>,
 }
 
 impl Oc {
     pub fn new(cfg: OcConfig) -> Self {
-        Self { cfg }
+        Self { cfg, swaps: None }
     }
 }
 
@@ -213,13 +215,17 @@ impl MethodKind for OcConfig {
 }
 
 impl<B: TrainBackend> Method<B> for Oc {
-    fn transform(&mut self, batch: &mut HostBatch, ctx: &StepContext) -> Option<TransferCounts> {
+    fn transform(&mut self, batch: &mut HostBatch, ctx: &StepContext) {
         // The swap runs in label-dropped batches too.
-        Some(apply(&self.cfg.gate(), batch, ctx.schedule, ctx.q, ctx.seed, ctx.step))
+        self.swaps = Some(apply(&self.cfg.gate(), batch, ctx.schedule, ctx.q, ctx.seed, ctx.step));
     }
 
     fn losses(&mut self, _: &Batch<B>, _: &StepContext, _: &Outputs<B>, _: &UNet<B>) -> Vec<Term<B>> {
         vec![]
+    }
+
+    fn record(&mut self, record: &mut StepRecord) {
+        record.transfers = self.swaps.take();
     }
 }
 
@@ -275,17 +281,7 @@ mod tests {
         // Classes 0 (head) and 1 (tail), 2 images each, 2 pixels.
         let x0 = vec![0.0, 0.0, 0.1, 0.0, 1.0, 1.0, 0.9, 1.0];
         let eps = vec![0.3, -0.2, 0.1, 0.4, -0.5, 0.2, 0.0, 0.1];
-        HostBatch {
-            shape: [4, 1, 1, 2],
-            target: eps.clone(),
-            x0,
-            eps,
-            t: vec![t; 4],
-            indices: vec![0, 1, 2, 3],
-            labels: vec![0, 0, 1, 1],
-            keep: vec![true; 4],
-            uncond_batch: false,
-        }
+        crate::methods::test_util::host_batch([4, 1, 1, 2], x0, eps, vec![t; 4], vec![0, 0, 1, 1])
     }
 
     #[test]
@@ -374,8 +370,10 @@ mod tests {
             let ctx = StepContext { schedule: &s, counts: &[8, 2], q: &q, seed: 4, step };
             let mut kept = batch(999);
             let mut dropped = HostBatch { keep: vec![false; 4], uncond_batch: true, ..batch(999) };
-            let ck = Method::<AB>::transform(&mut oc, &mut kept, &ctx).unwrap();
-            let cd = Method::<AB>::transform(&mut oc, &mut dropped, &ctx).unwrap();
+            Method::<AB>::transform(&mut oc, &mut kept, &ctx);
+            let ck = oc.swaps.take().unwrap();
+            Method::<AB>::transform(&mut oc, &mut dropped, &ctx);
+            let cd = oc.swaps.take().unwrap();
             assert_eq!(dropped.target, kept.target, "step {step}");
             assert_eq!(cd.swaps_by_t, ck.swaps_by_t);
             swaps += cd.swaps_by_t.iter().sum::<u32>();
@@ -395,17 +393,7 @@ mod tests {
         // Four 2-pixel images of classes 0, 1, 2, 2, each anchor at its own t (σ² ≈ 0.3–1.1).
         let x0 = vec![0.0f32, 0.2, 0.5, -0.3, -0.4, 0.6, 0.9, 0.8];
         let eps = vec![0.3f32, -0.2, 0.1, 0.4, -0.5, 0.2, 0.0, -0.6];
-        let template = HostBatch {
-            shape: [4, 1, 1, 2],
-            target: eps.clone(),
-            x0: x0.clone(),
-            eps: eps.clone(),
-            t: vec![150, 200, 250, 300],
-            indices: vec![0, 1, 2, 3],
-            labels: vec![0, 1, 2, 2],
-            keep: vec![true; 4],
-            uncond_batch: false,
-        };
+        let template = crate::methods::test_util::host_batch([4, 1, 1, 2], x0.clone(), eps.clone(), vec![150, 200, 250, 300], vec![0, 1, 2, 2]);
         // p(j|i) = q(y_j)^β·exp(−‖x0_i + σε_i − x0_j‖²/(2σ²)) / Σ, σ² = 1/ᾱ_{t_i} − 1.
         let p: Vec<Vec<f64>> = (0..4)
             .map(|i| {
@@ -427,7 +415,7 @@ mod tests {
         for step in 0..draws {
             let ctx = StepContext { schedule: &s, counts: &[5, 3, 2], q: &q, seed: 11, step };
             let mut b = template.clone();
-            Method::<AB>::transform(&mut oc, &mut b, &ctx).unwrap();
+            Method::<AB>::transform(&mut oc, &mut b, &ctx);
             for i in 0..4 {
                 let got = &b.target[i * 2..i * 2 + 2];
                 // The drawn j from the target: ε_i unchanged for j = i, otherwise

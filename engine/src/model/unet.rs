@@ -609,7 +609,7 @@ impl<B: FastBackend> UNet<B> {
 mod tests {
     use super::*;
     use crate::model::Preset;
-    use crate::train::params;
+    use crate::weights;
     type B = burn::backend::Flex;
 
     /// Parameter count of the architecture by formula, independent of the module code.
@@ -653,7 +653,7 @@ mod tests {
         for (preset, ch, size) in [(Preset::Tiny, 1, 28), (Preset::Small, 3, 32), (Preset::Tiny, 3, 16)] {
             let cfg = preset.config(ch, 7, size).unwrap();
             let model: UNet<B> = cfg.init(&Default::default());
-            assert_eq!(params::count(&model), count_by_formula(&cfg), "{preset:?}");
+            assert_eq!(weights::count(&model), count_by_formula(&cfg), "{preset:?}");
         }
         // The reference configuration, by formula: 35,746,307 + 512·10.
         let paper = Preset::Paper.config(3, 10, 32).unwrap();
@@ -799,7 +799,7 @@ mod tests {
     #[test]
     fn expert_and_projection_parameter_counts() {
         let cfg = Preset::Tiny.config(1, 3, 8).unwrap();
-        let plain = params::count(&cfg.init::<B>(&Default::default()));
+        let plain = weights::count(&cfg.init::<B>(&Default::default()));
         let with = cfg.clone().with_low_rank_expert(true).with_projection_dim(128);
         let model: UNet<B> = with.init(&Default::default());
         // Up-path 3×3 convs of the tiny preset (ch 32, mults [1,2,2], 1 block down, 2 up; skips
@@ -811,7 +811,7 @@ mod tests {
         };
         let res = |i: usize, o: usize| lora(i, o) + lora(o, o);
         let experts = res(128, 64) + res(128, 64) + lora(64, 64) + res(128, 64) + res(96, 64) + lora(64, 64) + res(96, 32) + res(64, 32);
-        assert_eq!(params::count(&model), plain + experts + 64 * 128 + 128);
+        assert_eq!(weights::count(&model), plain + experts + 64 * 128 + 128);
         let x = Tensor::<B, 4>::random([3, 64, 2, 2], burn::tensor::Distribution::Normal(0.0, 1.0), &Default::default());
         let z = model.project(x).unwrap();
         let norms: Vec<f32> = z.powi_scalar(2).sum_dim(1).into_data().to_vec().unwrap();

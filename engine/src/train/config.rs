@@ -86,44 +86,34 @@ impl AttnOutInit {
     }
 }
 
+/// Missing keys take the values of `Default` (the reference code's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DiffusionConfig {
-    #[serde(default = "d_t")]
     pub timesteps: usize,
-    #[serde(default = "d_b0")]
     pub beta_start: f64,
-    #[serde(default = "d_b1")]
     pub beta_end: f64,
     /// Probability of dropping the label (CFG).
-    #[serde(default = "d_p")]
     pub label_drop_p: f64,
-    #[serde(default = "d_drop")]
     pub label_drop: LabelDrop,
 }
 
+/// Missing keys take the values of `Default`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Steps between checkpoints (and at the last step).
-    #[serde(default = "d_ckpt")]
     pub checkpoint_every: u64,
     /// Steps between EMA sample grids; 0 disables (a grid is still written at the end).
-    #[serde(default = "d_sample")]
     pub sample_every: u64,
     /// Fixed-noise columns per class in the grids.
-    #[serde(default = "d_per_class")]
     pub grid_per_class: usize,
-    #[serde(default = "d_grid_sampler")]
     pub grid_sampler: SamplerKind,
-    #[serde(default)]
     pub grid_omega: f64,
     /// Keep only the newest N checkpoints; 0 keeps all.
-    #[serde(default)]
     pub keep_checkpoints: usize,
     /// Extra steps with both a checkpoint and a grid, so that a short run's panels fill in
     /// early (the demo presets: within the first minute on two cores).
-    #[serde(default)]
     pub early_marks: Vec<u64>,
 }
 
@@ -156,47 +146,19 @@ pub struct RunRecord {
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
-fn d_t() -> usize {
-    1000
-}
-fn d_b0() -> f64 {
-    1e-4
-}
-fn d_b1() -> f64 {
-    0.02
-}
-fn d_p() -> f64 {
-    0.1
-}
-fn d_drop() -> LabelDrop {
-    LabelDrop::PerBatch
-}
-fn d_ckpt() -> u64 {
-    1000
-}
-fn d_sample() -> u64 {
-    1000
-}
-fn d_per_class() -> usize {
-    8
-}
-fn d_grid_sampler() -> SamplerKind {
-    SamplerKind::Ddim { steps: 50, final_x0: true, clip_x0: false }
-}
-
 impl Default for DiffusionConfig {
     fn default() -> Self {
-        Self { timesteps: d_t(), beta_start: d_b0(), beta_end: d_b1(), label_drop_p: d_p(), label_drop: d_drop() }
+        Self { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02, label_drop_p: 0.1, label_drop: LabelDrop::PerBatch }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            checkpoint_every: d_ckpt(),
-            sample_every: d_sample(),
-            grid_per_class: d_per_class(),
-            grid_sampler: d_grid_sampler(),
+            checkpoint_every: 1000,
+            sample_every: 1000,
+            grid_per_class: 8,
+            grid_sampler: SamplerKind::Ddim { steps: 50, final_x0: true, clip_x0: false },
             grid_omega: 0.0,
             keep_checkpoints: 0,
             early_marks: Vec::new(),

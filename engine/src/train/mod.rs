@@ -4,7 +4,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod optim;
-pub mod params;
 pub mod run_dir;
 pub mod trainer;
 

@@ -4,68 +4,39 @@
 //! parameter ids; here everything is keyed by parameter path so checkpoints are plain
 //! safetensors and resume is exact.
 
-use super::params::{self, NamedParam};
 use crate::ops::FastBackend;
 use crate::ops::TrainBackend;
+use crate::weights::{self, NamedParam};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// Missing keys take the values of `Default` (the reference code's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OptimConfig {
-    #[serde(default = "d_lr")]
     pub lr: f64,
     /// Linear warm-up: the update after `k` earlier ones uses lr · min(k, warmup) / warmup, as
     /// the reference's `LambdaLR(min(step, W)/W)` stepped after `optim.step()` (its first
     /// update has lr 0).
-    #[serde(default = "d_warmup")]
     pub warmup: u64,
     /// Global gradient-norm clip (PyTorch's clip_grad_norm_); 0 disables.
-    #[serde(default = "d_clip")]
     pub grad_clip: f64,
-    #[serde(default = "d_ema")]
     pub ema_decay: f64,
     /// EMA warm-up: decay min(ema_decay, (1 + n)/(10 + n)) after n updates, so that a short
     /// run's EMA is not mostly its initial weights (0.99^100 = 37 % at step 100). Off: the
     /// reference code's constant decay.
-    #[serde(default)]
     pub ema_warmup: bool,
-    #[serde(default = "d_b1")]
     pub beta1: f64,
-    #[serde(default = "d_b2")]
     pub beta2: f64,
     /// PyTorch's default (Burn's Adam defaults to 1e−5).
-    #[serde(default = "d_eps")]
     pub eps: f64,
-}
-
-fn d_lr() -> f64 {
-    2e-4
-}
-fn d_warmup() -> u64 {
-    5000
-}
-fn d_clip() -> f64 {
-    1.0
-}
-fn d_ema() -> f64 {
-    0.9999
-}
-fn d_b1() -> f64 {
-    0.9
-}
-fn d_b2() -> f64 {
-    0.999
-}
-fn d_eps() -> f64 {
-    1e-8
 }
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self { lr: d_lr(), warmup: d_warmup(), grad_clip: d_clip(), ema_decay: d_ema(), ema_warmup: false, beta1: d_b1(), beta2: d_b2(), eps: d_eps() }
+        Self { lr: 2e-4, warmup: 5000, grad_clip: 1.0, ema_decay: 0.9999, ema_warmup: false, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 }
 
@@ -229,7 +200,7 @@ pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
 /// ema ← decay·ema + (1 − decay)·param for every parameter in `values` (all of them after
 /// [`Adam::step`]: the reference averages every weight every step).
 pub fn ema_update<B: FastBackend, M: Module<B>>(ema: M, values: HashMap<String, Tensor<B, 1>>, decay: f64) -> M {
-    let values = params::collect(&ema)
+    let values = weights::collect(&ema)
         .into_iter()
         .map(|p| {
             let value = match values.get(&p.path) {
@@ -239,7 +210,7 @@ pub fn ema_update<B: FastBackend, M: Module<B>>(ema: M, values: HashMap<String, 
             (p.path.clone(), NamedParam { path: p.path, shape: p.shape, value })
         })
         .collect();
-    params::load(ema, values).expect("the EMA has the model's parameters")
+    weights::load(ema, values).expect("the EMA has the model's parameters")
 }
 
 #[cfg(test)]

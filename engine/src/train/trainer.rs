@@ -4,7 +4,6 @@
 use super::checkpoint::Checkpoint;
 use super::config::{LabelDrop, TrainConfig};
 use super::optim::{self, Adam};
-use super::params;
 use crate::backend::Flex;
 use crate::data::Dataset;
 use crate::data::sampler::{BatchSampler, DrawBatches};
@@ -15,9 +14,10 @@ use crate::methods::{Batch, Forwards, HostBatch, MAIN, Method, PassRows, StepCon
 use crate::model::{UNet, UNetConfig};
 use crate::ops::TrainBackend;
 use crate::rng::{self, Stream};
+use crate::weights;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use ltlab_types::{StepRecord, T_BUCKETS, TransferCounts};
+use ltlab_types::{StepRecord, T_BUCKETS};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -95,8 +95,8 @@ impl<B: TrainBackend> Trainer<B> {
             return Err(Error::Other(format!("checkpoint seed {} differs from the run's seed {}", ckpt.seed, t.cfg.seed)));
         }
         let dev = t.device.clone();
-        t.model = params::load(t.model, ckpt.params::<B>("model", &dev))?;
-        t.ema = params::load(t.ema, ckpt.params::<B::InnerBackend>("ema", &dev))?;
+        t.model = weights::load(t.model, ckpt.params::<B>("model", &dev))?;
+        t.ema = weights::load(t.ema, ckpt.params::<B::InnerBackend>("ema", &dev))?;
         t.adam = Adam::resume(&t.cfg.optim, ckpt.adam(&dev));
         t.step = ckpt.step;
         Ok(t)
@@ -114,12 +114,12 @@ impl<B: TrainBackend> Trainer<B> {
     /// loss or gradient leaves the model untouched and returns [`NonFinite`].
     pub fn train_step(&mut self) -> std::result::Result<StepRecord, NonFinite> {
         let started = Instant::now();
-        let (host, transfers) = self.batch();
-        self.step_on(host, transfers, started)
+        let host = self.batch();
+        self.step_on(host, started)
     }
 
     /// The step on a given batch: losses, gradients, the update, the record.
-    fn step_on(&mut self, host: HostBatch, transfers: Option<TransferCounts>, started: Instant) -> std::result::Result<StepRecord, NonFinite> {
+    fn step_on(&mut self, host: HostBatch, started: Instant) -> std::result::Result<StepRecord, NonFinite> {
         let losses = self.losses(host);
         let grads = losses.total().backward();
         let read = losses.read_back(optim::grad_squares(&self.model, &grads, &self.device));
@@ -127,41 +127,53 @@ impl<B: TrainBackend> Trainer<B> {
             self.check_finite(value)?;
         }
         let lr = self.apply(grads, read.grad_norm);
-        Ok(self.record(&losses, read, lr, transfers, started))
+        Ok(self.record(&losses, read, lr, started))
+    }
+
+    /// What every method may read about the run at this step.
+    fn context(&self) -> StepContext<'_> {
+        StepContext { schedule: &self.schedule, counts: &self.counts, q: &self.q, seed: self.cfg.seed, step: self.step }
     }
 
     /// The batch of this step and its randomness, all derived from (seed, step), then the
-    /// methods' host transforms (OC's target swaps, which it returns).
-    fn batch(&mut self) -> (HostBatch, Option<TransferCounts>) {
-        let step = self.step;
-        let mut host = self.draw_batch(step);
-        let ctx = StepContext { schedule: &self.schedule, counts: &self.counts, q: &self.q, seed: self.cfg.seed, step };
-        let mut transfers = None;
-        for m in self.methods.iter_mut() {
-            transfers = m.transform(&mut host, &ctx).or(transfers);
+    /// methods' host transforms (OC's target swaps).
+    fn batch(&mut self) -> HostBatch {
+        let mut host = self.draw_batch(self.step);
+        // The methods are taken out while they read the context (a borrow of the trainer).
+        let mut methods = std::mem::take(&mut self.methods);
+        let ctx = self.context();
+        for m in methods.iter_mut() {
+            m.transform(&mut host, &ctx);
         }
-        (host, transfers)
+        self.methods = methods;
+        host
     }
 
     /// Every forward pass of the step (main + what the methods ask for) in one batched call,
     /// and the loss terms: the ε MSE, then each method's.
     fn losses(&mut self, host: HostBatch) -> Losses<B> {
-        let step = self.step;
         // Dropout draws from the backend's generator: seed it per step so resume is exact.
-        B::seed(&self.device, rng::derive_seed(self.cfg.seed, Stream::Backend, step));
-        let batch = Batch::<B>::upload(host, &self.schedule, &self.device);
-        let ctx = StepContext { schedule: &self.schedule, counts: &self.counts, q: &self.q, seed: self.cfg.seed, step };
+        B::seed(&self.device, rng::derive_seed(self.cfg.seed, Stream::Backend, self.step));
+        let dev = &self.device;
+        let (x0, eps, target) = (Batch::images(&host, &host.x0, dev), Batch::images(&host, &host.eps, dev), Batch::images(&host, &host.target, dev));
+        // x_t = q(x₀, t, ε) = √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε
+        let x_t = self.schedule.noise(x0.clone(), eps.clone(), &host.t);
+        let batch = Batch { host, x0, eps, x_t, target };
+        let mut methods = std::mem::take(&mut self.methods);
+        let ctx = self.context();
         let mut fw = Forwards::new(&batch);
-        for m in self.methods.iter_mut() {
+        for m in methods.iter_mut() {
             m.request(&batch, &ctx, &mut fw);
         }
-        self.pass_rows += fw.rows();
+        let rows = fw.rows();
         let out = fw.run(&self.model);
         let per_sample = per_sample_mean((out.eps(MAIN) - batch.target.clone()).powi_scalar(2));
         let mut terms = vec![("mse", per_sample.clone().mean())];
-        for m in self.methods.iter_mut() {
+        for m in methods.iter_mut() {
             terms.extend(m.losses(&batch, &ctx, &out, &self.model));
         }
+        self.methods = methods;
+        self.pass_rows += rows;
         Losses { terms, per_sample, batch }
     }
 
@@ -179,12 +191,12 @@ impl<B: TrainBackend> Trainer<B> {
     }
 
     /// The step's log: its terms, the MSE by t bucket and by class, lr, gradient norm, speed.
-    fn record(&self, losses: &Losses<B>, read: ReadBack, lr: f64, transfers: Option<TransferCounts>, started: Instant) -> StepRecord {
+    fn record(&mut self, losses: &Losses<B>, read: ReadBack, lr: f64, started: Instant) -> StepRecord {
         let ReadBack { terms: logged, per_sample, grad_norm } = read;
         let h = &losses.batch.host;
         let t_total = self.schedule.len();
         let bucket = |t: usize| t * T_BUCKETS / t_total;
-        StepRecord {
+        let mut record = StepRecord {
             step: self.step,
             losses: logged,
             loss_by_t: group_mean(T_BUCKETS, h.t.iter().map(|&t| bucket(t)).zip(&per_sample)),
@@ -193,8 +205,12 @@ impl<B: TrainBackend> Trainer<B> {
             images_per_s: self.cfg.batch as f64 / started.elapsed().as_secs_f64(),
             uncond_batch: h.uncond_batch,
             loss_by_class: group_mean(self.counts.len(), h.labels.iter().copied().zip(&per_sample)),
-            transfers,
+            transfers: None,
+        };
+        for m in self.methods.iter_mut() {
+            m.record(&mut record);
         }
+        record
     }
 
     /// `Ok` if `value` is finite, else the error that stops the run at the step under way.
@@ -261,7 +277,7 @@ impl<B: TrainBackend> Trainer<B> {
     }
 
     pub fn parameters(&self) -> usize {
-        params::count(&self.ema)
+        weights::count(&self.ema)
     }
 }
 
@@ -321,17 +337,17 @@ fn group_mean<'a>(groups: usize, items: impl Iterator<Item = (usize, &'a f32)>) 
 /// on flex from the run seed, then moved to `device`.
 fn initial_model<B: TrainBackend>(config: &UNetConfig, seed: u64, device: &B::Device) -> Result<UNet<B>> {
     let cpu = Default::default();
-    let drawn: Vec<params::NamedParam<Flex>> = {
+    let drawn: Vec<weights::NamedParam<Flex>> = {
         let _draws = rng::flex_draws();
         <Flex as Backend>::seed(&cpu, rng::derive_seed(seed, Stream::Init, 0));
         // Burn draws parameters when first read: collecting them draws them all, in order.
-        params::collect(&config.init::<Flex>(&cpu))
+        weights::collect(&config.init::<Flex>(&cpu))
     };
     let values = drawn
         .into_iter()
-        .map(|p| (p.path.clone(), params::NamedParam { path: p.path, shape: p.shape, value: Tensor::from_data(p.value.into_data(), device) }))
+        .map(|p| (p.path.clone(), weights::NamedParam { path: p.path, shape: p.shape, value: Tensor::from_data(p.value.into_data(), device) }))
         .collect();
-    params::load(config.init(device), values)
+    weights::load(config.init(device), values)
 }
 
 /// The U-Net a config asks for, checked against the data.
@@ -443,7 +459,7 @@ mod tests {
             let data = cfg.data.load().unwrap();
             let mut t = Trainer::<B>::restore(cfg, data, Default::default(), &start).unwrap();
             let losses: Vec<f64> = (0..20).map(|_| t.train_step().unwrap().losses["total"]).collect();
-            let weights: Vec<f32> = crate::train::params::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
+            let weights: Vec<f32> = weights::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
             (losses, weights)
         };
         let (fast, plain) = (run(), crate::ops::with_plain_ops(run));
@@ -486,10 +502,8 @@ mod tests {
             cfg.methods = methods;
             let data = cfg.data.load().unwrap();
             let mut t = Trainer::<B>::new(cfg, data, Default::default()).unwrap();
-            let (host, transfers) = t.batch();
-            let mse: Vec<f64> = (0..STEPS)
-                .map(|_| t.step_on(host.clone(), transfers.clone(), Instant::now()).unwrap_or_else(|e| panic!("{what}: {e}")).losses["mse"])
-                .collect();
+            let host = t.batch();
+            let mse: Vec<f64> = (0..STEPS).map(|_| t.step_on(host.clone(), Instant::now()).unwrap_or_else(|e| panic!("{what}: {e}")).losses["mse"]).collect();
             let (first, last) = (mse[..3].iter().sum::<f64>() / 3.0, mse[STEPS - 3..].iter().sum::<f64>() / 3.0);
             assert!(last < first / 20.0, "{what}: ε-MSE {first:.4} → {last:.4} over {STEPS} steps on one batch");
         }
@@ -504,7 +518,7 @@ mod tests {
         cfg.model.dropout = Some(0.0);
         let data = cfg.data.load().unwrap();
         let mut t = Trainer::<B>::new(cfg, data, Default::default()).unwrap();
-        let (mut host, _) = t.batch();
+        let mut host = t.batch();
         host.target = host.eps.iter().enumerate().map(|(k, e)| e + 0.5 * (k % 3) as f32).collect();
         let dev = Default::default();
         let x0 = Tensor::<B, 4>::from_data(TensorData::new(host.x0.clone(), host.shape), &dev);
@@ -529,12 +543,12 @@ mod tests {
         cfg.optim = crate::train::optim::OptimConfig { lr: 1e-3, warmup: 0, ema_decay: 0.9, ..Default::default() };
         let data = cfg.data.load().unwrap();
         let mut t = Trainer::<B>::new(cfg, data, Default::default()).unwrap();
-        let values = |ps: Vec<params::NamedParam<_>>| -> BTreeMap<String, Vec<f32>> {
+        let values = |ps: Vec<weights::NamedParam<_>>| -> BTreeMap<String, Vec<f32>> {
             ps.into_iter().map(|p| (p.path, p.value.into_data().to_vec::<f32>().unwrap())).collect()
         };
-        let ema0 = values(params::collect(&t.ema));
+        let ema0 = values(weights::collect(&t.ema));
         t.train_step().unwrap();
-        let (model1, ema1) = (values(params::collect(&t.model.valid())), values(params::collect(&t.ema)));
+        let (model1, ema1) = (values(weights::collect(&t.model.valid())), values(weights::collect(&t.ema)));
         assert_eq!(ema0.len(), ema1.len());
         let mut moved = 0;
         for (path, e1) in &ema1 {
@@ -558,9 +572,9 @@ mod tests {
             cfg.optim = crate::train::optim::OptimConfig { lr: 1e-3, warmup: 0, grad_clip: clip, ..Default::default() };
             let data = cfg.data.load().unwrap();
             let mut t = Trainer::<B>::restore(cfg, data, Default::default(), &start).unwrap();
-            let before: Vec<f32> = params::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
+            let before: Vec<f32> = weights::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
             let r = t.train_step().unwrap();
-            let after: Vec<f32> = params::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
+            let after: Vec<f32> = weights::collect(&t.model).into_iter().flat_map(|p| p.value.into_data().to_vec::<f32>().unwrap()).collect();
             (before.iter().zip(&after).map(|(a, b)| (a - b).abs() as f64).sum::<f64>(), r.grad_norm)
         };
         let ((free, norm), (clipped, _)) = (moved(0.0), moved(1e-9));

@@ -7,7 +7,7 @@ pub mod tsne;
 pub mod umap;
 
 use crate::error::{Error, Result};
-use crate::eval::metrics::Features;
+use crate::geometry::Features;
 
 /// The layout's name and its CLI spelling live in `ltlab-types` (the lab's latent view sets it).
 pub use ltlab_types::EmbedMethod;
@@ -42,7 +42,7 @@ pub fn embed(f: &Features, method: EmbedMethod, cfg: &EmbedConfig, seed: u64, pr
 /// (the figure reported next to umap-learn and openTSNE).
 pub fn knn_preservation(input: &Features, layout: &[f32], k: usize) -> Result<f64> {
     let map = Features::new(input.n, 2, layout.to_vec())?;
-    let (a, b) = (crate::eval::metrics::knn(input, k), crate::eval::metrics::knn(&map, k));
+    let (a, b) = (crate::geometry::knn(input, k), crate::geometry::knn(&map, k));
     let kept: usize = a.iter().zip(&b).map(|(ra, rb)| ra.iter().filter(|(i, _)| rb.iter().any(|(j, _)| j == i)).count()).sum();
     Ok(kept as f64 / (input.n * k.min(input.n - 1)).max(1) as f64)
 }
@@ -73,7 +73,7 @@ pub(crate) mod tests {
     /// their label.
     pub fn nn_accuracy(xy: &[f32], labels: &[usize]) -> f64 {
         let map = Features::new(labels.len(), 2, xy.to_vec()).unwrap();
-        let nn = crate::eval::metrics::knn(&map, 1);
+        let nn = crate::geometry::knn(&map, 1);
         nn.iter().enumerate().filter(|(i, r)| labels[r[0].0] == labels[*i]).count() as f64 / labels.len() as f64
     }
 

@@ -2,7 +2,7 @@
 //! signs fixed so the largest-magnitude loading of each is positive (deterministic layouts).
 
 use crate::error::Result;
-use crate::eval::metrics::{Features, sym_eigen};
+use crate::geometry::{Features, sym_eigen};
 use faer::Mat;
 
 /// The first `k` principal directions of `f` (d × k, column j = component j) and the mean.

@@ -5,7 +5,7 @@
 use super::Progress;
 use super::pca::pca_2d;
 use crate::error::{Error, Result};
-use crate::eval::metrics::{Features, knn};
+use crate::geometry::{Features, knn};
 
 #[derive(Debug, Clone)]
 pub struct TsneConfig {

@@ -9,7 +9,7 @@
 use super::Progress;
 use super::pca::pca_2d;
 use crate::error::{Error, Result};
-use crate::eval::metrics::{Features, knn};
+use crate::geometry::{Features, knn};
 use crate::rng::{self, Stream};
 use rand::Rng;
 

@@ -1,5 +1,8 @@
-//! Parameters by path ("down.3.Res.conv1.weight"): the common key of checkpoints, Adam state
-//! and the EMA, independent of Burn's random parameter ids.
+//! A module's parameters by path ("down.3.Res.conv1.weight"): the common key of checkpoints,
+//! Adam state and the EMA, independent of Burn's random parameter ids; and the files they are
+//! stored in ([`file`]).
+
+pub mod file;
 
 use crate::error::{Error, Result};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
