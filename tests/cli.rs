@@ -480,7 +480,7 @@ fn killed_run_resumes_with_identical_losses() {
     assert_fails(&["sample", "--run", part.to_str().unwrap(), "--step", "5", "--out", png.to_str().unwrap()], &["no checkpoint at step 5", "3, 6, 9, 10, 12"]);
     // The lab's "Copy CLI" of a grid sampled now: the grid lands in the run's analysis/, where
     // the lab reads it back with the same settings.
-    let settings = ltlab_ui::SampleSettings { sampler: SamplerKind::parse("ddim:3:clip").unwrap(), omega: 1.5, per_class: 2 };
+    let settings = ltlab_types::SampleSettings { sampler: SamplerKind::parse("ddim:3:clip").unwrap(), omega: 1.5, per_class: 2 };
     let cli = settings.cli(part.to_str().unwrap(), 9);
     let args: Vec<&str> = cli.strip_prefix("ltlab ").unwrap().split(' ').collect();
     let o = run(&args);

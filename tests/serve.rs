@@ -73,7 +73,7 @@ fn serve_lists_streams_and_steers_a_live_run() {
     // The page's columns hold every logged value of the file's lines as f32.
     let cols = server.get(&format!("/api/runs/{id}/columns"));
     assert_eq!((cols.status, cols.header("content-type")), (200, Some("application/octet-stream")));
-    let m = ltlab_ui::Metrics::decode_columns(&cols.body).unwrap();
+    let m = ltlab_types::Metrics::decode_columns(&cols.body).unwrap();
     for line in first.text().lines() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
         let row = m.steps().iter().position(|&s| s == r["step"].as_u64().unwrap()).expect("every step of the file is in the columns");
@@ -83,7 +83,7 @@ fn serve_lists_streams_and_steers_a_live_run() {
         assert_eq!(m.images_per_s()[row], r["images_per_s"].as_f64().unwrap() as f32);
     }
     assert_eq!(server.get("/api/runs/99/columns").status, 404);
-    let curves = ltlab_ui::Metrics::decode_columns(&server.get(&format!("/api/runs/{id}/columns?detail=0")).body).unwrap();
+    let curves = ltlab_types::Metrics::decode_columns(&server.get(&format!("/api/runs/{id}/columns?detail=0")).body).unwrap();
     assert!(curves.steps().starts_with(&m.steps()[..8]) && curves.loss_by_t(0).iter().all(|v| v.is_nan()), "the curves without the loss by t");
     assert_eq!(server.get(&format!("/api/runs/{id}/columns?detail=2")).status, 400);
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every crate's module graph: which top-level module imports which (`crate::` paths and, in
-# lib.rs/main.rs, bare module paths), test code left out (whatever follows `#[cfg(test)]` in a
-# file, and test_util.rs files). Prints each crate's layer order (lowest first) and fails on any
-# loop. Part of the test command.
+# Every crate's module graph: which top-level module imports which (`crate::` paths), test code
+# left out (whatever follows `#[cfg(test)]` in a file, and test_util.rs files). Prints each
+# crate's layer order (lowest first) and fails on any loop, and on the engine host
+# (app/src/host) importing the UI crate: it talks to front ends through ltlab-types' protocol.
+# Part of the test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec python3 - "$@" <<'EOF'
@@ -69,5 +70,9 @@ for crate, root in CRATES:
     print(f"{crate}: " + " < ".join("{" + ", ".join(sorted(by[d])) + "}" for d in sorted(by)))
     for m in sorted(edges):
         print(f"  {m} -> {', '.join(sorted(edges[m]))}")
+host_ui = [f"{f}:{i + 1}" for f in sorted(pathlib.Path("app/src/host").rglob("*.rs")) for i, line in enumerate(f.read_text().splitlines()) if "ltlab_ui" in line]
+if host_ui:
+    print("the engine host imports the UI crate: " + ", ".join(host_ui), file=sys.stderr)
+    status = 1
 sys.exit(status)
 EOF

@@ -2,9 +2,10 @@
 //! engine threads (one per live run). Engine events are drained once per frame; nothing here
 //! waits on training.
 
-use crate::host::{Host, Offer};
+use crate::host::{self, Host};
 use eframe::egui;
-use ltlab_ui::{ExportData, HostCommand, Intake, Lab, LabState, UiCommand};
+use ltlab_types::{HostCommand, Intake};
+use ltlab_ui::{ExportData, Lab, LabState, UiCommand};
 use std::path::{Path, PathBuf};
 
 pub struct LabApp {
@@ -29,11 +30,9 @@ fn write_export(path: &Path, data: ExportData) -> anyhow::Result<()> {
 
 impl LabApp {
     pub fn new(state: LabState, runs_root: PathBuf) -> Self {
-        let offer = Offer::of_this_build();
         let reopen = state.open_runs.clone();
-        let mut lab = Lab::new(LabState { open_runs: Vec::new(), ..state }, offer.configs);
-        lab.method_params = offer.method_params;
-        lab.set_backends(offer.backends);
+        let mut lab = Lab::new(LabState { open_runs: Vec::new(), ..state });
+        lab.set_offer(host::offer());
         let mut app = Self { lab, host: Host::new(runs_root) };
         for dir in reopen {
             app.host.execute(HostCommand::Open(dir));
@@ -119,7 +118,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             let state: LabState = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
             let mut app = LabApp::new(state, runs_root);
             if start {
-                let args = app.lab.state.new_run.args(&app.lab.method_params);
+                let args = app.lab.state.new_run.args(&app.lab.offer.method_params);
                 app.host.execute(HostCommand::Start(args));
             }
             Ok(Box::new(app))

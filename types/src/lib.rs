@@ -1,11 +1,23 @@
-//! Types shared by the engine, the desktop lab and the web app.
+//! Types shared by the engine, the engine host, the desktop lab and the web app, each defined
+//! once: what the engine logs and computes (here), a run as the lab holds it ([`run`], its log
+//! in columns in [`metrics`]), the settings views compute with ([`settings`]), and the
+//! protocol between a host and its front ends ([`protocol`]).
 //!
 //! Nothing here depends on Burn, so the UI panels that read these types compile to wasm.
 
+mod codec;
+pub mod metrics;
 mod options;
+pub mod protocol;
+pub mod run;
+pub mod settings;
 
+pub use metrics::Metrics;
 pub use options::{BackendChoice, BackendKind, BatchSampler, DeviceClass, EmbedMethod, OcMode, ParseError, SamplerKind};
+pub use protocol::{DataPreview, ErrorBody, Hello, HostCommand, Intake, JobKind, JobView, Live, LiveMsg, MethodParams, Offer, params_of};
+pub use run::{EvalSummary, GridImage, RealisedSwaps, RunData, RunHeader, RunId, RunSnapshot, RunStatus, ThumbnailShape, ViewGrid};
 use serde::{Deserialize, Serialize};
+pub use settings::{LatentSettings, SampleSettings, TransferSettings};
 use std::collections::BTreeMap;
 
 /// Number of diffusion-time buckets the per-step loss is split into.
@@ -176,6 +188,26 @@ pub struct LatentMap {
     /// The images themselves (8-bit, N × C × S × S), for hovering; not written to files.
     #[serde(skip)]
     pub images: Option<Thumbnails>,
+}
+
+impl LatentMap {
+    /// A copy without its thumbnails (which can be tens of MB).
+    pub fn without_images(&self) -> Self {
+        Self {
+            step: self.step,
+            t: self.t,
+            method: self.method,
+            conditional: self.conditional,
+            per_class: self.per_class,
+            class_names: self.class_names.clone(),
+            train_counts: self.train_counts.clone(),
+            labels: self.labels.clone(),
+            indices: self.indices.clone(),
+            xy: self.xy.clone(),
+            entanglement: self.entanglement.clone(),
+            images: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 //! `ui`), so tests drive it frame by frame without threads.
 
 use crate::panels::compare::CompareView;
-use crate::panels::controls::{Controls, RunOffer};
+use crate::panels::controls::Controls;
 use crate::panels::export_menu::ExportMenu;
 use crate::panels::grids::{GridSettings, training_key, view_key};
 use crate::panels::latent::LatentView;
@@ -13,12 +13,12 @@ use crate::panels::training::TrainingView;
 use crate::panels::transfer::TransferView;
 use crate::panels::{ViewCtx, ViewOutput};
 use crate::store::{Intake, JobView, LatentSettings, RunData, RunId, TransferSettings};
-use ltlab_types::BackendChoice;
+use ltlab_types::{BackendChoice, Offer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use crate::command::{ExportData, HostCommand, UiCommand};
-pub use crate::panels::controls::{MethodParams, NewRun, params_of};
+pub use crate::command::{ExportData, UiCommand};
+pub use crate::panels::controls::NewRun;
 
 /// What persists between sessions: one part per panel. Every part defaults field by field, so a
 /// file from an older layout loads (losing at most the settings that moved).
@@ -117,12 +117,9 @@ pub struct Lab {
     pub runs: Vec<RunData>,
     /// Runs shown in the plots and grids.
     pub selected: BTreeSet<RunId>,
-    /// Built-in configs the controls offer.
-    pub configs: Vec<String>,
-    /// The methods a run can stack and their hyper-parameters with defaults (from the host).
-    pub method_params: MethodParams,
-    /// What the host can train on (set with [`Lab::set_backends`]).
-    backends: Vec<BackendChoice>,
+    /// What the host can start: configs, the methods a run can stack with their parameters'
+    /// defaults, backends (set with [`Lab::set_offer`]).
+    pub offer: Offer,
     /// The host's background jobs by id.
     pub jobs: BTreeMap<u64, JobView>,
     scrubber: Scrubber,
@@ -132,14 +129,12 @@ pub struct Lab {
 }
 
 impl Lab {
-    pub fn new(state: LabState, configs: Vec<String>) -> Self {
+    pub fn new(state: LabState) -> Self {
         Self {
             state,
             runs: Vec::new(),
             selected: BTreeSet::new(),
-            configs,
-            method_params: MethodParams::new(),
-            backends: Vec::new(),
+            offer: Offer::default(),
             jobs: BTreeMap::new(),
             scrubber: Scrubber::default(),
             controls: Controls::default(),
@@ -148,26 +143,26 @@ impl Lab {
         }
     }
 
-    /// What the host can train on. A new run's backend that this host lacks (or none chosen
-    /// yet) becomes the host's preferred one: a real GPU if it has one, else flex.
-    pub fn set_backends(&mut self, backends: Vec<BackendChoice>) {
+    /// What the host can start. A new run's backend that this host lacks (or none chosen yet)
+    /// becomes the host's preferred one: a real GPU if it has one, else flex.
+    pub fn set_offer(&mut self, offer: Offer) {
         let run = &mut self.state.new_run;
-        if !run.backend_kind.is_some_and(|k| backends.iter().any(|b| b.kind == k)) {
-            run.backend_kind = Some(BackendChoice::preferred(&backends));
+        if !run.backend_kind.is_some_and(|k| offer.backends.iter().any(|b| b.kind == k)) {
+            run.backend_kind = Some(BackendChoice::preferred(&offer.backends));
         }
-        self.backends = backends;
+        self.offer = offer;
     }
 
     /// Closes a run in this front end (its engine, if any, keeps running).
     pub fn close(&mut self, id: RunId) {
-        self.runs.retain(|r| r.id != id);
+        self.runs.retain(|r| r.header.id != id);
         self.selected.remove(&id);
-        let dirs: Vec<String> = self.runs.iter().map(|r| r.dir.clone()).collect();
+        let dirs: Vec<String> = self.runs.iter().map(|r| r.header.dir.clone()).collect();
         self.state.open_runs.retain(|d| dirs.contains(d));
     }
 
     pub fn run(&self, id: RunId) -> Option<&RunData> {
-        self.runs.iter().find(|r| r.id == id)
+        self.runs.iter().find(|r| r.header.id == id)
     }
 
     /// Takes one message from the host: the store changes, and the panel whose runtime state
@@ -175,50 +170,50 @@ impl Lab {
     pub fn intake(&mut self, msg: Intake) {
         match msg {
             Intake::Opened(run) => {
-                if !self.state.open_runs.contains(&run.dir) {
-                    self.state.open_runs.push(run.dir.clone());
+                if !self.state.open_runs.contains(&run.header.dir) {
+                    self.state.open_runs.push(run.header.dir.clone());
                 }
-                self.selected.insert(run.id);
-                self.runs.retain(|r| r.id != run.id);
+                self.selected.insert(run.header.id);
+                self.runs.retain(|r| r.header.id != run.header.id);
                 self.runs.push(*run);
             }
             Intake::Engine(id, ev) => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.header.id == id) {
                     r.apply(&ev);
                 }
             }
             Intake::Metrics(id, m) => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.header.id == id) {
                     r.metrics = *m;
                 }
             }
             Intake::Grid(id, step, img) => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.header.id == id) {
                     r.grids.insert(step, img);
                     self.views.forget_grid(id, &training_key(step));
                 }
             }
             Intake::Latent(id, map) => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.header.id == id) {
                     r.add_latent(map);
                 }
             }
             Intake::ViewGrid(id, g) => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.header.id == id) {
                     self.views.forget_grid(id, &view_key(g.step, &g.settings));
                     r.add_view_grid(g);
                 }
             }
             Intake::Entanglement(id, t, cond, list) => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
-                    r.entanglement.insert((t, cond), list);
+                if let Some(r) = self.runs.iter_mut().find(|r| r.header.id == id) {
+                    r.header.entanglement.insert((t, cond), list);
                 }
             }
             Intake::Transfer(id, a) => {
-                if let Some(r) = self.runs.iter_mut().find(|r| r.id == id) {
+                if let Some(r) = self.runs.iter_mut().find(|r| r.header.id == id) {
                     let same = TransferSettings::of(&a);
-                    r.transfers.retain(|x| !same.matches(x));
-                    r.transfers.push(a);
+                    r.header.transfers.retain(|x| !same.matches(x));
+                    r.header.transfers.push(a);
                 }
             }
             Intake::DataPreview(p) => self.controls.set_preview(p),
@@ -279,9 +274,8 @@ impl Lab {
         let mut commands: Vec<UiCommand> = self.export_menu.take_screenshot(ui).into_iter().collect();
         let ctx = ViewCtx::new(&self.runs, &self.selected, &self.jobs, self.state.scrub);
         egui::Panel::top("scrubber").show(ui, |ui| self.scrubber.ui(&mut self.state.scrub, &ctx, ui));
-        let offer = RunOffer { configs: &self.configs, backends: &self.backends, methods: &self.method_params };
         let controls = egui::Panel::left("controls").resizable(true).default_size(300.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.controls.ui(&mut self.state.new_run, &mut self.state.open_path, &offer, &ctx, ui)).inner
+            egui::ScrollArea::vertical().show(ui, |ui| self.controls.ui(&mut self.state.new_run, &mut self.state.open_path, &self.offer, &ctx, ui)).inner
         });
         commands.extend(controls.inner.commands);
         for (id, on) in controls.inner.selection {

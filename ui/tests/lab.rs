@@ -4,7 +4,8 @@
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use ltlab_types::{BatchSampler, EmbedMethod, Event, OcMode, SamplerKind, StepRecord};
-use ltlab_ui::{GridImage, HostCommand, Intake, Lab, LabState, RunData, RunId, UiCommand};
+use ltlab_types::{GridImage, HostCommand, Intake, RunData, RunId};
+use ltlab_ui::{Lab, LabState, UiCommand};
 
 fn record(step: u64, mse: f64) -> StepRecord {
     StepRecord {
@@ -26,12 +27,13 @@ fn grid(shade: u8) -> GridImage {
 }
 
 fn lab_with_a_run() -> Lab {
-    let mut lab = Lab::new(LabState::default(), vec!["demo-synthetic".into(), "demo-fashion-mnist".into()]);
+    let mut lab = Lab::new(LabState::default());
+    lab.offer.configs = vec!["demo-synthetic".into(), "demo-fashion-mnist".into()];
     // The method names a host sends from its registry (their parameters where a test needs them).
-    lab.method_params = ["cbdm", "t2h", "h2t", "full", "diffrop", "ccua", "coral", "cm"].iter().map(|m| (m.to_string(), vec![])).collect();
+    lab.offer.method_params = ["cbdm", "t2h", "h2t", "full", "diffrop", "ccua", "coral", "cm"].iter().map(|m| (m.to_string(), vec![])).collect();
     let mut run = RunData::new(RunId(7), "demo-synthetic", "/runs/demo-synthetic");
-    run.total_steps = 1000;
-    run.batch = 32;
+    run.header.total_steps = 1000;
+    run.header.batch = 32;
     lab.intake(Intake::Opened(Box::new(run)));
     lab.intake(Intake::Engine(RunId(7), Event::Started { run_dir: "/runs/demo-synthetic".into(), first_step: 0, total_steps: 1000 }));
     for s in 1..=600 {
@@ -46,10 +48,10 @@ fn lab_with_a_run() -> Lab {
 }
 
 /// Ten classes from 500 down to 5 images (ρ = 0.01), 8 × 8 images in each class's colour.
-fn preview() -> ltlab_ui::DataPreview {
+fn preview() -> ltlab_types::DataPreview {
     let counts: Vec<usize> = (0..10).map(|c| (500.0 * 0.01f64.powf(c as f64 / 9.0)).round() as usize).collect();
     let images = (0..10).map(|c| (0..4 * 3 * 64).map(|i| ((i / 64) % 3 * 60 + c * 20) as u8).collect()).collect();
-    ltlab_ui::DataPreview {
+    ltlab_types::DataPreview {
         config: "demo-synthetic".into(),
         imbalance: 0.01,
         dataset: "synthetic".into(),
@@ -105,7 +107,7 @@ fn a_run_fills_the_panels_and_the_scrubber_moves_them() {
 #[test]
 fn start_pause_and_the_cli_command() {
     let mut lab = lab_with_a_run();
-    let coral = lab.method_params.iter_mut().find(|(m, _)| m == "coral").unwrap();
+    let coral = lab.offer.method_params.iter_mut().find(|(m, _)| m == "coral").unwrap();
     coral.1 = vec![("methods.coral.temperature".into(), "0.1".into()), ("methods.coral.weight".into(), "0.01".into())];
     let mut h = harness(lab);
     // The controls ask once for the config's dataset at ρ.
@@ -139,7 +141,7 @@ fn start_pause_and_the_cli_command() {
     let n = &mut h.state_mut().0.state.new_run;
     n.backend_kind = Some(ltlab_types::BackendKind::Wgpu);
     n.extra = "diffusion.label_drop=\"per-sample\"".into();
-    let defaults = h.state().0.method_params.clone();
+    let defaults = h.state().0.offer.method_params.clone();
     let cli = h.state().0.state.new_run.cli(&defaults);
     assert!(cli.contains(" --backend wgpu "), "{cli}");
     assert!(cli.ends_with(" --set methods.coral.weight=0.02 --set 'diffusion.label_drop=\"per-sample\"'"), "{cli}");
@@ -150,7 +152,7 @@ fn controls_show_the_class_counts_and_images_of_the_dataset() {
     let mut h = harness(lab_with_a_run());
     h.get_by_label("loading the dataset...");
     // Three classes, 2 × 2 grey images; the preview is drawn head first.
-    let preview = ltlab_ui::DataPreview {
+    let preview = ltlab_types::DataPreview {
         config: "demo-synthetic".into(),
         imbalance: 0.01,
         dataset: "synthetic".into(),
@@ -182,7 +184,7 @@ fn controls_show_the_class_counts_and_images_of_the_dataset() {
 /// the list says so.
 #[test]
 fn the_class_list_shows_all_ten_classes_and_says_when_it_scrolls() {
-    let preview = |classes: usize| ltlab_ui::DataPreview {
+    let preview = |classes: usize| ltlab_types::DataPreview {
         config: "demo-synthetic".into(),
         imbalance: 0.01,
         dataset: "synthetic".into(),
@@ -210,7 +212,7 @@ fn the_class_list_shows_all_ten_classes_and_says_when_it_scrolls() {
 fn two_runs_side_by_side_and_state_round_trips() {
     let mut lab = lab_with_a_run();
     let mut other = RunData::new(RunId(8), "demo-synthetic-coral", "/runs/coral");
-    other.methods = "coral".into();
+    other.header.methods = "coral".into();
     lab.intake(Intake::Opened(Box::new(other)));
     lab.intake(Intake::Grid(RunId(8), 500, grid(90)));
     let mut h = harness(lab);
@@ -232,7 +234,7 @@ fn runs_are_grouped_by_method_and_a_group_toggles_at_once() {
     let mut lab = lab_with_a_run();
     for (id, name) in [(8, "coral-a"), (9, "coral-b")] {
         let mut r = RunData::new(RunId(id), name, format!("/runs/{name}"));
-        r.methods = "coral".into();
+        r.header.methods = "coral".into();
         lab.intake(Intake::Opened(Box::new(r)));
     }
     let mut h = harness(lab);
@@ -286,13 +288,13 @@ fn latent_map_job_progress_cancel_and_result() {
     }
     // The host's job reports progress with a preview; Cancel asks to stop it.
     let map = latent_map(500);
-    let view = ltlab_ui::JobView {
+    let view = ltlab_types::JobView {
         id: 3,
         run: RunId(7),
         label: "umap at step 500".into(),
         progress: 0.4,
         preview: Some((map.labels.clone(), map.xy.clone())),
-        kind: ltlab_ui::JobKind::Latent,
+        kind: ltlab_types::JobKind::Latent,
     };
     h.state_mut().0.intake(Intake::Job(view));
     h.run();
@@ -326,12 +328,12 @@ fn latent_map_job_progress_cancel_and_result() {
 #[test]
 fn compare_shows_differing_config_keys_and_metrics() {
     let mut lab = lab_with_a_run();
-    lab.runs[0].config_text = "name = \"ddpm\"\nseed = 0\n[train]\nsteps = 1000\n".into();
+    lab.runs[0].header.config_text = "name = \"ddpm\"\nseed = 0\n[train]\nsteps = 1000\n".into();
     let mut other = RunData::new(RunId(8), "coral", "/runs/coral");
-    other.config_text = "name = \"coral\"\nseed = 0\n[train]\nsteps = 1000\n[methods]\ncoral = 0.1\n".into();
-    other.checkpoints.insert(500);
+    other.header.config_text = "name = \"coral\"\nseed = 0\n[train]\nsteps = 1000\n[methods]\ncoral = 0.1\n".into();
+    other.header.checkpoints.insert(500);
     lab.intake(Intake::Opened(Box::new(other)));
-    let eval = |step, fid| ltlab_ui::EvalSummary {
+    let eval = |step, fid| ltlab_types::EvalSummary {
         step,
         label: "domain · ddim:20 · ω 0 · 1000 samples".into(),
         fid,
@@ -341,8 +343,8 @@ fn compare_shows_differing_config_keys_and_metrics() {
         class_fid: vec![Some(10.0), Some(20.0)],
         splits: vec![("many".into(), Some(8.0), Some(9.0))],
     };
-    lab.runs[0].evals = vec![eval(500, 12.5)];
-    lab.runs[1].evals = vec![eval(500, 11.25)];
+    lab.runs[0].header.evals = vec![eval(500, 12.5)];
+    lab.runs[1].header.evals = vec![eval(500, 11.25)];
     let mut h = harness(lab);
     h.get_by_label("Compare").click();
     h.run();
@@ -424,14 +426,15 @@ fn grids_sampled_at_view_time_with_other_settings() {
     assert_eq!((settings.sampler, settings.omega, settings.per_class), (SamplerKind::parse("ddim:50:clip").unwrap(), 1.5, 8));
     assert_eq!(settings.cli("runs/demo", 500), "ltlab sample --run runs/demo --step 500 --per-class 8 --sampler ddim:50:clip --omega 1.5");
     // The job's progress with Cancel, then its grid.
-    let view = ltlab_ui::JobView { id: 4, run: RunId(7), label: "sampling step 500".into(), progress: 0.25, preview: None, kind: ltlab_ui::JobKind::Sample };
+    let view =
+        ltlab_types::JobView { id: 4, run: RunId(7), label: "sampling step 500".into(), progress: 0.25, preview: None, kind: ltlab_types::JobKind::Sample };
     h.state_mut().0.intake(Intake::Job(view));
     h.run();
     h.get_by_label("sampling step 500 25 %");
     h.get_by_label("Cancel").click();
     h.run();
     assert_eq!(h.state().1.last(), Some(&UiCommand::Host(HostCommand::CancelJob(4))));
-    h.state_mut().0.intake(Intake::ViewGrid(RunId(7), ltlab_ui::ViewGrid { step: 500, settings, image: grid(120) }));
+    h.state_mut().0.intake(Intake::ViewGrid(RunId(7), ltlab_types::ViewGrid { step: 500, settings, image: grid(120) }));
     h.state_mut().0.intake(Intake::JobEnded(4));
     h.run();
     h.get_by_label("step 500 · ddim:50:clip · ω 1.5 · 8 per class");
@@ -514,7 +517,7 @@ fn the_backend_choice_lists_this_hosts_devices_and_prefers_a_real_gpu() {
     };
     // A software adapter only: flex stays the default, and the software one is named as such.
     let mut lab = lab_with_a_run();
-    lab.set_backends(vec![cpu.clone(), lavapipe.clone()]);
+    lab.set_offer(ltlab_types::Offer { backends: vec![cpu.clone(), lavapipe.clone()], ..lab.offer.clone() });
     let mut h = harness(lab);
     h.get_by_value("flex · CPU, 2 threads").click();
     h.run();
@@ -526,11 +529,11 @@ fn the_backend_choice_lists_this_hosts_devices_and_prefers_a_real_gpu() {
     // A host with a real GPU: it is the default, and a choice this host lacks falls back to it.
     let mut lab = lab_with_a_run();
     lab.state.new_run.backend_kind = Some(BackendKind::Wgpu);
-    lab.set_backends(vec![cpu.clone(), gpu.clone()]);
+    lab.set_offer(ltlab_types::Offer { backends: vec![cpu.clone(), gpu.clone()], ..lab.offer.clone() });
     assert_eq!(lab.state.new_run.backend_kind, Some(BackendKind::Cuda));
     // A choice the host has is kept.
     lab.state.new_run.backend_kind = Some(BackendKind::Flex);
-    lab.set_backends(vec![cpu, gpu]);
+    lab.set_offer(ltlab_types::Offer { backends: vec![cpu, gpu], ..lab.offer.clone() });
     let mut h = harness(lab);
     h.get_by_label("Start").click();
     h.run();

@@ -9,9 +9,10 @@
 //! hold steps that came live); live messages for it wait until then, and steps the columns
 //! already had are not added twice.
 
-use ltlab_types::{BackendChoice, Event, LatentMap, StepRecord, Thumbnails};
-use ltlab_ui::remote::{ErrorBody, Hello, HostCommand, Live, LiveMsg, RunSnapshot, ThumbnailShape};
-use ltlab_ui::{GridImage, Intake, MethodParams, RunData, RunId, SampleSettings, ViewGrid};
+use ltlab_types::{
+    ErrorBody, Event, GridImage, Hello, HostCommand, Intake, LatentMap, Live, LiveMsg, Offer, RunData, RunId, RunSnapshot, SampleSettings, StepRecord,
+    ThumbnailShape, Thumbnails, ViewGrid,
+};
 use std::collections::HashMap;
 
 /// What the page is fetching; the answer comes back with it.
@@ -70,15 +71,6 @@ pub enum ToLab {
     Intake(Intake),
 }
 
-/// The new runs the server can start, from its hello.
-#[derive(Debug, Clone)]
-pub struct Offer {
-    pub configs: Vec<String>,
-    pub method_params: MethodParams,
-    pub backends: Vec<BackendChoice>,
-    pub read_only: bool,
-}
-
 /// A run whose metrics are still being read.
 struct Loading {
     run: RunData,
@@ -115,7 +107,7 @@ impl Client {
         let waiting = std::mem::take(&mut self.waiting);
         *self = Self { waiting, ..Self::default() };
         self.out.push(ToLab::Reset);
-        self.out.push(ToLab::Offer(Box::new(Offer { configs: h.configs, method_params: h.method_params, backends: h.backends, read_only: h.read_only })));
+        self.out.push(ToLab::Offer(Box::new(h.offer)));
         for j in h.jobs {
             self.out.push(ToLab::Intake(Intake::Job(j)));
         }
@@ -220,7 +212,7 @@ impl Client {
 
     /// Starts reading a run: its metrics and its images.
     fn load(&mut self, snap: RunSnapshot) {
-        let id = snap.id;
+        let id = snap.header.id;
         for &step in &snap.grid_steps {
             self.get(format!("/api/runs/{}/grids/{step}", id.0), Fetch::Grid { run: id, step });
         }
@@ -241,7 +233,7 @@ impl Client {
     /// The loss curves: the run goes to the lab now, its whole log is asked for next.
     fn curves(&mut self, run: RunId, bytes: &[u8]) {
         let Some(loading) = self.loading.get_mut(&run) else { return };
-        match ltlab_ui::Metrics::decode_columns(bytes) {
+        match ltlab_types::Metrics::decode_columns(bytes) {
             Ok(m) => {
                 loading.run.metrics = m;
                 self.refining.insert(run, Vec::new());
@@ -255,7 +247,7 @@ impl Client {
     /// The whole log, in place of the curves; the steps that came live meanwhile after it.
     fn whole(&mut self, run: RunId, bytes: &[u8]) {
         let Some(since) = self.refining.remove(&run) else { return };
-        match ltlab_ui::Metrics::decode_columns(bytes) {
+        match ltlab_types::Metrics::decode_columns(bytes) {
             Ok(m) => {
                 let last = m.last_step().unwrap_or(0);
                 self.out.push(ToLab::Intake(Intake::Metrics(run, Box::new(m))));
@@ -372,8 +364,8 @@ pub fn decode_png(bytes: &[u8]) -> Result<GridImage, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ltlab_types::{BackendKind, DeviceClass};
-    use ltlab_ui::RunStatus;
+    use ltlab_types::RunStatus;
+    use ltlab_types::{BackendChoice, BackendKind, DeviceClass};
     use std::collections::BTreeMap;
 
     fn record(step: u64, total: f64) -> StepRecord {
@@ -392,7 +384,7 @@ mod tests {
 
     /// The server's columns of these records.
     fn columns(records: &[StepRecord], detail: bool) -> Vec<u8> {
-        let mut m = ltlab_ui::Metrics::default();
+        let mut m = ltlab_types::Metrics::default();
         records.iter().for_each(|r| m.push(r));
         m.encode_columns(detail)
     }
@@ -403,16 +395,18 @@ mod tests {
 
     fn snapshot(id: u64) -> RunSnapshot {
         let mut run = RunData::new(RunId(id), format!("run{id}"), format!("runs/run{id}"));
-        run.status = RunStatus::Training;
+        run.header.status = RunStatus::Training;
         RunSnapshot::of(&run)
     }
 
     fn hello(seq: u64, runs: Vec<RunSnapshot>) -> String {
         serde_json::to_string(&Hello {
             seq,
-            configs: vec!["demo".into()],
-            method_params: vec![],
-            backends: vec![BackendChoice { kind: BackendKind::Flex, device: "CPU, 2 threads".into(), class: DeviceClass::Cpu }],
+            offer: Offer {
+                configs: vec!["demo".into()],
+                method_params: vec![],
+                backends: vec![BackendChoice { kind: BackendKind::Flex, device: "CPU, 2 threads".into(), class: DeviceClass::Cpu }],
+            },
             runs,
             jobs: vec![],
             read_only: false,
@@ -458,7 +452,7 @@ mod tests {
         // The server's curves had steps 1–3 (3 also came live).
         c.fetched(reqs[0].fetch.clone(), ok(columns(&[record(1, 0.6), record(2, 0.5), record(3, 0.4)], false)));
         let got = intakes(&mut c);
-        assert!(matches!(&got[0], Intake::Opened(r) if r.status == RunStatus::Training));
+        assert!(matches!(&got[0], Intake::Opened(r) if r.header.status == RunStatus::Training));
         assert_eq!(steps(&got), [1, 2, 3, 4], "step 3 once, the held step 4 after the run");
         let whole = c.take_requests();
         assert_eq!(whole.iter().map(|r| r.url.as_str()).collect::<Vec<_>>(), ["/api/runs/1/columns"], "then the whole log");
@@ -558,7 +552,7 @@ mod tests {
 
         // Dataset previews come to every page; each takes only the one it asked for.
         c.command(&HostCommand::PreviewData { config: "demo".into(), imbalance: 0.1 });
-        let preview = |config: &str| ltlab_ui::DataPreview {
+        let preview = |config: &str| ltlab_types::DataPreview {
             config: config.into(),
             imbalance: 0.1,
             dataset: "synthetic".into(),

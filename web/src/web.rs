@@ -10,7 +10,8 @@
 use crate::client::{Answer, Client, Fetch, Request, ToLab};
 use crate::download::download;
 use eframe::egui;
-use ltlab_ui::{Intake, Lab, LabState, RunId, UiCommand, VIEWS};
+use ltlab_types::{Intake, RunId};
+use ltlab_ui::{Lab, LabState, UiCommand, VIEWS};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -64,7 +65,7 @@ impl WebApp {
         }
         // Runs are the server's: the page shows what it has, not what this browser had open.
         state.open_runs.clear();
-        let lab = Lab::new(state, Vec::new());
+        let lab = Lab::new(state);
         let inbox: Inbox = Rc::default();
         let ctx = cc.egui_ctx.clone();
         let events = web_sys::EventSource::new("/api/events")?;
@@ -115,11 +116,7 @@ impl WebApp {
                     self.lab.selected.clear();
                     self.lab.jobs.clear();
                 }
-                ToLab::Offer(offer) => {
-                    self.lab.configs = offer.configs;
-                    self.lab.method_params = offer.method_params;
-                    self.lab.set_backends(offer.backends);
-                }
+                ToLab::Offer(offer) => self.lab.set_offer(*offer),
                 ToLab::Intake(i) => self.lab.intake(i),
             }
         }
@@ -153,13 +150,13 @@ impl WebApp {
         let epoch_ms = js_sys::Date::now();
         for r in &self.lab.runs {
             let step = r.last_step();
-            if !r.metrics.is_empty() && self.drawn.get(&r.id) != Some(&step) {
+            if !r.metrics.is_empty() && self.drawn.get(&r.header.id) != Some(&step) {
                 if !self.first_curve_logged {
                     self.first_curve_logged = true;
-                    log(&format!("ltlab-metric first-curve ms={:.0} run={} points={}", now_ms(), r.name, r.metrics.len()));
+                    log(&format!("ltlab-metric first-curve ms={:.0} run={} points={}", now_ms(), r.header.name, r.metrics.len()));
                 }
-                log(&format!("ltlab-metric drawn run={} step={step} epoch_ms={epoch_ms:.0}", r.name));
-                self.drawn.insert(r.id, step);
+                log(&format!("ltlab-metric drawn run={} step={step} epoch_ms={epoch_ms:.0}", r.header.name));
+                self.drawn.insert(r.header.id, step);
             }
         }
         let t = now_ms();

@@ -69,7 +69,7 @@ impl WithBackend for DiffropJob {
         if a.batch < 2 || a.batches == 0 {
             bail!("options --batch (≥ 2) and --batches (≥ 1) must be positive");
         }
-        let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device.clone())?;
+        let (trainer, step) = RunDir::open(&a.run)?.trainer::<B>(a.step, device.clone())?;
         let model = if a.weights == "raw" { trainer.model.valid() } else { trainer.ema.clone() }.merge_experts();
         let rows = pair_overlap(&model, &trainer.schedule, &trainer.data, a.batch, a.batches, a.seed, &device);
         if a.json {
@@ -254,7 +254,7 @@ impl WithBackend for ClassesJob {
     type Output = anyhow::Result<()>;
     fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = self.0;
-        let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device.clone())?;
+        let (trainer, step) = RunDir::open(&a.run)?.trainer::<B>(a.step, device.clone())?;
         if a.t >= trainer.schedule.len() {
             bail!("option --t: {} is outside 0..{}", a.t, trainer.schedule.len());
         }

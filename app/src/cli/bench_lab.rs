@@ -5,7 +5,8 @@
 use crate::host::runs::read_run;
 use eframe::egui;
 use ltlab_types::{Event, StepRecord};
-use ltlab_ui::{Intake, Lab, LabState, RunId, View};
+use ltlab_types::{Intake, RunId};
+use ltlab_ui::{Lab, LabState, View};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,7 +53,7 @@ impl LabBench {
     pub fn run(self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.runs.is_empty(), "option `runs`: give at least one run directory");
         anyhow::ensure!(self.frames > 0, "option `frames`: must be at least 1");
-        let mut lab = Lab::new(LabState::default(), Vec::new());
+        let mut lab = Lab::new(LabState::default());
         let mut open_s = Vec::new();
         for (k, dir) in self.runs.iter().enumerate() {
             let t0 = Instant::now();
@@ -92,8 +93,8 @@ impl LabBench {
         // A further run trains: 10 steps arrive per frame through the engine-event intake, as
         // from a live run at 10 steps per frame; the pointer stays over the plot.
         let live = RunId(self.runs.len() as u64 + 1);
-        let mut run = ltlab_ui::RunData::new(live, "live", "(live)");
-        run.total_steps = (self.frames * 10) as u64;
+        let mut run = ltlab_types::RunData::new(live, "live", "(live)");
+        run.header.total_steps = (self.frames * 10) as u64;
         lab.intake(Intake::Opened(Box::new(run)));
         lab.intake(Intake::Engine(live, Event::Started { run_dir: "(live)".into(), first_step: 0, total_steps: (self.frames * 10) as u64 }));
         let mut step = 0u64;

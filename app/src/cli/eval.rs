@@ -307,7 +307,7 @@ impl ScoreJob {
 
     fn run_mode<B: TrainBackend>(&self, run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(EvalReport, Option<PathBuf>)> {
         let s = &self.0;
-        let (trainer, step) = crate::host::runs::open_run::<B>(run, step, device.clone())?;
+        let (trainer, step) = RunDir::open(run)?.trainer::<B>(step, device.clone())?;
         let data_cfg: &DataConfig = &trainer.cfg.data;
         let real = data_cfg.load_balanced()?;
         let root = data_cfg.effective_root();

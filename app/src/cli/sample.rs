@@ -47,7 +47,7 @@ impl WithBackend for SampleJob {
     type Output = anyhow::Result<()>;
     fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
         let a = &self.args;
-        let (trainer, step) = crate::host::runs::open_run::<B>(&a.run, a.step, device)?;
+        let (trainer, step) = RunDir::open(&a.run)?.trainer::<B>(a.step, device)?;
         let out = match &a.out {
             Some(p) => p.clone(),
             None => RunDir::open(&a.run)?.view_grid_path(step, &self.sampler, a.omega, a.per_class),

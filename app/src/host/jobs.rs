@@ -5,7 +5,7 @@
 //! cancelled (the transfer job is short and runs to its end).
 
 use super::latents::{compute_latent_map, entanglement_sweep};
-use super::runs::{decode_grid, open_run, read_run};
+use super::runs::{decode_grid, read_run};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use ltlab_engine::analysis::latents::LatentSetup;
 use ltlab_engine::analysis::transfer::{TransferSetup, transfer_curve, transfer_matrix};
@@ -17,8 +17,8 @@ use ltlab_engine::train::TrainConfig;
 use ltlab_engine::train::engine::write_class_grid;
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::train::trainer::Weights;
+use ltlab_types::{DataPreview, Intake, JobKind, JobView, LatentSettings, RunId, SampleSettings, TransferSettings, ViewGrid};
 use ltlab_types::{EmbedMethod, TransferAnalysis};
-use ltlab_ui::{DataPreview, Intake, JobKind, JobView, LatentSettings, RunId, SampleSettings, TransferSettings, ViewGrid};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -286,7 +286,7 @@ impl WithBackend for Job {
             }
             Work::Sample { step, settings } => {
                 let sampler = settings.sampler;
-                let (trainer, _) = open_run::<B>(&self.dir, Some(step), device)?;
+                let (trainer, _) = RunDir::open(&self.dir)?.trainer::<B>(Some(step), device)?;
                 let path = RunDir::open(&self.dir)?.view_grid_path(step, &sampler, settings.omega, settings.per_class);
                 let done = write_class_grid(&trainer, &path, settings.per_class, sampler, settings.omega, Weights::Ema, &mut |done, all| {
                     let _ = self.tx.send(Intake::Job(view(done as f32 / all.max(1) as f32, None)));

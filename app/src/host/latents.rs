@@ -23,7 +23,7 @@ pub fn compute_latent_map<B: TrainBackend>(
     progress: &mut Progress,
 ) -> anyhow::Result<(LatentMap, Vec<Entanglement>)> {
     let dir = RunDir::open(run)?;
-    let (trainer, step) = super::runs::open_run::<B>(run, step, device.clone())?;
+    let (trainer, step) = RunDir::open(run)?.trainer::<B>(step, device.clone())?;
     let real = trainer.cfg.data.load_balanced()?;
     let model = trainer.ema.clone().merge_experts();
     let at = ModelAt { model: &model, schedule: &trainer.schedule, step, device };

@@ -9,7 +9,7 @@ use ltlab_engine::methods::{self, REGISTRY};
 use ltlab_engine::model::Preset;
 use ltlab_engine::train::TrainConfig;
 use ltlab_engine::train::config::BUILTIN_PRESETS;
-use ltlab_ui::MethodParams;
+use ltlab_types::MethodParams;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn every_method_offers_its_hyper_parameters_with_defaults() {
         let p = method_params();
-        let keys = |m: &str| ltlab_ui::lab::params_of(&p, m).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>();
+        let keys = |m: &str| ltlab_types::params_of(&p, m).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>();
         // Every name of the registry, the worked example of docs/adding-a-method.md included.
         assert_eq!(p.len(), methods::method_names().len() - 1, "all but ddpm");
         assert_eq!(keys("cb-loss"), ["methods.cb_loss.beta"]);

@@ -12,9 +12,7 @@ use jobs::Jobs;
 use launch::{method_params, train_config};
 use ltlab_engine::train::config::BUILTIN_PRESETS;
 use ltlab_engine::train::engine::{self, EngineHandle};
-use ltlab_types::{BackendChoice, Command, Event};
-use ltlab_ui::remote::HostCommand;
-use ltlab_ui::{Intake, MethodParams, RunData, RunId, RunStatus};
+use ltlab_types::{Command, Event, HostCommand, Intake, Offer, RunData, RunId, RunStatus};
 use runs::decode_grid;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,21 +31,14 @@ pub struct Host {
     runs_root: PathBuf,
 }
 
-/// What the new-run controls can offer on this host.
-pub struct Offer {
-    pub configs: Vec<String>,
-    pub method_params: MethodParams,
-    /// What this machine can train on (each backend probed for its device).
-    pub backends: Vec<BackendChoice>,
-}
-
-impl Offer {
-    pub fn of_this_build() -> Self {
-        Self {
-            configs: BUILTIN_PRESETS.iter().map(|(n, _)| n.to_string()).collect(),
-            method_params: method_params(),
-            backends: ltlab_engine::backend::available(),
-        }
+/// What the new-run controls can offer on this host: the built-in configs, the registry's
+/// methods with their parameters, and the backends this machine can train on (each probed for
+/// its device).
+pub fn offer() -> Offer {
+    Offer {
+        configs: BUILTIN_PRESETS.iter().map(|(n, _)| n.to_string()).collect(),
+        method_params: method_params(),
+        backends: ltlab_engine::backend::available(),
     }
 }
 
@@ -137,11 +128,11 @@ impl Host {
         }
         let id = self.fresh_id();
         let mut run = RunData::new(id, config.name.clone(), out.display().to_string());
-        run.methods = config.methods.label();
-        run.total_steps = config.steps;
-        run.batch = config.batch;
-        run.status = RunStatus::Starting;
-        self.dirs.insert(id, run.dir.clone());
+        run.header.methods = config.methods.label();
+        run.header.total_steps = config.steps;
+        run.header.batch = config.batch;
+        run.header.status = RunStatus::Starting;
+        self.dirs.insert(id, run.header.dir.clone());
         self.engines.insert(id, engine::spawn(engine::Launch::New { config, out }));
         self.pending.push(Intake::Opened(Box::new(run)));
     }
@@ -167,7 +158,7 @@ impl Host {
         }
         for m in self.jobs.drain() {
             if let Intake::Opened(run) = &m {
-                self.dirs.insert(run.id, run.dir.clone());
+                self.dirs.insert(run.header.id, run.header.dir.clone());
             }
             msgs.push(m);
         }

@@ -1,34 +1,11 @@
-//! Run directories as the front ends need them: a trainer at a checkpoint, and everything a
-//! run holds that the panels show.
+//! Run directories as the front ends need them: everything a run holds that the panels show.
 
 use ltlab_engine::analysis::latents::read_entanglement;
 use ltlab_engine::eval::report::EvalReport;
-use ltlab_engine::ops::TrainBackend;
-use ltlab_engine::train::Trainer;
-use ltlab_engine::train::checkpoint::Checkpoint;
 use ltlab_engine::train::run_dir::{RunDir, ViewGridFile};
+use ltlab_types::{EvalSummary, GridImage, RunData, RunId, SampleSettings, ViewGrid};
 use ltlab_types::{LatentMap, Thumbnails};
-use ltlab_ui::{EvalSummary, GridImage, RunData, RunId, SampleSettings, ViewGrid};
 use std::path::Path;
-
-/// A run's trainer restored from the checkpoint at `step` (default: the newest).
-pub fn open_run<B: TrainBackend>(run: &Path, step: Option<u64>, device: B::Device) -> anyhow::Result<(Trainer<B>, u64)> {
-    let dir = RunDir::open(run)?;
-    let cfg = dir.read_config()?;
-    let (step, path) = match step {
-        Some(s) => {
-            let p = dir.checkpoint_path(s);
-            if !p.is_file() {
-                let have: Vec<String> = dir.checkpoints().iter().map(|(s, _)| s.to_string()).collect();
-                anyhow::bail!("option `step`: {} has no checkpoint at step {s} (have: {})", run.display(), have.join(", "));
-            }
-            (s, p)
-        }
-        None => dir.latest_checkpoint().ok_or_else(|| anyhow::anyhow!("{}: no checkpoints yet", run.display()))?,
-    };
-    let data = cfg.data.load()?;
-    Ok((Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?, step))
-}
 
 /// A grid PNG as RGBA.
 pub fn decode_grid(path: &Path) -> anyhow::Result<GridImage> {
@@ -41,15 +18,15 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
     let rd = RunDir::open(dir)?;
     let cfg = rd.read_config()?;
     let mut run = RunData::new(id, cfg.name.clone(), dir.display().to_string());
-    run.config_text = std::fs::read_to_string(rd.config_path()).unwrap_or_default();
-    run.methods = cfg.methods.label();
-    run.dataset = cfg.record.as_ref().map(|r| r.dataset.clone());
-    run.total_steps = cfg.steps;
-    run.batch = cfg.batch;
+    run.header.config_text = std::fs::read_to_string(rd.config_path()).unwrap_or_default();
+    run.header.methods = cfg.methods.label();
+    run.header.dataset = cfg.record.as_ref().map(|r| r.dataset.clone());
+    run.header.total_steps = cfg.steps;
+    run.header.batch = cfg.batch;
     rd.for_each_metric(|r| run.metrics.push(&r))?;
-    run.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
+    run.header.checkpoints = rd.checkpoints().into_iter().map(|c| c.0).collect();
     read_analysis(&rd, &cfg, &mut run)?;
-    run.evals = read_evals(&rd);
+    run.header.evals = read_evals(&rd);
     for (step, path) in rd.sample_grids() {
         run.grids.insert(step, decode_grid(&path)?);
     }
@@ -60,7 +37,7 @@ pub fn read_run(id: RunId, dir: &Path) -> anyhow::Result<RunData> {
 /// from the balanced data (files do not carry them).
 fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, run: &mut RunData) -> anyhow::Result<()> {
     for e in rd.entanglement_files() {
-        run.entanglement.insert((e.t, e.conditional), read_entanglement(&e.path)?);
+        run.header.entanglement.insert((e.t, e.conditional), read_entanglement(&e.path)?);
     }
     for g in rd.view_grids() {
         run.add_view_grid(ViewGrid { step: g.step, settings: sample_settings(&g), image: decode_grid(&g.path)? });
@@ -80,11 +57,11 @@ fn read_analysis(rd: &RunDir, cfg: &ltlab_engine::train::config::TrainConfig, ru
             }
             map.images = Some(Thumbnails { channels: real.channels, size: real.size, pixels });
         }
-        let list = run.entanglement.clone();
+        let list = run.header.entanglement.clone();
         run.add_latent(map);
         // Lists read from disk are complete; keep them over the one-map view.
         for (k, v) in list {
-            run.entanglement.insert(k, v);
+            run.header.entanglement.insert(k, v);
         }
     }
     Ok(())

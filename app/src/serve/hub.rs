@@ -3,10 +3,10 @@
 //! and broadcasts it to every open page. A page that reads the mirror at `seq` and then applies
 //! the live messages after `seq` sees exactly what the server saw.
 
-use crate::host::{Host, Offer};
+use crate::host::{self, Host};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use ltlab_ui::remote::{Hello, Live, LiveMsg, RunSnapshot, ThumbnailShape, without_images};
-use ltlab_ui::{Intake, Lab, LabState, RunData, RunId};
+use ltlab_types::{Hello, HostCommand, Intake, Live, LiveMsg, RunData, RunId, RunSnapshot, ThumbnailShape};
+use ltlab_ui::{Lab, LabState};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -20,7 +20,6 @@ pub struct Mirror {
     pub lab: Lab,
     /// Number of the last live message sent.
     pub seq: u64,
-    offer: Offer,
 }
 
 impl Mirror {
@@ -31,9 +30,7 @@ impl Mirror {
     pub fn hello(&self, read_only: bool) -> Hello {
         Hello {
             seq: self.seq,
-            configs: self.offer.configs.clone(),
-            method_params: self.offer.method_params.clone(),
-            backends: self.offer.backends.clone(),
+            offer: self.lab.offer.clone(),
             runs: self.lab.runs.iter().map(RunSnapshot::of).collect(),
             jobs: self.lab.jobs.values().cloned().collect(),
             read_only,
@@ -66,7 +63,7 @@ impl Mirror {
         match m {
             Intake::Latent(id, map) => {
                 let thumbnails = ThumbnailShape::of(&map);
-                let bare = without_images(&map);
+                let bare = map.without_images();
                 self.lab.intake(Intake::Latent(id, map));
                 let index = self.lab.run(id)?.latent_maps.len().checked_sub(1)?;
                 Some(LiveMsg::Latent { run: id, index, map: bare, thumbnails })
@@ -86,7 +83,7 @@ impl Mirror {
 pub struct Shared {
     pub mirror: RwLock<Mirror>,
     pub live: broadcast::Sender<Arc<str>>,
-    pub commands: Sender<ltlab_ui::remote::HostCommand>,
+    pub commands: Sender<HostCommand>,
     /// Canonical runs folder.
     pub root: PathBuf,
     pub read_only: bool,
@@ -103,15 +100,15 @@ impl Shared {
 pub fn start(root: PathBuf, read_only: bool) -> Arc<Shared> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let (live, _) = broadcast::channel(4096);
-    let offer = Offer::of_this_build();
-    let lab = Lab::new(LabState::default(), offer.configs.clone());
-    let shared = Arc::new(Shared { mirror: RwLock::new(Mirror { lab, seq: 0, offer }), live, commands: tx, root: root.clone(), read_only });
+    let mut lab = Lab::new(LabState::default());
+    lab.set_offer(host::offer());
+    let shared = Arc::new(Shared { mirror: RwLock::new(Mirror { lab, seq: 0 }), live, commands: tx, root: root.clone(), read_only });
     let hub = shared.clone();
     std::thread::Builder::new().name("ltlab-hub".into()).spawn(move || run(&hub, Host::new(root), &rx)).expect("the hub thread starts");
     shared
 }
 
-fn run(shared: &Shared, mut host: Host, rx: &Receiver<ltlab_ui::remote::HostCommand>) {
+fn run(shared: &Shared, mut host: Host, rx: &Receiver<HostCommand>) {
     let mut last_scan: Option<Instant> = None;
     // Each directory found is opened once: one that does not read says so once, not every scan.
     let mut found = std::collections::HashSet::new();
@@ -126,7 +123,7 @@ fn run(shared: &Shared, mut host: Host, rx: &Receiver<ltlab_ui::remote::HostComm
         }
         if last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
             for dir in run_dirs(host.runs_root()).into_iter().filter(|d| found.insert(d.clone())) {
-                host.execute(ltlab_ui::remote::HostCommand::Open(dir));
+                host.execute(HostCommand::Open(dir));
             }
             last_scan = Some(Instant::now());
         }

@@ -16,8 +16,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
-use ltlab_ui::remote::{ErrorBody, HostCommand};
-use ltlab_ui::{GridImage, RunId};
+use ltlab_types::{ErrorBody, GridImage, HostCommand, RunId};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::{Read, Seek};
@@ -252,7 +251,7 @@ fn checked(st: &AppState, cmd: HostCommand) -> Result<HostCommand, ApiError> {
 async fn metrics(State(st): State<AppState>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
     let id = run_id(&id)?;
     let from: u64 = q.get("from").map(|f| number(f, "option `from`")).transpose()?.unwrap_or(0);
-    let dir = st.shared.read().run(id).map(|r| r.dir.clone()).ok_or_else(|| missing(format!("no run {}", id.0)))?;
+    let dir = st.shared.read().run(id).map(|r| r.header.dir.clone()).ok_or_else(|| missing(format!("no run {}", id.0)))?;
     let path = std::path::Path::new(&dir).join("metrics.jsonl");
     let (bytes, next, more) =
         tokio::task::spawn_blocking(move || read_lines_from(&path, from)).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;

@@ -4,10 +4,12 @@
 //! `analysis/` (view-time grids, latent maps, entanglement lists), `evals/` (`ltlab eval`
 //! reports and their sample grids). Only this file knows the names.
 
-use super::checkpoint;
+use super::checkpoint::{self, Checkpoint};
 use super::config::TrainConfig;
+use super::trainer::Trainer;
 use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result, write_atomic};
+use crate::ops::TrainBackend;
 use ltlab_types::StepRecord;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -207,6 +209,25 @@ impl RunDir {
 
     pub fn latest_checkpoint(&self) -> Option<(u64, PathBuf)> {
         self.checkpoints().pop()
+    }
+
+    /// The run's trainer restored from its checkpoint at `step` (default: the newest), and
+    /// that step: what sampling, evaluation and analysis of a run start from.
+    pub fn trainer<B: TrainBackend>(&self, step: Option<u64>, device: B::Device) -> Result<(Trainer<B>, u64)> {
+        let cfg = self.read_config()?;
+        let (step, path) = match step {
+            Some(s) => {
+                let p = self.checkpoint_path(s);
+                if !p.is_file() {
+                    let have: Vec<String> = self.checkpoints().iter().map(|(s, _)| s.to_string()).collect();
+                    return Err(Error::option("step", format!("{} has no checkpoint at step {s} (have: {})", self.path.display(), have.join(", "))));
+                }
+                (s, p)
+            }
+            None => self.latest_checkpoint().ok_or_else(|| Error::data(&self.path, "no checkpoints yet"))?,
+        };
+        let data = cfg.data.load()?;
+        Ok((Trainer::<B>::restore(cfg, data, device, &Checkpoint::read(&path)?)?, step))
     }
 
     /// Removes all but the newest `keep` checkpoints (0 keeps all).

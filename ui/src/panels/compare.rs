@@ -26,9 +26,9 @@ impl CompareView {
         egui::ScrollArea::vertical().id_salt("compare").show(ui, |ui| {
             same_footing(&runs, ui);
             ui.heading("config: keys that differ");
-            let texts: Vec<&str> = runs.iter().map(|r| r.config_text.as_str()).collect();
+            let texts: Vec<&str> = runs.iter().map(|r| r.header.config_text.as_str()).collect();
             let diff = config_diff(&texts);
-            let header = std::iter::once("key".to_string()).chain(runs.iter().map(|r| r.name.clone())).collect();
+            let header = std::iter::once("key".to_string()).chain(runs.iter().map(|r| r.header.name.clone())).collect();
             let rows =
                 diff.iter().map(|(key, vals)| std::iter::once(key.clone()).chain(vals.iter().map(|v| v.clone().unwrap_or("—".into()))).collect()).collect();
             let diff_table = Table { name: "config-diff".into(), header, rows };
@@ -39,7 +39,7 @@ impl CompareView {
             out.tables.push(diff_table);
 
             ui.separator();
-            let evals: Vec<Option<&EvalSummary>> = runs.iter().map(|r| r.evals.iter().filter(|e| e.step <= step).max_by_key(|e| e.step)).collect();
+            let evals: Vec<Option<&EvalSummary>> = runs.iter().map(|r| r.header.evals.iter().filter(|e| e.step <= step).max_by_key(|e| e.step)).collect();
             ui.heading(format!("metrics at step {step} (newest `ltlab eval` at or before it)"));
             if evals.iter().all(Option::is_none) {
                 ui.label("No evaluations yet: run `ltlab eval --run DIR --per-class` on these runs.");
@@ -67,7 +67,7 @@ impl CompareView {
 
 /// Warns when the runs do not share dataset, classes or seed (the comparison is then unfair).
 fn same_footing(runs: &[&RunData], ui: &mut egui::Ui) {
-    let fingerprints: Vec<Option<&str>> = runs.iter().map(|r| r.dataset.as_ref().map(|d| d.fingerprint.as_str())).collect();
+    let fingerprints: Vec<Option<&str>> = runs.iter().map(|r| r.header.dataset.as_ref().map(|d| d.fingerprint.as_str())).collect();
     if fingerprints.iter().any(Option::is_none) {
         ui.label("The training data of some runs is not recorded yet (they have not started).");
     } else if fingerprints.iter().any(|f| f != &fingerprints[0]) {
@@ -92,7 +92,7 @@ fn metrics_table(runs: &[&RunData], evals: &[Option<&EvalSummary>]) -> Table {
         }
         v
     });
-    let header = std::iter::once(String::new()).chain(runs.iter().map(|r| r.name.clone())).collect();
+    let header = std::iter::once(String::new()).chain(runs.iter().map(|r| r.header.name.clone())).collect();
     let row = |name: String, get: &dyn Fn(&EvalSummary) -> String| {
         std::iter::once(name).chain(evals.iter().map(|e| e.map_or("—".into(), get))).collect::<Vec<String>>()
     };
@@ -135,7 +135,7 @@ fn class_fid_plot(runs: &[&RunData], evals: &[Option<&EvalSummary>], ui: &mut eg
         return None;
     }
     // Rank of every class by training count (head first), from the first run that knows it.
-    let counts = runs.iter().find_map(|r| r.dataset.as_ref().map(|d| d.counts.clone())).unwrap_or_default();
+    let counts = runs.iter().find_map(|r| r.header.dataset.as_ref().map(|d| d.counts.clone())).unwrap_or_default();
     let mut order: Vec<usize> = (0..counts.len()).collect();
     order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
     let rank = |c: usize| order.iter().position(|&o| o == c).unwrap_or(c) as f64;
@@ -146,7 +146,7 @@ fn class_fid_plot(runs: &[&RunData], evals: &[Option<&EvalSummary>], ui: &mut eg
         let mut pts: Vec<[f64; 2]> = e.class_fid.iter().enumerate().filter_map(|(c, v)| v.map(|v| [rank(c), v])).collect();
         pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
         let c = super::colour(k);
-        fig.series.push(Series::line(r.name.clone(), c, pts.clone()));
+        fig.series.push(Series::line(r.header.name.clone(), c, pts.clone()));
         fig.series.push(Series::line("", c, pts).style(Style::Points { radius: 3.0 }));
     }
     fig.draw("class-fid", ui, |p| p.height(220.0), |_| ());
@@ -158,15 +158,15 @@ fn over_steps(s: &LatentSettings, runs: &[&RunData], step: u64, ui: &mut egui::U
     let mut fid = Figure::new("fid-over-steps", "step", "FID");
     let mut purity = Figure::new("purity-over-steps", "step", format!("mean k-NN purity, t = {}", s.t));
     for (k, r) in runs.iter().enumerate() {
-        if r.evals.len() > 1 {
-            let mut e: Vec<&EvalSummary> = r.evals.iter().collect();
+        if r.header.evals.len() > 1 {
+            let mut e: Vec<&EvalSummary> = r.header.evals.iter().collect();
             e.sort_by_key(|e| e.step);
-            fid.series.push(Series::line(r.name.clone(), super::colour(k), e.iter().map(|e| [e.step as f64, e.fid]).collect()));
+            fid.series.push(Series::line(r.header.name.clone(), super::colour(k), e.iter().map(|e| [e.step as f64, e.fid]).collect()));
         }
-        let list: Vec<_> = r.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
+        let list: Vec<_> = r.header.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
         if !list.is_empty() {
             let pts = list.iter().map(|e| [e.step as f64, e.purity.iter().sum::<f64>() / e.purity.len().max(1) as f64]).collect();
-            purity.series.push(Series::line(r.name.clone(), super::colour(k), pts));
+            purity.series.push(Series::line(r.header.name.clone(), super::colour(k), pts));
         }
     }
     fid.marker_x = Some(step as f64);

@@ -5,9 +5,9 @@
 //! host's errors.
 
 use super::ViewCtx;
-use crate::command::{HostCommand, UiCommand};
-use crate::store::{DataPreview, RunData, RunId, RunStatus};
-use ltlab_types::{BackendChoice, BackendKind, DeviceClass};
+use crate::command::UiCommand;
+use crate::store::{DataPreview, HostCommand, RunData, RunId, RunStatus};
+use ltlab_types::{BackendChoice, BackendKind, DeviceClass, MethodParams, Offer, params_of};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -46,15 +46,6 @@ impl Default for NewRun {
             backend_kind: None,
         }
     }
-}
-
-/// The methods a new run can stack (the CLI's `--method` names, in the host's registry order),
-/// each with its hyper-parameters: (config key, default as TOML).
-pub type MethodParams = Vec<(String, Vec<(String, String)>)>;
-
-/// The hyper-parameters of method `name`.
-pub fn params_of<'a>(all: &'a MethodParams, name: &str) -> &'a [(String, String)] {
-    all.iter().find(|(m, _)| m == name).map_or(&[], |(_, p)| p.as_slice())
 }
 
 impl NewRun {
@@ -96,14 +87,6 @@ impl NewRun {
     }
 }
 
-/// What the host offers a new run (set by the host, read by the controls).
-pub(crate) struct RunOffer<'a> {
-    /// Built-in configs (presets).
-    pub configs: &'a [String],
-    pub backends: &'a [BackendChoice],
-    pub methods: &'a MethodParams,
-}
-
 /// What the controls ask for this frame.
 #[derive(Default)]
 pub(crate) struct ControlsOutput {
@@ -131,19 +114,19 @@ impl Controls {
     }
 
     /// `new_run` and `open_path` are the persisted form fields.
-    pub fn ui(&mut self, new_run: &mut NewRun, open_path: &mut String, offer: &RunOffer, ctx: &ViewCtx, ui: &mut egui::Ui) -> ControlsOutput {
+    pub fn ui(&mut self, new_run: &mut NewRun, open_path: &mut String, offer: &Offer, ctx: &ViewCtx, ui: &mut egui::Ui) -> ControlsOutput {
         let mut out = ControlsOutput::default();
         ui.heading("new run");
         let n = new_run;
         egui::ComboBox::from_label("config").selected_text(n.config.clone()).show_ui(ui, |ui| {
-            for c in offer.configs {
+            for c in &offer.configs {
                 ui.selectable_value(&mut n.config, c.clone(), c.as_str());
             }
         });
         let chosen = offer.backends.iter().find(|b| Some(b.kind) == n.backend_kind);
         let shown = chosen.map_or_else(|| n.backend_kind.map_or("the config's", |k| k.name()).to_string(), BackendChoice::label);
         egui::ComboBox::from_label("backend").selected_text(shown).show_ui(ui, |ui| {
-            for b in offer.backends {
+            for b in &offer.backends {
                 ui.selectable_value(&mut n.backend_kind, Some(b.kind), b.label()).on_hover_text(match b.class {
                     DeviceClass::Software => "a CPU implementing the GPU API: correct, but slower than flex",
                     DeviceClass::Gpu => "this machine's GPU",
@@ -172,7 +155,7 @@ impl Controls {
         }
         ui.label("methods (stacked on the config's):");
         ui.horizontal_wrapped(|ui| {
-            for (m, _) in offer.methods.iter() {
+            for (m, _) in offer.method_params.iter() {
                 let mut on = n.methods.iter().any(|x| x == m);
                 if ui.checkbox(&mut on, m.as_str()).changed() {
                     if on { n.methods.push(m.to_string()) } else { n.methods.retain(|x| x != m) }
@@ -180,7 +163,7 @@ impl Controls {
             }
         });
         for m in n.methods.clone() {
-            let params = params_of(offer.methods, &m);
+            let params = params_of(&offer.method_params, &m);
             if params.is_empty() {
                 continue;
             }
@@ -205,9 +188,9 @@ impl Controls {
                 .on_hover_text("any config key by its TOML path, e.g. optim.lr=0.0001");
         });
         ui.horizontal(|ui| {
-            let cli = n.cli(offer.methods);
+            let cli = n.cli(&offer.method_params);
             if ui.button("Start").clicked() {
-                out.commands.push(UiCommand::Host(HostCommand::Start(n.args(offer.methods))));
+                out.commands.push(UiCommand::Host(HostCommand::Start(n.args(&offer.method_params))));
             }
             if ui.button("Copy CLI").on_hover_text(&cli).clicked() {
                 ui.ctx().copy_text(cli);
@@ -226,16 +209,16 @@ impl Controls {
         // checkbox shows or hides all of its runs.
         let mut groups: BTreeMap<&str, Vec<&RunData>> = BTreeMap::new();
         for r in ctx.runs {
-            groups.entry(r.methods.as_str()).or_default().push(r);
+            groups.entry(r.header.methods.as_str()).or_default().push(r);
         }
         for (methods, runs) in groups {
-            let shown = runs.iter().filter(|r| ctx.selected.contains(&r.id)).count();
+            let shown = runs.iter().filter(|r| ctx.selected.contains(&r.header.id)).count();
             let id = ui.make_persistent_id(("runs-of", methods));
             egui::collapsing_header::CollapsingState::load_with_default_open(ui.ctx(), id, runs.len() <= 4)
                 .show_header(ui, |ui| {
                     let mut all = shown == runs.len();
                     if ui.checkbox(&mut all, egui::RichText::new(methods).strong()).on_hover_text("show or hide every run of this method").changed() {
-                        out.selection.extend(runs.iter().map(|r| (r.id, all)));
+                        out.selection.extend(runs.iter().map(|r| (r.header.id, all)));
                     }
                     let n = runs.len();
                     ui.label(format!("{n} run{}, {shown} shown", if n == 1 { "" } else { "s" }));
@@ -257,39 +240,39 @@ impl Controls {
 /// controls and folder.
 fn run_card(r: &RunData, ctx: &ViewCtx, out: &mut ControlsOutput, ui: &mut egui::Ui) {
     ui.group(|ui| {
-        let mut on = ctx.selected.contains(&r.id);
-        if ui.checkbox(&mut on, egui::RichText::new(&r.name).strong()).changed() {
-            out.selection.push((r.id, on));
+        let mut on = ctx.selected.contains(&r.header.id);
+        if ui.checkbox(&mut on, egui::RichText::new(&r.header.name).strong()).changed() {
+            out.selection.push((r.header.id, on));
         }
-        ui.label(format!("{} · {}", r.methods, r.status.label()));
-        for w in &r.warnings {
+        ui.label(format!("{} · {}", r.header.methods, r.header.status.label()));
+        for w in &r.header.warnings {
             ui.colored_label(egui::Color32::from_rgb(241, 196, 15), w);
         }
-        ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.total_steps)));
+        ui.add(egui::ProgressBar::new(r.progress()).text(format!("{} / {}", r.last_step(), r.header.total_steps)));
         if let Some(ips) = r.images_per_s() {
-            let eta = r.eta_seconds().filter(|_| r.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
+            let eta = r.eta_seconds().filter(|_| r.header.status.is_live()).map_or(String::new(), |s| format!(", ETA {:.0} s", s));
             ui.label(format!("{ips:.1} images/s{eta}"));
         }
         ui.horizontal(|ui| {
-            let toggle = match r.status {
-                RunStatus::Training | RunStatus::Starting => ui.button("Pause").clicked().then_some(UiCommand::Host(HostCommand::Pause(r.id))),
-                RunStatus::Paused => ui.button("Resume").clicked().then_some(UiCommand::Host(HostCommand::Resume(r.id))),
+            let toggle = match r.header.status {
+                RunStatus::Training | RunStatus::Starting => ui.button("Pause").clicked().then_some(UiCommand::Host(HostCommand::Pause(r.header.id))),
+                RunStatus::Paused => ui.button("Resume").clicked().then_some(UiCommand::Host(HostCommand::Resume(r.header.id))),
                 _ => None,
             };
             out.commands.extend(toggle);
-            if r.status.is_live() {
+            if r.header.status.is_live() {
                 if ui.button("Stop").clicked() {
-                    out.commands.push(UiCommand::Host(HostCommand::Stop(r.id)));
+                    out.commands.push(UiCommand::Host(HostCommand::Stop(r.header.id)));
                 }
                 if ui.button("Sample now").clicked() {
-                    out.commands.push(UiCommand::Host(HostCommand::SampleNow(r.id)));
+                    out.commands.push(UiCommand::Host(HostCommand::SampleNow(r.header.id)));
                 }
             }
             if ui.small_button("Close").clicked() {
-                out.commands.push(UiCommand::Close(r.id));
+                out.commands.push(UiCommand::Close(r.header.id));
             }
         });
-        ui.small(&r.dir);
+        ui.small(&r.header.dir);
     });
 }
 

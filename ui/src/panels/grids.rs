@@ -4,7 +4,8 @@
 //! of steps (a cancellable background job of the host).
 
 use super::ViewCtx;
-use crate::command::{HostCommand, UiCommand};
+use crate::command::UiCommand;
+use crate::store::HostCommand;
 use crate::store::{GridImage, JobKind, RunData, RunId, SampleSettings};
 use ltlab_types::SamplerKind;
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,7 @@ pub(crate) fn grids(s: &mut GridSettings, textures: &mut GridTextures, ctx: &Vie
     ui.horizontal_top(|ui| {
         for r in ctx.selected_runs() {
             ui.vertical(|ui| {
-                let title = format!("{} [{}]", r.name, r.methods);
+                let title = format!("{} [{}]", r.header.name, r.header.methods);
                 let Some(ck) = r.checkpoint_at(step) else {
                     ui.strong(title);
                     ui.label(format!("no checkpoint at or before step {step} yet"));
@@ -79,27 +80,27 @@ pub(crate) fn grids(s: &mut GridSettings, textures: &mut GridTextures, ctx: &Vie
                 };
                 ui.horizontal(|ui| {
                     ui.strong(title);
-                    let cli = sample.cli(&r.dir, ck);
+                    let cli = sample.cli(&r.header.dir, ck);
                     if ui.small_button("Copy CLI").on_hover_text(&cli).clicked() {
                         ui.ctx().copy_text(cli);
                     }
                 });
-                let job = ctx.job(r.id, JobKind::Sample);
+                let job = ctx.job(r.header.id, JobKind::Sample);
                 if let Some(j) = job {
                     super::job_progress(j, 220.0, true, ui, &mut commands);
                 }
                 match r.view_grid_at(step, sample) {
                     Some(g) => {
                         ui.label(format!("step {} · {}", g.step, g.settings.label()));
-                        textures.show(r.id, view_key(g.step, &g.settings), &g.image, ui);
+                        textures.show(r.header.id, view_key(g.step, &g.settings), &g.image, ui);
                         if job.is_none() && ui.small_button("Resample").clicked() {
-                            commands.push(UiCommand::Host(HostCommand::Sample { run: r.id, step: ck, settings: sample.clone() }));
+                            commands.push(UiCommand::Host(HostCommand::Sample { run: r.header.id, step: ck, settings: sample.clone() }));
                         }
                     }
                     None if job.is_none() => {
                         let asked = ui.button(format!("Sample step {ck}")).on_hover_text(sample.label()).clicked();
                         if asked {
-                            commands.push(UiCommand::Host(HostCommand::Sample { run: r.id, step: ck, settings: sample.clone() }));
+                            commands.push(UiCommand::Host(HostCommand::Sample { run: r.header.id, step: ck, settings: sample.clone() }));
                         }
                     }
                     None => {}
@@ -161,11 +162,11 @@ pub(crate) fn grid_row(runs: &[&RunData], step: u64, textures: &mut GridTextures
     ui.horizontal_top(|ui| {
         for r in runs {
             ui.vertical(|ui| {
-                ui.strong(format!("{} [{}]", r.name, r.methods));
+                ui.strong(format!("{} [{}]", r.header.name, r.header.methods));
                 match r.grid_at(step) {
                     Some((s, img)) => {
                         ui.label(format!("samples at step {s}"));
-                        textures.show(r.id, training_key(s), img, ui);
+                        textures.show(r.header.id, training_key(s), img, ui);
                     }
                     None => {
                         ui.label(format!("no samples at or before step {step} yet"));

@@ -4,8 +4,9 @@
 //! (k-NN purity, silhouette) over checkpoints, as Many/Medium/Few means.
 
 use super::{ViewCtx, ViewOutput};
-use crate::command::{HostCommand, UiCommand};
+use crate::command::UiCommand;
 use crate::export::{Figure, Series, Style, Table};
+use crate::store::HostCommand;
 use crate::store::{JobKind, JobView, LatentSettings, RunData, RunId};
 use egui_plot::{Plot, PlotPoints, Points};
 use ltlab_types::{EmbedMethod, LatentMap, Thumbnails};
@@ -52,8 +53,8 @@ impl LatentView {
     }
 
     fn run_column(&mut self, settings: &LatentSettings, run: &RunData, ctx: &ViewCtx, ui: &mut egui::Ui, out: &mut ViewOutput) {
-        let (id, step) = (run.id, ctx.scrub);
-        let title = format!("{} [{}]", run.name, run.methods);
+        let (id, step) = (run.header.id, ctx.scrub);
+        let title = format!("{} [{}]", run.header.name, run.header.methods);
         let Some(ck) = run.checkpoint_at(step) else {
             ui.strong(title);
             ui.label(format!("no checkpoint at or before step {step} yet"));
@@ -61,7 +62,7 @@ impl LatentView {
         };
         ui.horizontal(|ui| {
             ui.strong(title);
-            let cli = settings.cli(&run.dir, ck);
+            let cli = settings.cli(&run.header.dir, ck);
             if ui.small_button("Copy CLI").on_hover_text(&cli).clicked() {
                 ui.ctx().copy_text(cli);
             }
@@ -77,8 +78,8 @@ impl LatentView {
                         out.commands.push(UiCommand::Host(HostCommand::LatentMap { run: id, step: ck, settings: settings.clone() }));
                     }
                 });
-                out.figures.push(scatter(&mut self.hover, id, &run.name, map, map_h, ui));
-                let table = entanglement_table(&run.name, map);
+                out.figures.push(scatter(&mut self.hover, id, &run.header.name, map, map_h, ui));
+                let table = entanglement_table(&run.header.name, map);
                 per_class_table(id, &table, ui);
                 out.tables.push(table);
             }
@@ -102,8 +103,8 @@ impl LatentView {
 fn job_view(j: &JobView, run: &RunData, h: f32, ui: &mut egui::Ui, commands: &mut Vec<UiCommand>) {
     super::job_progress(j, 220.0, true, ui, commands);
     if let Some((labels, xy)) = &j.preview {
-        let classes = run.dataset.as_ref().map_or(0, |d| d.class_names.len()).max(labels.iter().max().map_or(0, |m| m + 1));
-        Plot::new(("latent-preview", run.id.0)).height(h).data_aspect(1.0).show_axes(false).show(ui, |plot| {
+        let classes = run.header.dataset.as_ref().map_or(0, |d| d.class_names.len()).max(labels.iter().max().map_or(0, |m| m + 1));
+        Plot::new(("latent-preview", run.header.id.0)).height(h).data_aspect(1.0).show_axes(false).show(ui, |plot| {
             for c in 0..classes {
                 let pts: PlotPoints = labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| [xy[2 * i] as f64, xy[2 * i + 1] as f64]).collect();
                 plot.points(Points::new("", pts).color(super::class_colour(c)).radius(1.5));
@@ -206,14 +207,14 @@ fn thumbnail(t: &Thumbnails, i: usize) -> egui::ColorImage {
 /// checkpoints computed so far.
 fn entanglement_plot(run: &RunData, s: &LatentSettings, ck: u64, ui: &mut egui::Ui) -> Option<Figure> {
     let list: Vec<&ltlab_types::Entanglement> =
-        run.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
-    let counts = run.dataset.as_ref().map(|d| d.counts.clone()).or_else(|| run.latent_maps.first().map(|m| m.train_counts.clone())).unwrap_or_default();
+        run.header.entanglement.get(&(s.t, s.conditional)).into_iter().flatten().filter(|e| e.same_measure(s.k, s.per_class)).collect();
+    let counts = run.header.dataset.as_ref().map(|d| d.counts.clone()).or_else(|| run.latent_maps.first().map(|m| m.train_counts.clone())).unwrap_or_default();
     if list.is_empty() || counts.is_empty() {
         ui.label("entanglement over checkpoints: none computed yet at this t");
         return None;
     }
     let splits = ltlab_types::class_splits(&counts);
-    let mut fig = Figure::new(format!("entanglement-over-steps-{}", run.name), "step", "purity / silhouette");
+    let mut fig = Figure::new(format!("entanglement-over-steps-{}", run.header.name), "step", "purity / silhouette");
     fig.marker_x = Some(ck as f64);
     for (k, (name, cls)) in ["many", "medium", "few"].iter().zip(&splits).enumerate() {
         let mean = |v: &[f64]| cls.iter().map(|&c| v[c]).sum::<f64>() / cls.len().max(1) as f64;
@@ -225,6 +226,6 @@ fn entanglement_plot(run: &RunData, s: &LatentSettings, ck: u64, ui: &mut egui::
         fig.series.push(Series::line("", c, [purity, sil].concat()).style(Style::Points { radius: 2.5 }));
     }
     let h = ui.available_height().max(140.0);
-    fig.draw(("entanglement", run.id.0), ui, |p| p.height(h), |_| ());
+    fig.draw(("entanglement", run.header.id.0), ui, |p| p.height(h), |_| ());
     Some(fig)
 }

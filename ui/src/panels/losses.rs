@@ -120,9 +120,9 @@ fn hover_readout(s: &LossSettings, state: &LossCurves, ctx: &ViewCtx, terms: &[S
         let Some(i) = nearest(r.metrics.steps(), x) else { continue };
         for t in terms.iter().filter(|t| !s.hidden_terms.contains(*t)) {
             let Some(raw) = r.metrics.term(t) else { continue };
-            let smooth = state.smoothed.get(&(r.id, t.clone())).and_then(|sm| sm.values.get(i)).copied().unwrap_or(f32::NAN);
+            let smooth = state.smoothed.get(&(r.header.id, t.clone())).and_then(|sm| sm.values.get(i)).copied().unwrap_or(f32::NAN);
             if raw[i].is_finite() {
-                lines.push(format!("{} · {t} at step {}: {:.5} (smoothed {:.5})", r.name, r.metrics.steps()[i], raw[i], smooth));
+                lines.push(format!("{} · {t} at step {}: {:.5} (smoothed {:.5})", r.header.name, r.metrics.steps()[i], raw[i], smooth));
             }
         }
     }
@@ -151,7 +151,7 @@ fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[Stri
         for t in terms.iter().filter(|t| !s.hidden_terms.contains(*t)) {
             let Some(raw) = r.metrics.term(t) else { continue };
             // egui_plot merges the legend entries of same-named lines: a method's runs share one.
-            let name = if s.by_method { format!("{} · {t}", r.methods) } else { format!("{} · {t}", r.name) };
+            let name = if s.by_method { format!("{} · {t}", r.header.methods) } else { format!("{} · {t}", r.header.name) };
             let c = if s.by_method {
                 let g = groups.iter().position(|g| *g == name).unwrap_or_else(|| {
                     groups.push(name.clone());
@@ -164,8 +164,10 @@ fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[Stri
             };
             let key = DrawnKey { len: raw.len(), range, columns, log_y: s.log_y, smoothing: s.smoothing };
             let mut drawn = |smoothed: bool, values: &[f32]| -> Vec<[f64; 2]> {
-                let entry =
-                    state.drawn.entry((r.id, t.clone(), smoothed)).or_insert_with(|| Drawn { key: DrawnKey { len: usize::MAX, ..key }, points: Vec::new() });
+                let entry = state
+                    .drawn
+                    .entry((r.header.id, t.clone(), smoothed))
+                    .or_insert_with(|| Drawn { key: DrawnKey { len: usize::MAX, ..key }, points: Vec::new() });
                 if entry.key != key {
                     *entry = Drawn { key, points: decimate(steps, values, range, columns).into_iter().map(|[x, v]| [x, y(v)]).collect() };
                 }
@@ -174,7 +176,7 @@ fn curves(s: &LossSettings, state: &mut LossCurves, ctx: &ViewCtx, terms: &[Stri
             if s.show_raw {
                 f.series.push(Series::line("", c, drawn(false, raw)).style(Style::Faint));
             }
-            let smooth = state.smoothed.entry((r.id, t.clone())).or_insert_with(|| Smoothed::new(s.smoothing));
+            let smooth = state.smoothed.entry((r.header.id, t.clone())).or_insert_with(|| Smoothed::new(s.smoothing));
             smooth.update(raw, s.smoothing);
             let smooth = &smooth.values;
             f.series.push(Series::line(name, c, drawn(true, smooth)));
@@ -197,10 +199,11 @@ fn by_t(s: &LossSettings, ctx: &ViewCtx, y: &dyn Fn(f64) -> f64) -> Figure {
         let first = r.metrics.first_step().unwrap_or(0) + window - 1;
         if first < step {
             f.series.push(
-                Series::line(format!("{} · steps ..{first}", r.name), c.gamma_multiply(0.5), profile(r.loss_by_t_at(first, window))).style(Style::Dashed),
+                Series::line(format!("{} · steps ..{first}", r.header.name), c.gamma_multiply(0.5), profile(r.loss_by_t_at(first, window)))
+                    .style(Style::Dashed),
             );
         }
-        f.series.push(Series::line(format!("{} · step {step}", r.name), c, profile(r.loss_by_t_at(step, window))));
+        f.series.push(Series::line(format!("{} · step {step}", r.header.name), c, profile(r.loss_by_t_at(step, window))));
     }
     f
 }
@@ -214,7 +217,7 @@ mod tests {
 
     fn run(id: u64, name: &str, methods: &str) -> RunData {
         let mut r = RunData::new(RunId(id), name, format!("/runs/{name}"));
-        r.methods = methods.into();
+        r.header.methods = methods.into();
         for step in 1..=5 {
             r.metrics.push(&StepRecord {
                 step,
@@ -236,7 +239,7 @@ mod tests {
     #[test]
     fn legend_by_run_or_by_method() {
         let runs = vec![run(1, "a", "coral"), run(2, "b", "coral"), run(3, "c", "ddpm")];
-        let selected = runs.iter().map(|r| r.id).collect();
+        let selected = runs.iter().map(|r| r.header.id).collect();
         let jobs = BTreeMap::new();
         let ctx = ViewCtx::new(&runs, &selected, &jobs, None);
         let terms = vec!["mse".to_string()];

@@ -13,8 +13,9 @@ pub(crate) mod scrubber;
 pub(crate) mod training;
 pub(crate) mod transfer;
 
-use crate::command::{HostCommand, UiCommand};
+use crate::command::UiCommand;
 use crate::export::{Figure, Table};
+use crate::store::HostCommand;
 use crate::store::{JobKind, JobView, RunData, RunId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +36,7 @@ impl<'a> ViewCtx<'a> {
     /// `scrub` is the persisted scrubber position (`None` follows the newest mark).
     pub fn new(runs: &'a [RunData], selected: &'a BTreeSet<RunId>, jobs: &'a BTreeMap<u64, JobView>, scrub: Option<u64>) -> Self {
         let mut marks = BTreeSet::new();
-        for r in runs.iter().filter(|r| selected.contains(&r.id)) {
+        for r in runs.iter().filter(|r| selected.contains(&r.header.id)) {
             marks.extend(r.marks());
             marks.insert(r.last_step());
         }
@@ -51,7 +52,7 @@ impl<'a> ViewCtx<'a> {
     }
 
     pub fn selected_runs(&self) -> impl Iterator<Item = &'a RunData> + '_ {
-        self.runs.iter().filter(|r| self.selected.contains(&r.id))
+        self.runs.iter().filter(|r| self.selected.contains(&r.header.id))
     }
 
     /// The run's job of this kind, if one is running.
@@ -126,9 +127,9 @@ mod tests {
     #[test]
     fn the_context_marks_the_selected_runs_and_follows_the_newest() {
         let mut a = RunData::new(RunId(1), "a", "/runs/a");
-        a.checkpoints.extend([100, 200]);
+        a.header.checkpoints.extend([100, 200]);
         let mut b = RunData::new(RunId(2), "b", "/runs/b");
-        b.checkpoints.insert(300);
+        b.header.checkpoints.insert(300);
         let runs = [a, b];
         let selected = BTreeSet::from([RunId(1)]);
         let job = JobView { id: 5, run: RunId(1), label: String::new(), progress: 0.0, preview: None, kind: JobKind::Sample };
@@ -136,7 +137,7 @@ mod tests {
         // Run b is not selected: its checkpoint is no mark; a's last step (0, no records) is.
         let ctx = ViewCtx::new(&runs, &selected, &jobs, None);
         assert_eq!((ctx.marks.as_slice(), ctx.scrub), ([0, 100, 200].as_slice(), 200));
-        assert_eq!(ctx.selected_runs().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(ctx.selected_runs().map(|r| r.header.name.as_str()).collect::<Vec<_>>(), ["a"]);
         assert_eq!(ViewCtx::new(&runs, &selected, &jobs, Some(100)).scrub, 100);
         assert_eq!(ctx.job(RunId(1), JobKind::Sample).map(|j| j.id), Some(5));
         assert!(ctx.job(RunId(1), JobKind::Latent).is_none());

@@ -4,8 +4,9 @@
 //! runs trained with OC the swaps they actually made up to the scrubbed step.
 
 use super::{ViewCtx, ViewOutput};
-use crate::command::{HostCommand, UiCommand};
+use crate::command::UiCommand;
 use crate::export::{Figure, Series, Style, Table};
+use crate::store::HostCommand;
 use crate::store::{JobKind, RealisedSwaps, TransferSettings};
 use ltlab_types::{BatchSampler, OcMode, T_BUCKETS, TransferAnalysis};
 
@@ -38,19 +39,19 @@ impl TransferView {
             ui.label("Select a run on the left: the view uses its training data (and its logged swaps).");
             return out;
         };
-        ui.label(format!("{} [{}]: training data of this run; P(t) needs no model", run.name, run.methods));
-        let analysis = run.transfers.iter().rev().find(|a| s.matches(a));
-        match ctx.job(run.id, JobKind::Transfer) {
+        ui.label(format!("{} [{}]: training data of this run; P(t) needs no model", run.header.name, run.header.methods));
+        let analysis = run.header.transfers.iter().rev().find(|a| s.matches(a));
+        match ctx.job(run.header.id, JobKind::Transfer) {
             // Short: it runs to its end, no Cancel.
             Some(j) => super::job_progress(j, 260.0, false, ui, &mut out.commands),
             None => {
                 if ui.button(if analysis.is_some() { "Recompute" } else { "Compute P(t)" }).clicked() {
-                    out.commands.push(UiCommand::Host(HostCommand::Transfer { run: run.id, settings: s.clone() }));
+                    out.commands.push(UiCommand::Host(HostCommand::Transfer { run: run.header.id, settings: s.clone() }));
                 }
             }
         }
         let realised = run.realised_swaps(step);
-        let names: Vec<String> = run.dataset.as_ref().map(|d| d.class_names.clone()).unwrap_or_default();
+        let names: Vec<String> = run.header.dataset.as_ref().map(|d| d.class_names.clone()).unwrap_or_default();
         let h = (ui.available_height() - 8.0).max(240.0);
         ui.horizontal_top(|ui| {
             let w = ui.available_width() * 0.55;
@@ -72,10 +73,10 @@ impl TransferView {
                 }
                 if let Some(sw) = &realised {
                     ui.separator();
-                    ui.strong(format!("swaps made by {} up to step {step} (row: anchor class)", run.name));
+                    ui.strong(format!("swaps made by {} up to step {step} (row: anchor class)", run.header.name));
                     let rows = realised_matrix(sw, names.len());
                     heatmap(ui, "realised", &rows, &names);
-                    out.tables.push(matrix_table(format!("swaps-made-{}", run.name), &rows, &names));
+                    out.tables.push(matrix_table(format!("swaps-made-{}", run.header.name), &rows, &names));
                 }
             });
         });

@@ -3,7 +3,7 @@
 //! setting matches. The engine's options in them are the engine's own types (`ltlab-types`), so
 //! the host computes with them as they are.
 
-use ltlab_types::{BatchSampler, EmbedMethod, LatentMap, OcMode, SamplerKind, TransferAnalysis};
+use crate::{BatchSampler, EmbedMethod, LatentMap, OcMode, SamplerKind, TransferAnalysis};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How the grids panel samples a checkpoint at view time.

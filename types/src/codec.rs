@@ -2,7 +2,7 @@
 //! label under a result. (The names of the files a view-time grid is written to are the engine's
 //! `RunDir`'s.)
 
-use super::settings::{LatentSettings, SampleSettings};
+use crate::settings::{LatentSettings, SampleSettings};
 
 impl SampleSettings {
     /// The same grid as an `ltlab sample` command; like the lab's, it lands in the run's
@@ -34,7 +34,7 @@ impl LatentSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ltlab_types::SamplerKind;
+    use crate::SamplerKind;
 
     #[test]
     fn settings_as_cli_commands() {

@@ -3,7 +3,7 @@
 //! the steps that have them, flat. A 300,000-step run is ≈ 20 MB here, not a parsed record per
 //! step, and it travels to a page as these columns (`encode_columns`).
 
-use ltlab_types::{StepRecord, T_BUCKETS};
+use crate::{StepRecord, T_BUCKETS};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
@@ -311,7 +311,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ltlab_types::TransferCounts;
+    use crate::TransferCounts;
 
     fn record(step: u64, terms: &[(&str, f64)]) -> StepRecord {
         StepRecord {

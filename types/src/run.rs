@@ -1,9 +1,9 @@
 //! Every open run's record, filled from its run directory and from live engine events, and the
 //! series the panels derive from it (loss terms, loss by t, the grid or map at a step, swaps made).
 
-use super::metrics::Metrics;
-use super::settings::{LatentSettings, SampleSettings};
-use ltlab_types::{DatasetSummary, Entanglement, Event, LatentMap, T_BUCKETS, TransferAnalysis};
+use crate::metrics::Metrics;
+use crate::settings::{LatentSettings, SampleSettings};
+use crate::{DatasetSummary, Entanglement, Event, LatentMap, T_BUCKETS, TransferAnalysis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,8 +48,10 @@ pub struct GridImage {
     pub rgba: Vec<u8>,
 }
 
-#[derive(Debug, Clone)]
-pub struct RunData {
+/// A run without its heavy parts: what a snapshot sends a page, and the one place a run's
+/// fields are declared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHeader {
     pub id: RunId,
     pub name: String,
     pub dir: String,
@@ -60,23 +62,91 @@ pub struct RunData {
     pub total_steps: u64,
     /// Images per step (0 while unknown).
     pub batch: usize,
-    /// Every logged step, in columns.
-    pub metrics: Metrics,
     pub checkpoints: BTreeSet<u64>,
-    pub grids: BTreeMap<u64, GridImage>,
     pub status: RunStatus,
-    /// Latent maps computed so far (this session or read from `analysis/`).
-    pub latent_maps: Vec<LatentMap>,
     /// Entanglement over checkpoints by (t, conditional).
+    #[serde(with = "as_pairs")]
     pub entanglement: BTreeMap<(usize, bool), Vec<Entanglement>>,
     /// `ltlab eval` results found in the run's `evals/`, by step.
     pub evals: Vec<EvalSummary>,
     /// Transfer analyses computed for this run's data, newest last.
     pub transfers: Vec<TransferAnalysis>,
-    /// Grids sampled at view time (other ω, sampler or steps than training's).
-    pub view_grids: Vec<ViewGrid>,
     /// What the engine recovered from (a damaged checkpoint kept aside), shown on the run's card.
     pub warnings: Vec<String>,
+}
+
+/// Every open run's record: its header and its heavy parts (the log, the images).
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub header: RunHeader,
+    /// Every logged step, in columns.
+    pub metrics: Metrics,
+    pub grids: BTreeMap<u64, GridImage>,
+    /// Latent maps computed so far (this session or read from `analysis/`).
+    pub latent_maps: Vec<LatentMap>,
+    /// Grids sampled at view time (other ω, sampler or steps than training's).
+    pub view_grids: Vec<ViewGrid>,
+}
+
+/// A run as the server sends it: its header, and which heavy parts exist (the page fetches
+/// them by URL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    /// Flattened: scripts read a run's `id`, `name`, `status` at the top.
+    #[serde(flatten)]
+    pub header: RunHeader,
+    /// Steps with a training grid (`/api/runs/{id}/grids/{step}.png`).
+    pub grid_steps: Vec<u64>,
+    /// Latent maps without their images, with their thumbnails' shape if they have them
+    /// (`/api/runs/{id}/latents/{index}`).
+    pub latent_maps: Vec<(LatentMap, Option<ThumbnailShape>)>,
+    /// View-time grids by index (`/api/runs/{id}/view-grids/{index}.png`).
+    pub view_grids: Vec<(u64, SampleSettings)>,
+}
+
+/// Channels and side length of a latent map's thumbnails (sent as raw bytes, N × C × S × S).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThumbnailShape {
+    pub channels: usize,
+    pub size: usize,
+}
+
+impl ThumbnailShape {
+    /// The shape of a map's thumbnails, if it has them.
+    pub fn of(map: &LatentMap) -> Option<Self> {
+        map.images.as_ref().map(|t| Self { channels: t.channels, size: t.size })
+    }
+}
+
+impl RunSnapshot {
+    pub fn of(run: &RunData) -> Self {
+        Self {
+            header: run.header.clone(),
+            grid_steps: run.grids.keys().copied().collect(),
+            latent_maps: run.latent_maps.iter().map(|m| (m.without_images(), ThumbnailShape::of(m))).collect(),
+            view_grids: run.view_grids.iter().map(|g| (g.step, g.settings.clone())).collect(),
+        }
+    }
+
+    /// The run without its metrics, grids, view grids and thumbnails (the page fetches them).
+    pub fn into_run(self) -> RunData {
+        let latent_maps = self.latent_maps.into_iter().map(|(m, _)| m).collect();
+        RunData { header: self.header, metrics: Metrics::default(), grids: BTreeMap::new(), latent_maps, view_grids: Vec::new() }
+    }
+}
+
+/// A map keyed by tuples as a list of (key, value) pairs: JSON keys are strings.
+mod as_pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(m: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<K, V>, D::Error> {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 /// A grid sampled at view time from the checkpoint `step`.
@@ -114,7 +184,7 @@ pub struct EvalSummary {
 
 impl RunData {
     pub fn new(id: RunId, name: impl Into<String>, dir: impl Into<String>) -> Self {
-        Self {
+        let header = RunHeader {
             id,
             name: name.into(),
             dir: dir.into(),
@@ -123,39 +193,36 @@ impl RunData {
             dataset: None,
             total_steps: 0,
             batch: 0,
-            metrics: Metrics::default(),
             checkpoints: BTreeSet::new(),
-            grids: BTreeMap::new(),
             status: RunStatus::Stored,
-            latent_maps: Vec::new(),
             entanglement: BTreeMap::new(),
             evals: Vec::new(),
             transfers: Vec::new(),
-            view_grids: Vec::new(),
             warnings: Vec::new(),
-        }
+        };
+        Self { header, metrics: Metrics::default(), grids: BTreeMap::new(), latent_maps: Vec::new(), view_grids: Vec::new() }
     }
 
     /// Applies one engine event (grids arrive separately, decoded).
     pub fn apply(&mut self, ev: &Event) {
         match ev {
             Event::Started { total_steps, first_step, .. } => {
-                self.total_steps = *total_steps;
+                self.header.total_steps = *total_steps;
                 // A resumed run replays nothing past its checkpoint.
                 self.metrics.truncate_after(*first_step);
-                self.status = RunStatus::Training;
+                self.header.status = RunStatus::Training;
             }
             Event::Step(r) => self.metrics.push(r),
             Event::CheckpointSaved { step, .. } => {
-                self.checkpoints.insert(*step);
+                self.header.checkpoints.insert(*step);
             }
             Event::SamplesWritten { .. } => {}
-            Event::Paused { .. } => self.status = RunStatus::Paused,
-            Event::Resumed { .. } => self.status = RunStatus::Training,
-            Event::Finished { stopped, .. } => self.status = RunStatus::Finished { stopped: *stopped },
-            Event::Failed { message, .. } => self.status = RunStatus::Failed(message.clone()),
+            Event::Paused { .. } => self.header.status = RunStatus::Paused,
+            Event::Resumed { .. } => self.header.status = RunStatus::Training,
+            Event::Finished { stopped, .. } => self.header.status = RunStatus::Finished { stopped: *stopped },
+            Event::Failed { message, .. } => self.header.status = RunStatus::Failed(message.clone()),
             Event::CheckpointDamaged { error, kept_as, resumed_from, .. } => {
-                self.warnings.push(format!("{error}; kept aside as {kept_as}, resumed from step {resumed_from}"))
+                self.header.warnings.push(format!("{error}; kept aside as {kept_as}, resumed from step {resumed_from}"))
             }
         }
     }
@@ -166,7 +233,7 @@ impl RunData {
 
     /// Fraction of the run done.
     pub fn progress(&self) -> f32 {
-        if self.total_steps == 0 { 0.0 } else { (self.last_step() as f32 / self.total_steps as f32).min(1.0) }
+        if self.header.total_steps == 0 { 0.0 } else { (self.last_step() as f32 / self.header.total_steps as f32).min(1.0) }
     }
 
     /// Images/s averaged over the last (up to) 20 steps.
@@ -180,7 +247,7 @@ impl RunData {
     /// known.
     pub fn eta_seconds(&self) -> Option<f64> {
         let ips = self.images_per_s()?;
-        (ips > 0.0 && self.batch > 0).then(|| (self.total_steps.saturating_sub(self.last_step())) as f64 * self.batch as f64 / ips)
+        (ips > 0.0 && self.header.batch > 0).then(|| (self.header.total_steps.saturating_sub(self.last_step())) as f64 * self.header.batch as f64 / ips)
     }
 
     /// Every loss term logged, `total` and `mse` first.
@@ -214,7 +281,7 @@ impl RunData {
 
     /// The checkpoint a step shows: the newest at or before it.
     pub fn checkpoint_at(&self, step: u64) -> Option<u64> {
-        self.checkpoints.range(..=step).next_back().copied()
+        self.header.checkpoints.range(..=step).next_back().copied()
     }
 
     /// The latent map with these settings at the checkpoint `step` shows.
@@ -228,7 +295,7 @@ impl RunData {
         let same = LatentSettings::of(&map);
         self.latent_maps.retain(|m| !(m.step == map.step && same.matches(m)));
         let key = (map.t, map.conditional);
-        let list = self.entanglement.entry(key).or_default();
+        let list = self.header.entanglement.entry(key).or_default();
         let m = &map.entanglement;
         list.retain(|e| !(e.step == map.step && e.same_measure(m.k, m.per_class)));
         list.push(map.entanglement.clone());
@@ -266,14 +333,14 @@ impl RunData {
 
     /// The steps a scrubber can stop at: checkpoints and grids.
     pub fn marks(&self) -> BTreeSet<u64> {
-        self.checkpoints.iter().chain(self.grids.keys()).copied().collect()
+        self.header.checkpoints.iter().chain(self.grids.keys()).copied().collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ltlab_types::StepRecord;
+    use crate::{EmbedMethod, StepRecord, Thumbnails};
 
     fn record(step: u64, mse: f64) -> StepRecord {
         StepRecord {
@@ -297,11 +364,11 @@ mod tests {
             r.apply(&Event::Step(record(s, 1.0 / s as f64)));
         }
         r.apply(&Event::CheckpointSaved { step: 10, path: String::new() });
-        assert_eq!((r.last_step(), r.progress(), r.status.clone()), (10, 0.1, RunStatus::Training));
+        assert_eq!((r.last_step(), r.progress(), r.header.status.clone()), (10, 0.1, RunStatus::Training));
         assert_eq!(r.loss_terms(), ["total", "mse", "coral"]);
         // 90 steps × 32 images at 64 images/s.
         assert_eq!(r.eta_seconds(), None);
-        r.batch = 32;
+        r.header.batch = 32;
         assert_eq!(r.eta_seconds(), Some(45.0));
         // A resume from step 5 drops the records after it.
         r.apply(&Event::Started { run_dir: "/tmp/a".into(), first_step: 5, total_steps: 200 });
@@ -325,7 +392,7 @@ mod tests {
             let mut swaps = vec![0u32; T_BUCKETS];
             samples[0] = 4;
             swaps[0] = s as u32;
-            rec.transfers = Some(ltlab_types::TransferCounts { samples_by_t: samples, swaps_by_t: swaps, pairs: vec![(2, 0, s as u32)] });
+            rec.transfers = Some(crate::TransferCounts { samples_by_t: samples, swaps_by_t: swaps, pairs: vec![(2, 0, s as u32)] });
             r.apply(&Event::Step(rec));
         }
         let sw = r.realised_swaps(2).unwrap();
@@ -337,7 +404,7 @@ mod tests {
     fn view_grids_are_found_by_checkpoint_and_settings() {
         // The grid shown is the one at the scrubbed checkpoint with exactly these settings.
         let mut r = RunData::new(RunId(1), "a", "/tmp/a");
-        r.checkpoints.extend([100, 200]);
+        r.header.checkpoints.extend([100, 200]);
         let img = GridImage { width: 1, height: 1, rgba: vec![0; 4] };
         r.add_view_grid(ViewGrid { step: 100, settings: SampleSettings::default(), image: img.clone() });
         r.add_view_grid(ViewGrid { step: 100, settings: SampleSettings::default(), image: img.clone() });
@@ -368,5 +435,45 @@ mod tests {
         // The window ends at the scrubbed step: steps 1 and 2.
         assert_eq!(r.loss_by_t_at(2, 10)[0], Some(1.5));
         assert_eq!(r.loss_by_t_at(0, 10)[0], None);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_everything_but_metrics_and_images() {
+        let mut run = RunData::new(RunId(7), String::from("demo"), String::from("runs/demo"));
+        run.header.methods = "cbdm".into();
+        run.header.total_steps = 100;
+        run.header.batch = 8;
+        run.header.checkpoints.extend([10, 20]);
+        run.header.status = RunStatus::Paused;
+        run.grids.insert(10, GridImage { width: 1, height: 1, rgba: vec![1, 2, 3, 4] });
+        let ent = Entanglement { step: 10, t: 5, k: 3, per_class: 4, purity: vec![0.5], silhouette: vec![0.25] };
+        run.add_latent(LatentMap {
+            step: 10,
+            t: 5,
+            method: EmbedMethod::Pca,
+            conditional: true,
+            per_class: 4,
+            class_names: vec!["a".into()],
+            train_counts: vec![4],
+            labels: vec![0],
+            indices: vec![0],
+            xy: vec![0.0, 1.0],
+            entanglement: ent,
+            images: Some(Thumbnails { channels: 1, size: 2, pixels: vec![0; 4] }),
+        });
+        let snap = RunSnapshot::of(&run);
+        assert_eq!(snap.grid_steps, vec![10]);
+        assert_eq!(snap.latent_maps[0].1, Some(ThumbnailShape { channels: 1, size: 2 }));
+        assert!(snap.latent_maps[0].0.images.is_none(), "thumbnails travel apart");
+        let text = serde_json::to_string(&snap).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((&json["id"], &json["name"]), (&serde_json::json!(7), &serde_json::json!("demo")), "the header's fields at the top: {text}");
+        let back: RunSnapshot = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, snap);
+        let rebuilt = back.into_run();
+        assert_eq!(rebuilt.header.checkpoints, run.header.checkpoints);
+        assert_eq!(rebuilt.header.status, RunStatus::Paused);
+        assert_eq!(rebuilt.header.entanglement, run.header.entanglement);
+        assert!(rebuilt.grids.is_empty() && rebuilt.latent_maps[0].images.is_none());
     }
 }
