@@ -1,5 +1,7 @@
 //! End-to-end tests of the `ltlab` binary: real files, real processes.
 
+mod common;
+
 use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::train::checkpoint::Checkpoint;
@@ -12,7 +14,7 @@ fn ltlab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ltlab"))
 }
 
-fn run(args: &[&str]) -> Output {
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     ltlab().args(args).output().expect("ltlab runs")
 }
 
@@ -161,36 +163,11 @@ fn bad_input_gives_clear_errors() {
     assert_fails(&["train", "--resume", root], &["not a run directory"]);
 }
 
-/// A tiny, fast run on 8×8 synthetic images (small preset: dropout on).
-fn tiny_run_args<'a>(out: &'a str, steps: &'a str, checkpoint_every: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "train",
-        "--config",
-        "demo-synthetic",
-        "--preset",
-        "small",
-        "--image-size",
-        "8",
-        "--batch",
-        "4",
-        "--steps",
-        steps,
-        "--checkpoint-every",
-        checkpoint_every,
-        "--sample-every",
-        "0",
-        "--grid-per-class",
-        "1",
-        "--grid-sampler",
-        "ddim:10:clip",
-        // Only the checkpoints asked for here: no early marks of the demo preset.
-        "--set",
-        "log.early_marks=[]",
-        "--out",
-        out,
-        "--json",
-    ];
-    a.extend_from_slice(extra);
+/// `ltlab train` of a tiny run into `out`, JSON progress, and `extra` options.
+fn tiny_run_args(out: &str, steps: u32, checkpoint_every: u32, extra: &[&str]) -> Vec<String> {
+    let mut a = vec!["train".to_string()];
+    a.extend(common::tiny_train_options(steps, checkpoint_every, 0, "ddim:10:clip"));
+    a.extend(["--out", out, "--json"].iter().chain(extra).map(|s| s.to_string()));
     a
 }
 
@@ -205,7 +182,7 @@ fn metrics(dir: &Path) -> Vec<serde_json::Value> {
 fn resume_falls_back_past_a_damaged_checkpoint_and_step_picks_an_older_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let o = run(&tiny_run_args(dir.to_str().unwrap(), "4", "1", &[]));
+    let o = run(&tiny_run_args(dir.to_str().unwrap(), 4, 1, &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let ckpt = |s: u64| dir.join(format!("checkpoints/step-{s:08}.safetensors"));
     let want = Checkpoint::read(&ckpt(4)).unwrap();
@@ -246,17 +223,16 @@ fn random_kills_lose_nothing() {
     let kills: usize = std::env::var("LTLAB_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     // Long enough that the kills, spread over it, land in every phase of a run.
     let total = (8 * kills as u64).max(24);
-    let (steps, every) = (total.to_string(), 2u64);
-    let steps = steps.as_str();
+    let (steps, every) = (total as u32, 2u64);
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
     let started = std::time::Instant::now();
-    let o = run(&tiny_run_args(full.to_str().unwrap(), steps, "2", &["--set", "log.sample_every=3"]));
+    let o = run(&tiny_run_args(full.to_str().unwrap(), steps, 2, &["--set", "log.sample_every=3"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let whole_run = started.elapsed();
 
     let dir = tmp.path().join("killed");
-    let fresh = tiny_run_args(dir.to_str().unwrap(), steps, "2", &["--set", "log.sample_every=3"]);
+    let fresh = tiny_run_args(dir.to_str().unwrap(), steps, 2, &["--set", "log.sample_every=3"]);
     let resume = ["train", "--resume", dir.to_str().unwrap(), "--json"];
     // A fixed xorshift sequence of kill times, on average a 1/kills of the uninterrupted run's
     // duration: some land in start-up, most in steps and writes.
@@ -269,7 +245,7 @@ fn random_kills_lose_nothing() {
     };
     let (mut done, mut killed, mut torn_writes) = (false, 0, 0);
     while !done {
-        let args: Vec<&str> = if dir.join("config.toml").is_file() { resume.to_vec() } else { fresh.clone() };
+        let args: Vec<&str> = if dir.join("config.toml").is_file() { resume.to_vec() } else { fresh.iter().map(String::as_str).collect() };
         let mut child = ltlab().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let delay = if killed < kills { Some(next_delay()) } else { None };
         if let Some(d) = delay {
@@ -335,7 +311,7 @@ fn random_kills_lose_nothing() {
 fn a_full_disk_stops_the_run_and_keeps_what_was_written() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let o = run(&tiny_run_args(dir.to_str().unwrap(), "2", "1", &[]));
+    let o = run(&tiny_run_args(dir.to_str().unwrap(), 2, 1, &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let full_tmp = dir.join("checkpoints/.step-00000003.safetensors.tmp");
     std::os::unix::fs::symlink("/dev/full", &full_tmp).unwrap();
@@ -364,7 +340,7 @@ fn a_read_only_folder_stops_the_run_and_keeps_what_was_written() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let o = run(&tiny_run_args(dir.to_str().unwrap(), "2", "1", &[]));
+    let o = run(&tiny_run_args(dir.to_str().unwrap(), 2, 1, &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let ckpts = dir.join("checkpoints");
     let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
@@ -397,7 +373,7 @@ fn bench_lab_reports_frame_times_open_times_and_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| tmp.path().join(n)).collect();
     for d in &dirs {
-        let o = run(&tiny_run_args(d.to_str().unwrap(), "3", "1", &[]));
+        let o = run(&tiny_run_args(d.to_str().unwrap(), 3, 1, &[]));
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let v = json(&run(&["bench", "lab", "--runs", dirs[0].to_str().unwrap(), dirs[1].to_str().unwrap(), "--frames", "5", "--json"]));
@@ -418,7 +394,7 @@ fn bench_lab_reports_frame_times_open_times_and_memory() {
 fn killed_run_resumes_with_identical_losses() {
     let tmp = tempfile::tempdir().unwrap();
     let full: PathBuf = tmp.path().join("full");
-    let o = run(&tiny_run_args(full.to_str().unwrap(), "10", "3", &[]));
+    let o = run(&tiny_run_args(full.to_str().unwrap(), 10, 3, &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let want = metrics(&full);
     assert_eq!(want.len(), 10);
@@ -426,7 +402,7 @@ fn killed_run_resumes_with_identical_losses() {
 
     // Same run, killed right after its checkpoint at step 3 was announced.
     let part = tmp.path().join("part");
-    let mut child = ltlab().args(tiny_run_args(part.to_str().unwrap(), "10", "3", &[])).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = ltlab().args(tiny_run_args(part.to_str().unwrap(), 10, 3, &[])).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     for line in BufReader::new(stdout).lines() {
         if line.unwrap().contains("\"CheckpointSaved\":{\"step\":3") {
@@ -494,7 +470,7 @@ fn killed_run_resumes_with_identical_losses() {
 fn non_finite_loss_stops_cleanly_and_keeps_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("nan");
-    let o = run(&tiny_run_args(out.to_str().unwrap(), "40", "1", &["--lr", "1e30"]));
+    let o = run(&tiny_run_args(out.to_str().unwrap(), 40, 1, &["--lr", "1e30"]));
     let err = stderr(&o);
     assert!(!o.status.success());
     assert!(!err.contains("panicked"), "{err}");
@@ -507,8 +483,8 @@ fn non_finite_loss_stops_cleanly_and_keeps_checkpoint() {
 fn method_stack_run_then_class_analysis() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("cm");
-    let mut args = tiny_run_args(out.to_str().unwrap(), "3", "3", &["--method", "cbdm", "--method", "coral", "--method", "cm"]);
-    args.extend_from_slice(&["--set", "methods.coral.weight=0.05", "--set", "diffusion.label_drop_p=0.0"]);
+    let mut args = tiny_run_args(out.to_str().unwrap(), 3, 3, &["--method", "cbdm", "--method", "coral", "--method", "cm"]);
+    args.extend(["--set", "methods.coral.weight=0.05", "--set", "diffusion.label_drop_p=0.0"].map(String::from));
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = metrics(&out);
@@ -708,7 +684,7 @@ fn every_registered_method_is_offered_by_the_cli() {
     let last = REGISTRY.last().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = run(&tiny_run_args(out.to_str().unwrap(), "1", "1", &["--method", last.names[0]]));
+    let o = run(&tiny_run_args(out.to_str().unwrap(), 1, 1, &["--method", last.names[0]]));
     assert!(o.status.success(), "{}", stderr(&o));
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(config.contains(&format!("[methods.{}]", last.key)), "{config}");
@@ -736,7 +712,7 @@ fn eval_scores_a_run_per_class_with_borrowing_and_agrees_with_its_feature_files(
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("run");
-    let o = run(&tiny_run_args(out.to_str().unwrap(), "2", "1", &[]));
+    let o = run(&tiny_run_args(out.to_str().unwrap(), 2, 1, &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let with_cache = |args: &[&str]| ltlab().env("LTLAB_CACHE", &cache).env_remove("LTLAB_INCEPTION").args(args).output().unwrap();
     let run_dir = out.to_str().unwrap();

@@ -1,4 +1,4 @@
-//! What the web tests share: an `ltlab serve` process on an ephemeral loopback port, and a
+//! What the binary's tests share: a tiny run's options, an `ltlab serve` process on an ephemeral loopback port, and a
 //! plain HTTP/1.0 client (requests written byte for byte, so that `..` reaches the server
 //! unnormalised).
 #![allow(dead_code)]
@@ -238,36 +238,20 @@ pub fn wait<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The `ltlab train` options of a tiny, fast run on 8×8 synthetic images (small preset:
+/// dropout on), with only the checkpoints and grids asked for (no early marks of the demo
+/// preset).
+pub fn tiny_train_options(steps: u32, checkpoint_every: u32, sample_every: u32, grid_sampler: &str) -> Vec<String> {
+    let (steps, checkpoint_every, sample_every) = (steps.to_string(), checkpoint_every.to_string(), sample_every.to_string());
+    let options = ["--config", "demo-synthetic", "--preset", "small", "--image-size", "8", "--batch", "4", "--steps", &steps];
+    let marks = ["--checkpoint-every", &checkpoint_every, "--sample-every", &sample_every, "--grid-per-class", "1", "--grid-sampler", grid_sampler];
+    options.iter().chain(&marks).chain(&["--set", "log.early_marks=[]"]).map(|s| s.to_string()).collect()
+}
+
 /// The `ltlab train` arguments of a tiny run (as the page's Start sends them).
 pub fn tiny_start(name: &str, steps: u32) -> serde_json::Value {
-    let args: Vec<String> = [
-        "ltlab",
-        "train",
-        "--config",
-        "demo-synthetic",
-        "--preset",
-        "small",
-        "--image-size",
-        "8",
-        "--batch",
-        "4",
-        "--steps",
-        &steps.to_string(),
-        "--checkpoint-every",
-        "10",
-        "--sample-every",
-        "10",
-        "--grid-per-class",
-        "1",
-        "--grid-sampler",
-        "ddim:5:clip",
-        "--set",
-        "log.early_marks=[]",
-        "--set",
-        &format!("name=\"{name}\""),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = vec!["ltlab".into(), "train".into()];
+    args.extend(tiny_train_options(steps, 10, 10, "ddim:5:clip"));
+    args.extend(["--set".into(), format!("name=\"{name}\"")]);
     serde_json::json!({ "Start": args })
 }

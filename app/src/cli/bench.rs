@@ -2,7 +2,7 @@ use clap::Subcommand;
 use ltlab_engine::backend::{BackendKind, WithBackend, dispatch};
 use ltlab_engine::burn::tensor::backend::AutodiffBackend;
 use ltlab_engine::burn::tensor::backend::Backend;
-use ltlab_engine::data::{DataConfig, DatasetKind};
+use ltlab_engine::data::{DataConfig, Dataset, DatasetKind};
 use ltlab_engine::diffusion::sampler::SampleRequest;
 use ltlab_engine::diffusion::{SamplerKind, sample};
 use ltlab_engine::methods::REGISTRY;
@@ -170,6 +170,35 @@ fn cost_target(name: &str) -> Option<f64> {
     REGISTRY.iter().find(|e| e.names.contains(&name)).and_then(|e| e.cost_target)
 }
 
+/// A benchmark's result: its JSON record with `--json`, else its table.
+fn report(json: bool, record: serde_json::Value, table: impl FnOnce()) {
+    if json {
+        println!("{record}");
+    } else {
+        table();
+    }
+}
+
+/// A trainer on `config` after `warmup` untimed steps (allocation, autotune, shaders).
+fn warm_trainer<B: TrainBackend>(config: TrainConfig, data: Dataset, device: &B::Device, warmup: u64) -> anyhow::Result<Trainer<B>> {
+    let mut t = Trainer::<B>::new(config, data, device.clone())?;
+    for _ in 0..warmup {
+        t.train_step()?;
+    }
+    Ok(t)
+}
+
+/// One row of `bench methods`.
+#[derive(serde::Serialize)]
+struct MethodRow {
+    method: String,
+    seconds_per_step: f64,
+    ratio_to_ddpm: f64,
+    flops_per_step: f64,
+    flops_ratio_to_ddpm: f64,
+    target: Option<f64>,
+}
+
 struct MethodsBench {
     base: TrainConfig,
     methods: Vec<String>,
@@ -199,11 +228,7 @@ impl WithBackend for MethodsBench {
                 }
             }
             c.validate()?;
-            let mut t = Trainer::<B>::new(c, data.clone(), device.clone())?;
-            for _ in 0..self.warmup {
-                t.train_step()?;
-            }
-            trainers.push(t);
+            trainers.push(warm_trainer::<B>(c, data.clone(), &device, self.warmup)?);
         }
         let mut secs = vec![0.0f64; names.len()];
         for _ in 0..self.rounds {
@@ -217,50 +242,39 @@ impl WithBackend for MethodsBench {
         let size = trainers[0].data.size;
         let ddpm_flops = trainers[0].model.forward_flops(size);
         let work: Vec<f64> = trainers.iter().map(|t| t.pass_rows.flops(&t.model.forward_flops(size)) / t.step as f64).collect();
-        let rows: Vec<serde_json::Value> = names
+        let rows: Vec<MethodRow> = names
             .iter()
             .enumerate()
-            .map(|(k, n)| {
-                serde_json::json!({
-                    "method": n, "seconds_per_step": secs[k] / steps, "ratio_to_ddpm": secs[k] / secs[0],
-                    "flops_per_step": work[k], "flops_ratio_to_ddpm": work[k] / work[0],
-                    "target": cost_target(n),
-                })
+            .map(|(k, n)| MethodRow {
+                method: n.clone(),
+                seconds_per_step: secs[k] / steps,
+                ratio_to_ddpm: secs[k] / secs[0],
+                flops_per_step: work[k],
+                flops_ratio_to_ddpm: work[k] / work[0],
+                target: cost_target(n),
             })
             .collect();
-        if self.json {
+        let record = serde_json::json!({
+            "bench": "methods", "preset": c.model.preset.name(), "batch": c.batch, "image_size": c.data.image_size,
+            "backend": c.backend.name(), "device": device_name, "steps_per_method": steps,
+            "forward_flops_per_image": {"trunk": ddpm_flops.trunk, "up_path": ddpm_flops.up_path}, "methods": &rows,
+        });
+        report(self.json, record, || {
+            let side = c.data.image_size.unwrap_or(0);
             println!(
-                "{}",
-                serde_json::json!({
-                    "bench": "methods", "preset": c.model.preset.name(), "batch": c.batch, "image_size": c.data.image_size,
-                    "backend": c.backend.name(), "device": device_name, "steps_per_method": steps,
-                    "forward_flops_per_image": {"trunk": ddpm_flops.trunk, "up_path": ddpm_flops.up_path}, "methods": rows,
-                })
-            );
-        } else {
-            println!(
-                "bench methods: preset {}, batch {}, {}×{}, {} on {device_name}, {steps} timed steps each",
+                "bench methods: preset {}, batch {}, {side}×{side}, {} on {device_name}, {steps} timed steps each",
                 c.model.preset.name(),
                 c.batch,
-                c.data.image_size.unwrap_or(0),
-                c.data.image_size.unwrap_or(0),
                 c.backend.name()
             );
             println!("{:<10} {:>10} {:>8} {:>8} {:>8}", "method", "s/step", "ratio", "FLOPs", "target");
             for r in &rows {
-                let target = r["target"].as_f64().map_or("".into(), |t| format!("≤ {t}"));
-                println!(
-                    "{:<10} {:>10.4} {:>8.3} {:>8.3} {:>8}",
-                    r["method"].as_str().unwrap(),
-                    r["seconds_per_step"].as_f64().unwrap(),
-                    r["ratio_to_ddpm"].as_f64().unwrap(),
-                    r["flops_ratio_to_ddpm"].as_f64().unwrap(),
-                    target
-                );
+                let target = r.target.map_or(String::new(), |t| format!("≤ {t}"));
+                println!("{:<10} {:>10.4} {:>8.3} {:>8.3} {:>8}", r.method, r.seconds_per_step, r.ratio_to_ddpm, r.flops_ratio_to_ddpm, target);
             }
             println!("ratio: time per step / DDPM's. FLOPs: network work per step / DDPM's (a backward counted as two forwards),");
             println!("the ratio a compute-bound backend cannot go below; a backend with idle capacity at this batch can.");
-        }
+        });
         Ok(())
     }
 }
@@ -312,31 +326,25 @@ impl WithBackend for SampleBench {
         let ips = self.images as f64 / secs;
         let c = &self.config;
         let calls = self.sampler.evaluations(c.diffusion.timesteps);
-        if self.json {
+        let record = serde_json::json!({
+            "bench": "sample", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
+            "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
+            "sampler": self.sampler.label(), "omega": self.omega, "model_calls": calls,
+            "rows_per_call": if self.omega == 0.0 { 1 } else { 2 }, "images": self.images,
+            "seconds": secs, "images_per_s": ips, "seconds_for_50k": 50_000.0 / ips,
+        });
+        report(self.json, record, || {
+            let (p, s) = (c.model.preset.name(), t.data.size);
             println!(
-                "{}",
-                serde_json::json!({
-                    "bench": "sample", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
-                    "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
-                    "sampler": self.sampler.label(), "omega": self.omega, "model_calls": calls,
-                    "rows_per_call": if self.omega == 0.0 { 1 } else { 2 }, "images": self.images,
-                    "seconds": secs, "images_per_s": ips, "seconds_for_50k": 50_000.0 / ips,
-                })
-            );
-        } else {
-            println!(
-                "bench sample: preset {} ({} parameters), {}×{}, {} with ω {}, batch {}, {} on {device_name}",
-                c.model.preset.name(),
+                "bench sample: preset {p} ({} parameters), {s}×{s}, {} with ω {}, batch {}, {} on {device_name}",
                 t.parameters(),
-                t.data.size,
-                t.data.size,
                 self.sampler.label(),
                 self.omega,
                 c.batch,
                 c.backend.name()
             );
             println!("{} images in {secs:.2} s: {ips:.1} images/s; 50,000 samples would take {:.1} min", self.images, 50_000.0 / ips / 60.0);
-        }
+        });
         Ok(())
     }
 }
@@ -351,43 +359,29 @@ impl WithBackend for TrainBench {
     type Output = anyhow::Result<()>;
     fn run<B: TrainBackend>(self, device: B::Device, device_name: String) -> anyhow::Result<()> {
         let data = self.config.data.load()?;
-        let mut t = Trainer::<B>::new(self.config.clone(), data, device.clone())?;
-        for _ in 0..self.warmup {
-            t.train_step()?;
-        }
+        let mut t = warm_trainer::<B>(self.config.clone(), data, &device, self.warmup)?;
         let secs = timed_steps(&mut t, self.config.steps, &device)?;
         let steps = self.config.steps as f64;
         let ips = steps * self.config.batch as f64 / secs;
         // Network work actually done per second (a training image = three forwards).
         let gflops_per_s = ips * 3.0 * t.model.forward_flops(t.data.size).total() / 1e9;
         let c = &self.config;
-        if self.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "bench": "train", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
-                    "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
-                    "steps": c.steps, "warmup": self.warmup, "seconds": secs,
-                    "seconds_per_step": secs / steps, "images_per_s": ips, "network_gflops_per_s": gflops_per_s,
-                })
-            );
-        } else {
-            println!(
-                "bench train: preset {} ({} parameters), batch {}, {}×{}, {} on {device_name}",
-                c.model.preset.name(),
-                t.parameters(),
-                c.batch,
-                t.data.size,
-                t.data.size,
-                c.backend.name()
-            );
+        let record = serde_json::json!({
+            "bench": "train", "preset": c.model.preset.name(), "batch": c.batch, "image_size": t.data.size,
+            "backend": c.backend.name(), "device": device_name, "parameters": t.parameters(),
+            "steps": c.steps, "warmup": self.warmup, "seconds": secs,
+            "seconds_per_step": secs / steps, "images_per_s": ips, "network_gflops_per_s": gflops_per_s,
+        });
+        report(self.json, record, || {
+            let (p, s) = (c.model.preset.name(), t.data.size);
+            println!("bench train: preset {p} ({} parameters), batch {}, {s}×{s}, {} on {device_name}", t.parameters(), c.batch, c.backend.name());
             println!(
                 "{:.4} s/step over {} steps ({} warm-up excluded): {ips:.1} images/s, {gflops_per_s:.1} GFLOP/s of network work",
                 secs / steps,
                 c.steps,
                 self.warmup
             );
-        }
+        });
         Ok(())
     }
 }
@@ -413,14 +407,14 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                     let layout = ltlab_engine::geometry::Features::new(f.n, 2, xy)?;
                     ltlab_engine::eval::feature_file::write_features(&dir.join(format!("{}.npy", m.name())), &layout)?;
                 }
-                if !json {
-                    println!("{:<5} {:>8.2} s  k-NN preservation (k = {k}) {:.4}", m.name(), secs, kept);
+                rows.push((m.name(), secs, kept));
+            }
+            let results: Vec<_> = rows.iter().map(|(m, s, kept)| serde_json::json!({ "method": m, "seconds": s, "knn_preservation": kept })).collect();
+            report(json, serde_json::json!({ "n": f.n, "d": f.d, "k": k, "results": results }), || {
+                for (m, secs, kept) in &rows {
+                    println!("{m:<5} {secs:>8.2} s  k-NN preservation (k = {k}) {kept:.4}");
                 }
-                rows.push(serde_json::json!({ "method": m.name(), "seconds": secs, "knn_preservation": kept }));
-            }
-            if json {
-                println!("{}", serde_json::json!({ "n": f.n, "d": f.d, "k": k, "results": rows }));
-            }
+            });
             Ok(())
         }
         BenchCommand::Eval { samples, dim, classes, network, images, image_size, channels, batch, backend, json } => {
@@ -561,17 +555,13 @@ impl WithBackend for EvalBench {
         ex.extract(&imgs, self.batch, &device, &mut |_, _| {})?;
         let feature_secs = clock.elapsed().as_secs_f64();
         let per_image = feature_secs / self.images as f64;
-        if self.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "bench": "eval", "samples": self.samples, "dim": self.dim, "classes": self.classes, "device": device_name,
-                    "metrics_seconds": report.seconds, "metrics_total": metrics_total,
-                    "network": self.network, "images": self.images, "image_size": size, "channels": channels, "batch": self.batch,
-                    "feature_seconds": feature_secs, "feature_seconds_per_image": per_image,
-                })
-            );
-        } else {
+        let record = serde_json::json!({
+            "bench": "eval", "samples": self.samples, "dim": self.dim, "classes": self.classes, "device": device_name,
+            "metrics_seconds": report.seconds, "metrics_total": metrics_total,
+            "network": self.network, "images": self.images, "image_size": size, "channels": channels, "batch": self.batch,
+            "feature_seconds": feature_secs, "feature_seconds_per_image": per_image,
+        });
+        self::report(self.json, record, || {
             println!(
                 "bench eval on {device_name}: {} real + {} generated vectors of dimension {}, {} classes",
                 self.samples, self.samples, self.dim, self.classes
@@ -580,15 +570,14 @@ impl WithBackend for EvalBench {
                 println!("  {k:<18} {v:>8.2} s");
             }
             println!("  {:<18} {metrics_total:>8.2} s", "metrics total");
+            let (n, b) = (self.images, self.batch);
             println!(
-                "{} network, {} images of {channels}×{size}×{size}, batch {}: {feature_secs:.2} s ({:.1} images/s; {:.0} s per 10k)",
+                "{} network, {n} images of {channels}×{size}×{size}, batch {b}: {feature_secs:.2} s ({:.1} images/s; {:.0} s per 10k)",
                 self.network,
-                self.images,
-                self.batch,
                 1.0 / per_image,
                 per_image * 1e4
             );
-        }
+        });
         Ok(())
     }
 }
