@@ -7,12 +7,13 @@ use crate::{DatasetSummary, Entanglement, Event, LatentMap, T_BUCKETS, TransferA
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RunId(pub u64);
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub enum RunStatus {
     /// Read from disk; no engine attached.
+    #[default]
     Stored,
     Starting,
     Training,
@@ -49,8 +50,8 @@ pub struct GridImage {
 }
 
 /// A run without its heavy parts: what a snapshot sends a page, and the one place a run's
-/// fields are declared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// fields are declared (a new field with a `Default` is one line here).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunHeader {
     pub id: RunId,
     pub name: String,
@@ -184,22 +185,7 @@ pub struct EvalSummary {
 
 impl RunData {
     pub fn new(id: RunId, name: impl Into<String>, dir: impl Into<String>) -> Self {
-        let header = RunHeader {
-            id,
-            name: name.into(),
-            dir: dir.into(),
-            config_text: String::new(),
-            methods: "ddpm".into(),
-            dataset: None,
-            total_steps: 0,
-            batch: 0,
-            checkpoints: BTreeSet::new(),
-            status: RunStatus::Stored,
-            entanglement: BTreeMap::new(),
-            evals: Vec::new(),
-            transfers: Vec::new(),
-            warnings: Vec::new(),
-        };
+        let header = RunHeader { id, name: name.into(), dir: dir.into(), methods: "ddpm".into(), ..Default::default() };
         Self { header, metrics: Metrics::default(), grids: BTreeMap::new(), latent_maps: Vec::new(), view_grids: Vec::new() }
     }
 
