@@ -915,3 +915,108 @@ fn fid_inception_matches_pytorch_fid_and_torch_fidelity() {
     // The IS says something: far from 1 at this tolerance.
     assert!(is > 1.1, "{is}");
 }
+
+/// The largest difference of two .npy arrays of the same shape, and the largest value.
+fn npy_diff(a: &Path, b: &Path) -> (f32, f32) {
+    let ((sa, va), (sb, vb)) = (ltlab_engine::eval::feature_file::read_array(a).unwrap(), ltlab_engine::eval::feature_file::read_array(b).unwrap());
+    assert_eq!(sa, sb, "{} vs {}", a.display(), b.display());
+    (va.iter().zip(&vb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max), vb.iter().fold(0f32, |m, v| m.max(v.abs())))
+}
+
+/// Checkpoints written by the reference repositories' own code (tools/reference_fixture.py:
+/// pytorch-ddpm's unconditional U-Net, CBDM-pytorch's with its label embedding, every parameter
+/// drawn) import as runs whose ε is the reference network's: with the label, without it (CFG's
+/// ε(x, ∅)), EMA and raw weights.
+#[test]
+fn reference_checkpoints_import_and_give_the_reference_epsilon() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference");
+    let tmp = tempfile::tempdir().unwrap();
+    for (repo, conditional, step) in [("cbdm", true, 20), ("pytorch-ddpm", false, 40)] {
+        let fx = fixtures.join(repo);
+        let ckpt = if conditional { fx.join("ckpt_20.pt") } else { fx.join("ckpt.pt") };
+        let out = tmp.path().join(repo);
+        let o = run(&["import", ckpt.to_str().unwrap(), "--out", out.to_str().unwrap(), "--dataset", "synthetic", "--image-size", "8"]);
+        assert!(o.status.success(), "{repo}: {}", stderr(&o));
+        let cfg = RunDir::open(&out).unwrap().read_config().unwrap();
+        let arch = cfg.model.architecture.as_ref().unwrap();
+        assert_eq!((arch.base_channels, arch.res_blocks, cfg.model.conditional, cfg.steps), (32, 1, conditional, step), "{repo}");
+        assert_eq!(arch.channel_mults, if conditional { vec![1, 1] } else { vec![1] }, "{repo}");
+        assert_eq!(arch.attn_levels, if conditional { vec![1] } else { vec![] }, "{repo}");
+        assert!(cfg.imported.as_ref().unwrap().flagfile.as_ref().unwrap().ends_with("flagfile.txt"));
+        let mut cases = vec![("ema", true, "eps_ema"), ("raw", true, "eps_raw")];
+        if conditional {
+            cases.push(("ema", false, "eps_ema_uncond"));
+        }
+        for (weights, with_y, expected) in cases {
+            let eps = tmp.path().join(format!("{repo}-{expected}.npy"));
+            let (x, t, y) = (fx.join("x.npy"), fx.join("t.npy"), fx.join("y.npy"));
+            let mut args =
+                vec!["model", "forward", "--run", out.to_str().unwrap(), "--weights", weights, "--x", x.to_str().unwrap(), "--t", t.to_str().unwrap()];
+            if with_y && conditional {
+                args.extend(["--y", y.to_str().unwrap()]);
+            }
+            args.extend(["--out", eps.to_str().unwrap()]);
+            let o = run(&args);
+            assert!(o.status.success(), "{repo} {expected}: {}", stderr(&o));
+            let (worst, scale) = npy_diff(&eps, &fx.join(format!("{expected}.npy")));
+            assert!(worst <= 1e-5 * scale.max(1.0), "{repo} {expected}: ε differs from the reference by {worst} (largest {scale})");
+        }
+    }
+    // An unconditional model takes no labels.
+    let fx = fixtures.join("pytorch-ddpm");
+    let (x, t, y) = (fx.join("x.npy"), fx.join("t.npy"), fixtures.join("cbdm/y.npy"));
+    let eps = tmp.path().join("e.npy");
+    let run_dir = tmp.path().join("pytorch-ddpm");
+    let args = [
+        "model",
+        "forward",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--x",
+        x.to_str().unwrap(),
+        "--t",
+        t.to_str().unwrap(),
+        "--y",
+        y.to_str().unwrap(),
+        "--out",
+        eps.to_str().unwrap(),
+    ];
+    assert_fails(&args, &["`y`", "no classes"]);
+    // Wrong inputs are named: x of another shape, t as floats.
+    let args = ["model", "forward", "--run", run_dir.to_str().unwrap(), "--x", t.to_str().unwrap(), "--t", t.to_str().unwrap(), "--out", eps.to_str().unwrap()];
+    assert_fails(&args, &["t.npy"]);
+    let args = ["model", "forward", "--run", run_dir.to_str().unwrap(), "--x", x.to_str().unwrap(), "--t", x.to_str().unwrap(), "--out", eps.to_str().unwrap()];
+    assert_fails(&args, &["x.npy", "class labels"]);
+    // A folder of ckpt_{step}.pt is one run with a checkpoint per step.
+    let folder = tmp.path().join("folder");
+    let o = run(&["import", fixtures.join("cbdm").to_str().unwrap(), "--out", folder.to_str().unwrap(), "--dataset", "synthetic", "--image-size", "8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(RunDir::open(&folder).unwrap().checkpoints().iter().map(|c| c.0).collect::<Vec<_>>(), [20]);
+}
+
+/// A file that is not a reference checkpoint, a truncated one, a format that does not fit and
+/// data the model was not trained on are errors that name the file or option; nothing is left
+/// behind.
+#[test]
+fn bad_reference_checkpoints_are_named_errors() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let import = |src: &Path, extra: &[&str], want: &[&str]| {
+        let size = if extra.contains(&"--image-size") { vec![] } else { vec!["--image-size", "8"] };
+        let mut args = vec!["import", src.to_str().unwrap(), "--out", out.to_str().unwrap(), "--dataset", "synthetic"];
+        args.extend(size.into_iter().chain(extra.iter().copied()));
+        assert_fails(&args, want);
+        assert!(!out.exists(), "a failed import leaves no run");
+    };
+    let ckpt = fixtures.join("cbdm/ckpt_20.pt");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let truncated = tmp.path().join("truncated.pt");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    import(&truncated, &[], &["truncated.pt", "not a PyTorch checkpoint"]);
+    import(&fixtures.join("cbdm/x.npy"), &[], &["x.npy", "not a PyTorch checkpoint"]);
+    import(&ckpt, &["--format", "pytorch-ddpm"], &["`format`", "label embedding"]);
+    import(&ckpt, &["--format", "dpm"], &["`format`", "dpm"]);
+    import(&ckpt, &["--image-size", "9"], &["image size 9", "model.architecture"]);
+    import(tmp.path(), &[], &["ckpt_{step}.pt"]);
+}

@@ -9,7 +9,7 @@ use ltlab_engine::backend::{self, BackendKind};
 use ltlab_engine::data::{DataConfig, DatasetKind};
 use ltlab_engine::diffusion::SamplerKind;
 use ltlab_engine::model::Preset;
-use ltlab_engine::train::config::{DiffusionConfig, LogConfig, ModelConfig, TrainConfig};
+use ltlab_engine::train::config::{LogConfig, ModelConfig, TrainConfig};
 use ltlab_engine::train::engine::{Launch, spawn};
 use ltlab_engine::train::run_dir::RunDir;
 use ltlab_types::{Event, StepRecord};
@@ -22,29 +22,15 @@ fn config(backend: BackendKind, steps: u64) -> TrainConfig {
     let mut data = DataConfig::new(DatasetKind::Synthetic, 0.5);
     data.image_size = Some(8);
     data.synthetic_per_class = 4;
-    TrainConfig {
-        name: format!("micro-{}", backend.name()),
-        seed: 11,
-        steps,
-        batch: 4,
-        backend,
-        data,
-        // Dropout off: its masks come from each backend's own generator.
-        model: ModelConfig { preset: Preset::Micro, dropout: None, attn_out_init: Default::default() },
-        optim: Default::default(),
-        diffusion: DiffusionConfig::default(),
-        batch_sampler: None,
-        methods: Default::default(),
-        log: LogConfig {
-            checkpoint_every: 2,
-            sample_every: 0,
-            grid_per_class: 2,
-            grid_sampler: SamplerKind::Ddim { steps: 4, final_x0: true, clip_x0: true },
-            ..Default::default()
-        },
-        eval: Default::default(),
-        record: None,
-    }
+    let log = LogConfig {
+        checkpoint_every: 2,
+        sample_every: 0,
+        grid_per_class: 2,
+        grid_sampler: SamplerKind::Ddim { steps: 4, final_x0: true, clip_x0: true },
+        ..Default::default()
+    };
+    // Dropout off: its masks come from each backend's own generator.
+    TrainConfig { seed: 11, backend, log, ..TrainConfig::new(format!("micro-{}", backend.name()), data, ModelConfig::new(Preset::Micro), steps, 4) }
 }
 
 /// Runs `launch` to its end; the steps it logged and how long it took.

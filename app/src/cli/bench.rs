@@ -8,7 +8,7 @@ use ltlab_engine::diffusion::{SamplerKind, sample};
 use ltlab_engine::methods::REGISTRY;
 use ltlab_engine::model::Preset;
 use ltlab_engine::ops::TrainBackend;
-use ltlab_engine::train::config::{DiffusionConfig, LogConfig, ModelConfig};
+use ltlab_engine::train::config::ModelConfig;
 use ltlab_engine::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -459,22 +459,8 @@ fn bench_config(preset: &str, batch: usize, backend: &str, steps: u64, image_siz
     let mut data = DataConfig::new(DatasetKind::Synthetic, imbalance);
     data.image_size = Some(image_size);
     data.synthetic_per_class = (batch.div_ceil(10).max(16) as f64 / imbalance).ceil() as usize;
-    let config = TrainConfig {
-        name: "bench".into(),
-        seed: 0,
-        steps,
-        batch,
-        backend: BackendKind::parse(backend)?,
-        data,
-        model: ModelConfig { preset: Preset::parse(preset)?, dropout: None, attn_out_init: Default::default() },
-        optim: Default::default(),
-        diffusion: DiffusionConfig::default(),
-        batch_sampler: None,
-        methods: Default::default(),
-        log: LogConfig::default(),
-        eval: Default::default(),
-        record: None,
-    };
+    let config =
+        TrainConfig { backend: BackendKind::parse(backend)?, ..TrainConfig::new("bench", data, ModelConfig::new(Preset::parse(preset)?), steps, batch) };
     config.validate()?;
     Ok(config)
 }

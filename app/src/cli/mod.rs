@@ -6,6 +6,7 @@ mod bench;
 mod bench_lab;
 mod data;
 mod eval;
+mod import;
 mod model;
 mod sample;
 mod train;
@@ -24,6 +25,8 @@ pub enum Command {
     Model(model::ModelCommand),
     /// Train a model (a new run, or `--resume DIR`).
     Train(crate::host::launch::TrainArgs),
+    /// A checkpoint of the reference PyTorch code (or a folder of them) as an ltlab run.
+    Import(import::ImportArgs),
     /// Sample per-class grids from a run's EMA model.
     Sample(sample::SampleArgs),
     /// Sample-quality metrics (FID, KID, IS, precision/recall, PRD; per class and Many/Medium/
@@ -47,6 +50,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Data(c) => data::run(c),
         Command::Model(c) => model::run(c),
         Command::Train(a) => train::run(a),
+        Command::Import(a) => import::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Eval(a) => eval::run(*a),
         Command::Analyze(c) => analyze::run(c),

@@ -1,7 +1,14 @@
-use clap::Subcommand;
-use ltlab_engine::backend::Flex;
-use ltlab_engine::model::{Preset, UNet};
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use ltlab_engine::backend::{BackendKind, Flex, WithBackend, dispatch};
+use ltlab_engine::burn::module::AutodiffModule;
+use ltlab_engine::burn::prelude::*;
+use ltlab_engine::eval::feature_file::{read_array, read_labels, write_array};
+use ltlab_engine::model::{ClassCond, Preset, UNet};
+use ltlab_engine::ops::TrainBackend;
+use ltlab_engine::train::run_dir::RunDir;
 use ltlab_engine::weights;
+use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
@@ -20,10 +27,86 @@ pub enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The network's ε on given inputs (.npy files), to compare a model with another
+    /// implementation: ε(x, t, y), or ε(x, t, ∅) without --y.
+    Forward(ForwardArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Checkpoint step (default: the newest).
+    #[arg(long)]
+    step: Option<u64>,
+    /// ema or raw.
+    #[arg(long, default_value = "ema", value_parser = ["ema", "raw"])]
+    weights: String,
+    /// Noisy images, N × C × S × S float32/float64.
+    #[arg(long)]
+    x: PathBuf,
+    /// Timesteps, N integers in [0, T).
+    #[arg(long)]
+    t: PathBuf,
+    /// Class labels, N integers; none: the unconditional forward.
+    #[arg(long)]
+    y: Option<PathBuf>,
+    /// Where ε is written (.npy, float32, the shape of x).
+    #[arg(long)]
+    out: PathBuf,
+    /// Backend (default: flex).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+}
+
+impl WithBackend for ForwardArgs {
+    type Output = anyhow::Result<()>;
+    fn run<B: TrainBackend>(self, device: B::Device, _: String) -> anyhow::Result<()> {
+        let (trainer, step) = RunDir::open(&self.run)?.trainer::<B>(self.step, device.clone())?;
+        let (shape, x) = read_array(&self.x)?;
+        let (c, s) = (trainer.data.channels, trainer.data.size);
+        let [n, xc, xh, xw] = shape[..] else { bail!("{}: expected N × {c} × {s} × {s}, found shape {shape:?}", self.x.display()) };
+        if (xc, xh, xw) != (c, s, s) || n == 0 {
+            bail!("{}: expected N × {c} × {s} × {s} (the run's images), found shape {shape:?}", self.x.display());
+        }
+        let t = read_labels(&self.t)?;
+        let timesteps = trainer.schedule.len();
+        if t.len() != n || t.iter().any(|&v| v >= timesteps) {
+            bail!("{}: expected {n} timesteps in [0, {timesteps}), found {} values (max {:?})", self.t.display(), t.len(), t.iter().max());
+        }
+        let model = if self.weights == "raw" { trainer.model.valid() } else { trainer.ema.clone() };
+        let cond = match &self.y {
+            None => ClassCond::Uncond,
+            Some(path) => {
+                let classes = model.num_classes();
+                let y = read_labels(path)?;
+                if classes == 0 {
+                    bail!("option `y`: the run's model has no classes (an unconditional U-Net); leave --y out");
+                }
+                if y.len() != n || y.iter().any(|&v| v >= classes) {
+                    bail!("{}: expected {n} class labels in [0, {classes}), found {} values (max {:?})", path.display(), y.len(), y.iter().max());
+                }
+                let y: Vec<i64> = y.into_iter().map(|v| v as i64).collect();
+                ClassCond::Labels(Tensor::from_data(TensorData::new(y, [n]), &device))
+            }
+        };
+        let x = Tensor::from_data(TensorData::new(x, [n, c, s, s]), &device);
+        let eps = model.forward(x, &t, &cond, false).eps;
+        let values: Vec<f32> = eps.into_data().convert::<f32>().to_vec().expect("f32 values");
+        write_array(&self.out, &shape, &values)?;
+        eprintln!("wrote ε of {n} images ({} weights, step {step}) to {}", self.weights, self.out.display());
+        Ok(())
+    }
 }
 
 pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
-    let ModelCommand::Info { preset, classes, image_size, channels, json } = cmd;
+    let (preset, classes, image_size, channels, json) = match cmd {
+        ModelCommand::Forward(a) => {
+            let backend = BackendKind::parse(&a.backend)?;
+            return dispatch(backend, a)?;
+        }
+        ModelCommand::Info { preset, classes, image_size, channels, json } => (preset, classes, image_size, channels, json),
+    };
     if classes == 0 {
         anyhow::bail!("option `classes`: must be at least 1");
     }

@@ -177,7 +177,9 @@ pub fn sample<B: FastBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Option<Tensor<B, 4>>> {
-    if let Some(&bad) = req.labels.iter().find(|&&y| y >= model.num_classes()) {
+    // A model without classes ignores the labels: they only pick each image's fixed noise.
+    let classes = model.num_classes();
+    if let Some(&bad) = req.labels.iter().find(|&&y| classes > 0 && y >= classes) {
         return Err(Error::option("class", format!("class {bad} does not exist; the model has {} classes", model.num_classes())));
     }
     sample_with(

@@ -1,5 +1,6 @@
-//! Feature vectors as `.npy` files (numpy's format), so that features made elsewhere can be
-//! scored by ltlab and ltlab's features checked elsewhere.
+//! Arrays as `.npy` files (numpy's format): feature vectors, so that features made elsewhere can
+//! be scored by ltlab and ltlab's checked elsewhere, class labels, and a network's inputs and
+//! outputs (`ltlab model forward`).
 
 use crate::error::{Error, Result, write_atomic};
 use crate::geometry::Features;
@@ -66,13 +67,11 @@ fn open(path: &Path) -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>>
     Ok(npy)
 }
 
-/// An N × D array of float32 or float64 in C order.
-pub fn read_features(path: &Path) -> Result<Features> {
+/// A float32 or float64 array of any shape in C order, as float32: (shape, values). Every value
+/// finite.
+pub fn read_array(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let npy = open(path)?;
-    let shape = npy.shape().to_vec();
-    if shape.len() != 2 || shape[0] == 0 || shape[1] == 0 {
-        return Err(Error::data(path, format!("expected a 2-D array (vectors × dimensions), found shape {shape:?}")));
-    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if npy.order() != Order::C {
         return Err(Error::data(path, "array is in Fortran order; save it with numpy's default (C) order"));
     }
@@ -86,9 +85,18 @@ pub fn read_features(path: &Path) -> Result<Features> {
         other => return Err(Error::data(path, format!("expected float32 or float64 values (<f4, <f8), found {other}"))),
     };
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::data(path, format!("value {} (row {}) is not finite", data[i], i / shape[1] as usize)));
+        return Err(Error::data(path, format!("value {} (at flat index {i}) is not finite", data[i])));
     }
-    Features::new(shape[0] as usize, shape[1] as usize, data).map_err(|e| Error::data(path, e.to_string()))
+    Ok((shape, data))
+}
+
+/// An N × D array of float32 or float64 in C order.
+pub fn read_features(path: &Path) -> Result<Features> {
+    let (shape, data) = read_array(path)?;
+    if shape.len() != 2 || shape[0] == 0 || shape[1] == 0 {
+        return Err(Error::data(path, format!("expected a 2-D array (vectors × dimensions), found shape {shape:?}")));
+    }
+    Features::new(shape[0], shape[1], data).map_err(|e| Error::data(path, e.to_string()))
 }
 
 /// A 1-D array of non-negative integer class labels.
@@ -108,10 +116,16 @@ pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
 
 /// Writes `f` as a float32 N × D `.npy` file (temp file + rename).
 pub fn write_features(path: &Path, f: &Features) -> Result<()> {
+    write_array(path, &[f.n, f.d], &f.data)
+}
+
+/// Writes a float32 array of any shape as a `.npy` file (temp file + rename).
+pub fn write_array(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     let mut buf = Vec::new();
     {
-        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[f.n as u64, f.d as u64]).writer(&mut buf).begin_nd().map_err(|e| Error::io(path, e))?;
-        w.extend(f.data.iter().copied()).map_err(|e| Error::io(path, e))?;
+        let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut buf).begin_nd().map_err(|e| Error::io(path, e))?;
+        w.extend(values.iter().copied()).map_err(|e| Error::io(path, e))?;
         w.finish().map_err(|e| Error::io(path, e))?;
     }
     write_atomic(path, &buf)

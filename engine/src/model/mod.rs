@@ -2,6 +2,7 @@
 
 pub mod expert;
 pub mod presets;
+pub mod reference;
 pub mod unet;
 
 pub use presets::Preset;

@@ -300,7 +300,8 @@ impl<B: FastBackend> ResBlock<B> {
 pub struct UNet<B: Backend> {
     time_fc1: Linear<B>,
     time_fc2: Linear<B>,
-    class_emb: Embedding<B>,
+    /// None in a model without classes (pytorch-ddpm's unconditional U-Net).
+    class_emb: Option<Embedding<B>>,
     head: Conv2d<B>,
     down: Vec<DownLayer<B>>,
     mid1: ResBlock<B>,
@@ -388,7 +389,7 @@ impl UNetConfig {
         UNet {
             time_fc1: linear(ch, emb, device),
             time_fc2: linear(emb, emb, device),
-            class_emb: EmbeddingConfig::new(self.num_classes, emb).init(device),
+            class_emb: (self.num_classes > 0).then(|| EmbeddingConfig::new(self.num_classes, emb).init(device)),
             head: conv(self.image_channels, ch, 3, 1, 1.0, device),
             down,
             mid1,
@@ -428,15 +429,16 @@ impl<B: FastBackend> UNet<B> {
         assert_eq!(t.len(), b, "one timestep per image");
         let temb = timestep_embedding::<B>(t, self.base_channels, &device);
         let mut emb = self.time_fc2.forward(silu(self.time_fc1.forward(temb)));
-        let class_term = |labels: &Tensor<B, 1, Int>| {
-            let e = self.class_emb.forward(labels.clone().reshape([b, 1]));
+        let class_term = |class_emb: &Embedding<B>, labels: &Tensor<B, 1, Int>| {
+            let e = class_emb.forward(labels.clone().reshape([b, 1]));
             let d = e.dims()[2];
             e.reshape([b, d])
         };
-        match cond {
-            ClassCond::Uncond => {}
-            ClassCond::Labels(labels) => emb = emb + class_term(labels),
-            ClassCond::Masked { labels, keep } => emb = emb + class_term(labels) * keep.clone().reshape([b, 1]),
+        // A model without classes has no class term whatever the condition says.
+        match (cond, &self.class_emb) {
+            (ClassCond::Uncond, _) | (_, None) => {}
+            (ClassCond::Labels(labels), Some(c)) => emb = emb + class_term(c, labels),
+            (ClassCond::Masked { labels, keep }, Some(c)) => emb = emb + class_term(c, labels) * keep.clone().reshape([b, 1]),
         }
         let emb_act = silu(emb);
 

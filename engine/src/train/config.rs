@@ -52,6 +52,9 @@ pub struct TrainConfig {
     /// Written by ltlab into a run's config.toml: what the run actually saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<RunRecord>,
+    /// Written by `ltlab import`: the reference checkpoints the run was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<super::import::Imported>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +66,44 @@ pub struct ModelConfig {
     pub dropout: Option<f64>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub attn_out_init: AttnOutInit,
+    /// A U-Net given layer by layer in place of the preset's (an imported model's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
+    /// False: a model without classes (no class embedding; pytorch-ddpm's unconditional
+    /// U-Net). Its grids' rows are samples, not classes.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub conditional: bool,
+}
+
+/// The U-Net's shape, as the reference code's flags give it (`ch`, `ch_mult`,
+/// `num_res_blocks`, `attn`); the time embedding is `time_mult · base_channels` wide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    pub base_channels: usize,
+    pub channel_mults: Vec<usize>,
+    pub res_blocks: usize,
+    /// Levels whose ResBlocks carry self-attention (0 = full resolution).
+    pub attn_levels: Vec<usize>,
+    #[serde(default = "four")]
+    pub time_mult: usize,
+}
+
+impl ModelConfig {
+    /// The preset's U-Net as it is.
+    pub fn new(preset: Preset) -> Self {
+        Self { preset, dropout: None, attn_out_init: AttnOutInit::default(), architecture: None, conditional: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
+fn four() -> usize {
+    4
 }
 
 /// How the attention block's output projection starts (SPEC §2).
@@ -196,6 +237,28 @@ pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
 ];
 
 impl TrainConfig {
+    /// A run of `steps` steps of `batch` images on `data` with `model`, every other setting its
+    /// default (DDPM + CFG on flex, seed 0).
+    pub fn new(name: impl Into<String>, data: DataConfig, model: ModelConfig, steps: u64, batch: usize) -> Self {
+        Self {
+            name: name.into(),
+            seed: 0,
+            steps,
+            batch,
+            backend: BackendKind::default(),
+            data,
+            model,
+            optim: OptimConfig::default(),
+            diffusion: DiffusionConfig::default(),
+            batch_sampler: None,
+            methods: MethodsConfig::default(),
+            log: LogConfig::default(),
+            eval: EvalConfig::default(),
+            record: None,
+            imported: None,
+        }
+    }
+
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         let cfg: TrainConfig = toml::from_str(text).map_err(|e| Error::data(origin, format!("not a valid run config: {e}")))?;
         cfg.validate()?;

@@ -249,35 +249,21 @@ mod tests {
     use super::*;
     use crate::data::{DataConfig, DatasetKind};
     use crate::model::Preset;
-    use crate::train::config::{DiffusionConfig, LogConfig, ModelConfig};
+    use crate::train::config::{LogConfig, ModelConfig};
     use std::time::Duration;
 
     fn config() -> TrainConfig {
         let mut data = DataConfig::new(DatasetKind::Synthetic, 0.5);
         data.image_size = Some(8);
         data.synthetic_per_class = 4;
-        TrainConfig {
-            name: "engine-test".into(),
-            seed: 1,
-            steps: 100_000,
-            batch: 2,
-            backend: Default::default(),
-            data,
-            model: ModelConfig { preset: Preset::Tiny, dropout: None, attn_out_init: Default::default() },
-            optim: Default::default(),
-            diffusion: DiffusionConfig::default(),
-            batch_sampler: None,
-            methods: Default::default(),
-            log: LogConfig {
-                checkpoint_every: 1_000_000,
-                sample_every: 0,
-                grid_per_class: 1,
-                grid_sampler: SamplerKind::Ddim { steps: 2, final_x0: true, clip_x0: false },
-                ..Default::default()
-            },
-            eval: Default::default(),
-            record: None,
-        }
+        let log = LogConfig {
+            checkpoint_every: 1_000_000,
+            sample_every: 0,
+            grid_per_class: 1,
+            grid_sampler: SamplerKind::Ddim { steps: 2, final_x0: true, clip_x0: false },
+            ..Default::default()
+        };
+        TrainConfig { seed: 1, log, ..TrainConfig::new("engine-test", data, ModelConfig::new(Preset::Tiny), 100_000, 2) }
     }
 
     fn next(h: &EngineHandle) -> Event {

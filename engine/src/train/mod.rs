@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod engine;
+pub mod import;
 pub mod optim;
 pub mod run_dir;
 pub mod trainer;

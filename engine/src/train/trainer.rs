@@ -352,7 +352,16 @@ fn initial_model<B: TrainBackend>(config: &UNetConfig, seed: u64, device: &B::De
 
 /// The U-Net a config asks for, checked against the data.
 pub fn model_config(cfg: &TrainConfig, data: &Dataset) -> Result<UNetConfig> {
-    let mut m = cfg.model.preset.config(data.channels, data.num_classes(), data.size)?;
+    let classes = if cfg.model.conditional { data.num_classes() } else { 0 };
+    let mut m = match &cfg.model.architecture {
+        None => cfg.model.preset.config(data.channels, classes, data.size)?,
+        Some(a) => {
+            let m = UNetConfig::new(data.channels, classes, a.base_channels, a.channel_mults.clone(), a.res_blocks, a.attn_levels.clone())
+                .with_time_mult(a.time_mult);
+            m.check_image_size(data.size).map_err(|e| Error::option("model.architecture", e))?;
+            m
+        }
+    };
     if let Some(d) = cfg.model.dropout {
         m.dropout = d;
     }
@@ -378,20 +387,11 @@ mod tests {
         data.synthetic_per_class = 4;
         data.hflip = true;
         TrainConfig {
-            name: "t".into(),
             seed: 3,
-            steps: 10,
-            batch: 3,
-            backend: Default::default(),
-            data,
-            model: ModelConfig { preset: Preset::Tiny, dropout: None, attn_out_init: Default::default() },
-            optim: Default::default(),
             diffusion: DiffusionConfig { label_drop, label_drop_p: 0.5, ..Default::default() },
             batch_sampler: Some(BatchSampler::Balanced),
-            methods: Default::default(),
             log: LogConfig { grid_per_class: 2, ..Default::default() },
-            eval: Default::default(),
-            record: None,
+            ..TrainConfig::new("t", data, ModelConfig::new(Preset::Tiny), 10, 3)
         }
     }
 
