@@ -153,7 +153,7 @@ pub enum LiveMsg {
     /// A run opened or started on the server (or re-read): the page (re)loads it.
     Run(RunSnapshot),
     Engine(RunId, Event),
-    /// A training grid at `/api/runs/{id}/grids/{step}.png`.
+    /// A training grid at `/api/runs/{id}/grids/{step}`.
     Grid(RunId, u64),
     /// A latent map; its thumbnails, if any, at `/api/runs/{id}/latents/{index}`.
     Latent {
@@ -162,7 +162,7 @@ pub enum LiveMsg {
         map: LatentMap,
         thumbnails: Option<ThumbnailShape>,
     },
-    /// A view-time grid at `/api/runs/{id}/view-grids/{index}.png`.
+    /// A view-time grid at `/api/runs/{id}/view-grids/{index}`.
     ViewGrid {
         run: RunId,
         index: usize,

@@ -96,12 +96,12 @@ pub struct RunSnapshot {
     /// Flattened: scripts read a run's `id`, `name`, `status` at the top.
     #[serde(flatten)]
     pub header: RunHeader,
-    /// Steps with a training grid (`/api/runs/{id}/grids/{step}.png`).
+    /// Steps with a training grid (`/api/runs/{id}/grids/{step}`).
     pub grid_steps: Vec<u64>,
     /// Latent maps without their images, with their thumbnails' shape if they have them
     /// (`/api/runs/{id}/latents/{index}`).
     pub latent_maps: Vec<(LatentMap, Option<ThumbnailShape>)>,
-    /// View-time grids by index (`/api/runs/{id}/view-grids/{index}.png`).
+    /// View-time grids by index (`/api/runs/{id}/view-grids/{index}`).
     pub view_grids: Vec<(u64, SampleSettings)>,
 }
 
