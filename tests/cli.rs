@@ -1019,4 +1019,11 @@ fn bad_reference_checkpoints_are_named_errors() {
     import(&ckpt, &["--format", "dpm"], &["`format`", "dpm"]);
     import(&ckpt, &["--image-size", "9"], &["image size 9", "model.architecture"]);
     import(tmp.path(), &[], &["ckpt_{step}.pt"]);
+    // A folder whose second checkpoint is another network: found after the first was written,
+    // and the half-made run is removed.
+    let mixed = tmp.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    std::fs::copy(&ckpt, mixed.join("ckpt_20.pt")).unwrap();
+    std::fs::copy(fixtures.join("pytorch-ddpm/ckpt.pt"), mixed.join("ckpt_40.pt")).unwrap();
+    import(&mixed, &["--format", "long-tail"], &["ckpt_40.pt"]);
 }

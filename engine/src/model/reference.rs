@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use burn_store::TensorSnapshot;
-use burn_store::pytorch::PytorchReader;
+use burn_store::pytorch::{PytorchError, PytorchReader};
 use burn_store::pytorch::reader::PickleValue;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -317,11 +317,17 @@ fn integer(path: &Path, key: &str) -> Result<Option<u64>> {
     match PytorchReader::read_pickle_data(path, Some(key)) {
         Ok(PickleValue::Int(i)) if i >= 0 => Ok(Some(i as u64)),
         Ok(other) => Err(Error::data(path, format!("`{key}` is {other:?}, expected a step number"))),
-        Err(_) => Ok(None),
+        Err(PytorchError::KeyNotFound(_)) => Ok(None),
+        Err(e) => Err(Error::data(path, format!("not a PyTorch checkpoint of the reference code: {e}"))),
     }
 }
 
 impl RefCheckpoint {
+    /// The training step a checkpoint was saved at (its pickle only, no tensor read).
+    pub fn step_of(path: &Path) -> Result<u64> {
+        integer(path, "step")?.ok_or_else(|| Error::data(path, "no `step`: not a training checkpoint of the reference code"))
+    }
+
     /// Reads a checkpoint of the reference code; `format` overrides the detection.
     pub fn read(path: &Path, format: Option<RefFormat>) -> Result<Self> {
         let reader = PytorchReader::new(path).map_err(|e| Error::data(path, format!("not a PyTorch checkpoint of the reference code: {e}")))?;
@@ -352,7 +358,7 @@ impl RefCheckpoint {
         }
         let mut extras = Vec::new();
         let (ema_w, raw_w) = (map_net(&ema, &architecture, &mut extras)?, map_net(&raw, &architecture, &mut extras)?);
-        let step = integer(path, "step")?.ok_or_else(|| Error::data(path, "no `step`: not a training checkpoint of the reference code"))?;
+        let step = Self::step_of(path)?;
         let noise = ["x_T", "fixed_x_T"].iter().find_map(|k| all.get(*k));
         let fixed_noise = match noise {
             Some(t) => {

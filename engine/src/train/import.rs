@@ -76,7 +76,15 @@ fn flag<T: std::str::FromStr>(flags: &BTreeMap<String, Vec<String>>, name: &str,
 }
 
 /// The run config of an import: architecture from the tensors, training settings from the flags.
-fn config(name: &str, r: &RefCheckpoint, flags: &BTreeMap<String, Vec<String>>, flagfile: &Path, data: DataConfig, imported: Imported) -> Result<TrainConfig> {
+fn config(
+    name: &str,
+    r: &RefCheckpoint,
+    steps: u64,
+    flags: &BTreeMap<String, Vec<String>>,
+    flagfile: &Path,
+    data: DataConfig,
+    imported: Imported,
+) -> Result<TrainConfig> {
     let a = &r.architecture;
     let mut model = ModelConfig::new(Preset::Paper);
     model.architecture = Some(Architecture {
@@ -89,7 +97,7 @@ fn config(name: &str, r: &RefCheckpoint, flags: &BTreeMap<String, Vec<String>>, 
     model.conditional = a.num_classes > 0;
     model.dropout = Some(flag(flags, "dropout", flagfile)?.unwrap_or(0.1));
     let batch = flag(flags, "batch_size", flagfile)?.unwrap_or(128);
-    let mut cfg = TrainConfig { imported: Some(imported), ..TrainConfig::new(name, data, model, r.step, batch) };
+    let mut cfg = TrainConfig { imported: Some(imported), ..TrainConfig::new(name, data, model, steps, batch) };
     cfg.diffusion.timesteps = a.timesteps;
     if let Some(b) = flag(flags, "beta_1", flagfile)? {
         cfg.diffusion.beta_start = b;
@@ -123,35 +131,38 @@ fn checked(weights: &RefWeights, want: &BTreeMap<String, Vec<usize>>, which: &st
     Ok(())
 }
 
+/// A reference checkpoint as ltlab's: raw weights as `model.*`, EMA as `ema.*`, the fixed noise;
+/// no Adam moments (they start afresh).
+fn into_checkpoint(c: RefCheckpoint, seed: u64) -> Checkpoint {
+    let named = |prefix: &str, w: RefWeights| w.into_iter().map(|(k, (s, v))| (format!("{prefix}.{k}"), s, v)).collect::<Vec<_>>();
+    let mut tensors = named("model", c.raw);
+    tensors.extend(named("ema", c.ema));
+    tensors.extend(c.fixed_noise.map(|(shape, values)| ("fixed_noise".to_string(), shape, values)));
+    Checkpoint { step: c.step, seed, tensors, adam_steps: Some(BTreeMap::new()) }
+}
+
 /// Imports the checkpoints into a new run directory; returns its config and the steps written.
+/// One checkpoint is in memory at a time (a folder of paper-sized ones is gigabytes); a failure
+/// part-way removes the new folder, and the config is written last.
 pub fn import(o: &ImportOptions) -> Result<(TrainConfig, Vec<u64>)> {
     let paths = files(&o.source)?;
-    let checkpoints = paths.iter().map(|p| RefCheckpoint::read(p, o.format)).collect::<Result<Vec<_>>>()?;
-    let first = &checkpoints[0];
-    if let Some(c) = checkpoints.iter().find(|c| c.architecture != first.architecture) {
-        return Err(Error::data(&c.path, format!("another network than {}", first.path.display())));
-    }
+    let steps = paths.iter().map(|p| RefCheckpoint::step_of(p)).collect::<Result<Vec<u64>>>()?;
+    let first = RefCheckpoint::read(&paths[0], o.format)?;
     let folder = if o.source.is_dir() { o.source.clone() } else { o.source.parent().map(Path::to_path_buf).unwrap_or_default() };
     let flagfile = o.flags.clone().or_else(|| Some(folder.join("flagfile.txt")).filter(|p| p.is_file()));
     let flags = flagfile.as_deref().map(read_flagfile).transpose()?.unwrap_or_default();
-    let mut extras: Vec<String> = Vec::new();
-    for e in checkpoints.iter().flat_map(|c| &c.extras) {
-        if !extras.contains(e) {
-            extras.push(e.clone());
-        }
-    }
     let imported = Imported {
         files: paths.iter().map(|p| p.display().to_string()).collect(),
         format: first.format.name().to_string(),
         flagfile: flagfile.as_ref().map(|p| p.display().to_string()),
-        extras,
+        extras: first.extras.clone(),
     };
     let name = o.out.file_name().and_then(|n| n.to_str()).unwrap_or("imported");
-    let last = checkpoints.iter().map(|c| c.step).max().unwrap_or(0);
-    let mut cfg = config(name, &RefCheckpoint { step: last, ..first.clone() }, &flags, flagfile.as_deref().unwrap_or(&folder), o.data.clone(), imported)?;
+    let last = steps.iter().copied().max().unwrap_or(0);
+    let mut cfg = config(name, &first, last, &flags, flagfile.as_deref().unwrap_or(&folder), o.data.clone(), imported)?;
     cfg.validate()?;
     let data = cfg.data.load()?;
-    let a = &first.architecture;
+    let a = first.architecture.clone();
     if data.channels != a.image_channels {
         return Err(Error::option("dataset", format!("{} has {}-channel images; the model takes {}", data.name, data.channels, a.image_channels)));
     }
@@ -160,10 +171,6 @@ pub fn import(o: &ImportOptions) -> Result<(TrainConfig, Vec<u64>)> {
     }
     let unet = model_config(&cfg, &data)?.init::<Flex>(&Default::default());
     let want: BTreeMap<String, Vec<usize>> = weights::collect(&unet).into_iter().map(|p| (p.path, p.shape)).collect();
-    for c in &checkpoints {
-        checked(&c.ema, &want, "ema_model", &c.path)?;
-        checked(&c.raw, &want, "net_model", &c.path)?;
-    }
     cfg.record = Some(RunRecord {
         dataset: data.summary(),
         parameters: want.values().map(|s| s.iter().product::<usize>()).sum(),
@@ -171,19 +178,36 @@ pub fn import(o: &ImportOptions) -> Result<(TrainConfig, Vec<u64>)> {
         backend: format!("imported ({})", first.format.name()),
         device: String::new(),
     });
+    let fresh = !o.out.exists();
     let dir = RunDir::create(&o.out)?;
-    dir.write_config(&cfg)?;
-    let mut steps = Vec::new();
-    for c in &checkpoints {
-        let host = |prefix: &str, w: &RefWeights| w.iter().map(|(k, (s, v))| (format!("{prefix}.{k}"), s.clone(), v.clone())).collect::<Vec<_>>();
-        let mut tensors = host("model", &c.raw);
-        tensors.extend(host("ema", &c.ema));
-        if let Some((shape, values)) = &c.fixed_noise {
-            tensors.push(("fixed_noise".into(), shape.clone(), values.clone()));
+    let mut next = Some(first);
+    let written = (|| -> Result<()> {
+        for path in &paths {
+            let c = match next.take() {
+                Some(c) => c,
+                None => RefCheckpoint::read(path, o.format)?,
+            };
+            if c.architecture != a {
+                return Err(Error::data(path, format!("another network than {}", paths[0].display())));
+            }
+            checked(&c.ema, &want, "ema_model", path)?;
+            checked(&c.raw, &want, "net_model", path)?;
+            let extras = &mut cfg.imported.as_mut().expect("set above").extras;
+            for e in &c.extras {
+                if !extras.contains(e) {
+                    extras.push(e.clone());
+                }
+            }
+            let step = c.step;
+            into_checkpoint(c, cfg.seed).save(&dir.checkpoint_path(step))?;
         }
-        let ckpt = Checkpoint { step: c.step, seed: cfg.seed, tensors, adam_steps: Some(BTreeMap::new()) };
-        ckpt.save(&dir.checkpoint_path(c.step))?;
-        steps.push(c.step);
+        dir.write_config(&cfg)
+    })();
+    if let Err(e) = written {
+        if fresh {
+            let _ = std::fs::remove_dir_all(&o.out);
+        }
+        return Err(e);
     }
     Ok((cfg, steps))
 }
