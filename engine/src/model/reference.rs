@@ -8,8 +8,8 @@
 
 use crate::error::{Error, Result};
 use burn_store::TensorSnapshot;
-use burn_store::pytorch::{PytorchError, PytorchReader};
 use burn_store::pytorch::reader::PickleValue;
+use burn_store::pytorch::{PytorchError, PytorchReader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
